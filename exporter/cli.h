@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line: kingpin-style long flags, --no-<flag> for booleans, --help text. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+struct options {
+	char **listen;          /* --web.listen-address, repeatable; default ":9977" */
+	size_t n_listen;
+	char *telemetry_path;   /* --web.telemetry-path, default "/metrics" */
+	bool once;              /* --once */
+	char **stats_files;     /* --kvm.stats-file, repeatable */
+	size_t n_stats_files;
+	bool per_vcpu;          /* --kvm.per-vcpu, default off */
+	bool procfs;            /* --kvm.procfs, default on */
+	uint64_t rescan_usec;   /* --kvm.rescan-interval, default 5s */
+	bool canary;            /* --kvm.canary, default off */
+	enum log_level log_level; /* --log.level, default info */
+};
+
+enum cli_result {
+	CLI_RUN = 0,  /* options parsed: run */
+	CLI_EXIT_OK,  /* --help or --version printed: exit 0 */
+};
+
+/*
+ * Parses argv into *ret (defaults first). Returns enum cli_result, or
+ * -EINVAL after printing one line "kvmstats_exporter: <what was wrong>"
+ * to stderr.
+ */
+int cli_parse(int argc, char **argv, struct options *ret);
+
+/* Frees what cli_parse() allocated. */
+void options_release(struct options *o);
+
+/* Parses a duration: "5s", "500ms", "1m", "1m30s", "250us"; 0 or -EINVAL/-ERANGE. */
+int parse_duration_usec(const char *s, uint64_t *ret_usec);

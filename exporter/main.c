@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvmstats_exporter: wires the sources to the collector and the collector to
+ * HTTP (or to stdout with --once). The main thread owns every change to the
+ * set of VMs: rescans, VMM exits, canary bursts; HTTP threads only scrape.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "canary.h"
+#include "cli.h"
+#include "collector.h"
+#include "http.h"
+#include "log.h"
+#include "macro.h"
+#include "source_file.h"
+#include "source_procfs.h"
+
+struct daemon {
+	struct options opts;
+	struct collector collector;
+	struct procfs_source procfs;
+	struct canary *canary;
+	int epoll_fd;
+	int signal_fd;
+	int timer_fd;
+	int canary_event_fd;
+};
+
+static int fail_line(const char *fmt, ...) _printf_(1, 2);
+static int fail_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kvmstats_exporter: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAILURE;
+}
+
+static void canary_run_burst(struct daemon *d)
+{
+	int r = canary_burst(d->canary);
+
+	pthread_mutex_lock(&d->collector.lock);
+	d->collector.canary_up = r >= 0;
+	d->collector.canary_bursts++;
+	pthread_mutex_unlock(&d->collector.lock);
+	if (r < 0)
+		log_warn("canary burst failed", "err=\"%s\"", strerror(-r));
+}
+
+/* After each scrape: ask the main thread for a canary burst (never blocks the scrape). */
+static void canary_trigger(void *userdata)
+{
+	struct daemon *d = userdata;
+	uint64_t one = 1;
+
+	(void)!write(d->canary_event_fd, &one, sizeof(one));
+}
+
+static int canary_start(struct daemon *d)
+{
+	struct kvmstats_file *vm_file = NULL, *vcpu_file = NULL;
+	struct kvmstats_error err;
+	struct vm *vm;
+	char why[256];
+	int vm_fd, vcpu_fd, r;
+
+	r = canary_new(&d->canary, why, sizeof(why));
+	if (r < 0) {
+		/* A host without KVM is what the canary reports, not a reason to stop. */
+		log_error("canary VM not available", "err=\"%s\"", why);
+		d->collector.canary_enabled = true;
+		return 0;
+	}
+	r = canary_stats_fds(d->canary, &vm_fd, &vcpu_fd);
+	if (r < 0)
+		return log_error("canary stats fds not available", "err=\"%s\"", strerror(-r)), r;
+	r = kvmstats_file_open_fd(vm_fd, &vm_file, &err);
+	if (r < 0) {
+		close(vm_fd);
+		close(vcpu_fd);
+		return r;
+	}
+	r = kvmstats_file_open_fd(vcpu_fd, &vcpu_file, &err);
+	if (r < 0) {
+		close(vcpu_fd);
+		kvmstats_file_free(vm_file);
+		return r;
+	}
+	vm = vm_new(VM_SOURCE_CANARY);
+	if (!vm || collector_prepare_file(&d->collector, vm_file) < 0 ||
+	    collector_prepare_file(&d->collector, vcpu_file) < 0 ||
+	    !(vm->name = strdup("canary")) || !(vm->vmm = strdup("kvmstats_exporter")) ||
+	    !(vm->kvm_id = strndup(vm_file->id, strcspn(vm_file->id, "/")))) {
+		vm_free(vm);
+		kvmstats_file_free(vm_file);
+		kvmstats_file_free(vcpu_file);
+		return -ENOMEM;
+	}
+	vm->pid = getpid();
+	vm->vm_file = vm_file;
+	r = vm_add_vcpu(vm, vcpu_file, -1);
+	if (r < 0) {
+		kvmstats_file_free(vcpu_file);
+		vm_free(vm);
+		return r;
+	}
+	d->collector.canary_enabled = true;
+	canary_run_burst(d);
+	pthread_mutex_lock(&d->collector.lock);
+	r = collector_add_vm(&d->collector, vm);
+	pthread_mutex_unlock(&d->collector.lock);
+	return r;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int setup_loop(struct daemon *d)
+{
+	struct itimerspec its = { 0 };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	d->canary_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->signal_fd < 0 || d->timer_fd < 0 || d->canary_event_fd < 0)
+		return -errno;
+
+	its.it_value.tv_sec = (time_t)(d->opts.rescan_usec / 1000000);
+	its.it_value.tv_nsec = (long)(d->opts.rescan_usec % 1000000) * 1000;
+	its.it_interval = its.it_value;
+	if (d->opts.procfs && timerfd_settime(d->timer_fd, 0, &its, NULL) < 0)
+		return -errno;
+
+	if (epoll_add(d->epoll_fd, d->signal_fd) < 0 || epoll_add(d->epoll_fd, d->timer_fd) < 0 ||
+	    epoll_add(d->epoll_fd, d->canary_event_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool daemon_ready(void *userdata)
+{
+	struct collector *c = userdata;
+	bool ready;
+
+	pthread_mutex_lock(&c->lock);
+	ready = c->ready;
+	pthread_mutex_unlock(&c->lock);
+	return ready;
+}
+
+static int daemon_collect(void *userdata, struct outbuf *out)
+{
+	return collector_collect(userdata, out);
+}
+
+/* Serves until SIGTERM/SIGINT. */
+static int run_loop(struct daemon *d)
+{
+	for (;;) {
+		struct epoll_event events[16];
+		int n = epoll_wait(d->epoll_fd, events, ELEMENTSOF(events), -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			int fd = events[i].data.fd;
+			uint64_t count;
+
+			if (fd == d->signal_fd) {
+				struct signalfd_siginfo si;
+
+				if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					log_info("shutting down", "signal=%u", si.ssi_signo);
+					return 0;
+				}
+			} else if (fd == d->timer_fd) {
+				(void)!read(fd, &count, sizeof(count));
+				procfs_scan(&d->procfs);
+			} else if (fd == d->canary_event_fd) {
+				(void)!read(fd, &count, sizeof(count));
+				if (d->canary)
+					canary_run_burst(d);
+			} else if (!procfs_vm_exited(&d->procfs, fd)) {
+				/* Not ours any more: stop it from waking us again. */
+				epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+			}
+		}
+	}
+}
+
+static int write_once(struct daemon *d)
+{
+	struct outbuf out = { 0 };
+	int r;
+
+	r = collector_collect(&d->collector, &out);
+	if (r < 0) {
+		outbuf_release(&out);
+		return fail_line("collecting metrics failed: %s", strerror(-r));
+	}
+	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+		outbuf_release(&out);
+		return fail_line("writing to stdout failed: %s", strerror(errno));
+	}
+	outbuf_release(&out);
+	return EXIT_SUCCESS;
+}
+
+static int daemon_run(struct daemon *d)
+{
+	struct http_server *http = NULL;
+	char why[512];
+	sigset_t mask;
+	int r;
+
+	/* Block the signals before any thread starts, so only the signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = collector_init(&d->collector, d->opts.per_vcpu);
+	if (r < 0)
+		return fail_line("out of memory");
+	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epoll_fd < 0 || setup_loop(d) < 0)
+		return fail_line("cannot set up the event loop: %s", strerror(errno));
+
+	for (size_t i = 0; i < d->opts.n_stats_files; i++) {
+		r = source_file_load(&d->collector, d->opts.stats_files[i], why, sizeof(why));
+		if (r < 0)
+			return fail_line("--kvm.stats-file=%s: %s", d->opts.stats_files[i], why);
+	}
+
+	if (d->opts.canary && canary_start(d) < 0)
+		return fail_line("cannot start the canary VM");
+
+	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
+					    .epoll_fd = d->epoll_fd };
+	d->collector.procfs_enabled = d->opts.procfs;
+	if (d->opts.procfs && procfs_scan(&d->procfs) < 0)
+		log_error("cannot scan /proc; procfs discovery is off", "err=\"%s\"",
+			  strerror(errno));
+	d->collector.ready = true;
+
+	if (d->opts.once)
+		return write_once(d);
+
+	if (d->canary) {
+		d->collector.after_scrape = canary_trigger;
+		d->collector.after_scrape_userdata = d;
+	}
+	struct http_config cfg = {
+		.listen = d->opts.listen,
+		.n_listen = d->opts.n_listen,
+		.telemetry_path = d->opts.telemetry_path,
+		.collect = daemon_collect,
+		.ready = daemon_ready,
+		.userdata = &d->collector,
+	};
+	r = http_server_start(&cfg, &http, why, sizeof(why));
+	if (r < 0)
+		return fail_line("%s", why);
+	log_info("started", "version=%s vms=%zu per_vcpu=%s procfs=%s canary=%s", PROJECT_VERSION,
+		 d->collector.n_vms, d->opts.per_vcpu ? "true" : "false",
+		 d->opts.procfs ? "true" : "false", d->opts.canary ? "true" : "false");
+
+	r = run_loop(d);
+	http_server_stop(http);
+	return r < 0 ? fail_line("event loop failed: %s", strerror(-r)) : EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1,
+			    .canary_event_fd = -1 };
+	int r;
+
+	r = cli_parse(argc, argv, &d.opts);
+	if (r < 0)
+		return EXIT_FAILURE;
+	if (r == CLI_EXIT_OK)
+		return EXIT_SUCCESS;
+	log_set_level(d.opts.log_level);
+
+	r = daemon_run(&d);
+
+	collector_release(&d.collector);
+	canary_free(d.canary);
+	safe_close(d.epoll_fd);
+	safe_close(d.signal_fd);
+	safe_close(d.timer_fd);
+	safe_close(d.canary_event_fd);
+	options_release(&d.opts);
+	return r;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* procfs discovery of stats fds held by VMM processes (needs CAP_SYS_PTRACE). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "collector.h"
+
+struct procfs_source {
+	struct collector *collector;
+	const char *proc_root; /* "/proc" */
+	int epoll_fd;          /* new VMs' pidfds are added here */
+	unsigned generation;
+	bool warned_denied;
+	bool warned_getfd;
+};
+
+/*
+ * Scans every process for stats fds, adds new VMs and vCPUs, drops what
+ * VMMs no longer hold. Runs on the main thread. 0 or -errno (no /proc).
+ */
+int procfs_scan(struct procfs_source *p);
+
+/* Removes the VM watched by pidfd (its process exited); false if none matched. */
+bool procfs_vm_exited(struct procfs_source *p, int pidfd);

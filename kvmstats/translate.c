@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Descriptor -> Prometheus family translation (the contract in
+ * docs/metrics.md). Done once per schema; scrapes only look values up.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "help.h"
+#include "macro.h"
+#include "translate.h"
+
+/* Longest family name we build: prefix + descriptor name + unit suffix. */
+#define NAME_MAX_LEN (KVMSTATS_MAX_NAME_SIZE + 32)
+
+static bool is_hist(unsigned type)
+{
+	return type == KVMSTATS_TYPE_LINEAR_HIST || type == KVMSTATS_TYPE_LOG_HIST;
+}
+
+static bool ends_with(const char *s, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+static const char *unit_suffix(unsigned unit)
+{
+	switch (unit) {
+	case KVMSTATS_UNIT_SECONDS: return "seconds";
+	case KVMSTATS_UNIT_BYTES: return "bytes";
+	case KVMSTATS_UNIT_CYCLES: return "cycles";
+	default: return NULL;
+	}
+}
+
+int kvmstats_stat_name(const char *desc_name, unsigned type, unsigned unit, char *buf, size_t len)
+{
+	static const char *const seconds_tokens[] = { "_ns", "_us", "_ms", "_seconds" };
+	const char *suffix = unit_suffix(unit);
+	size_t n = strlen(desc_name);
+	int r;
+
+	if (n + 1 > len)
+		return -ENOBUFS;
+	for (size_t i = 0; i < n; i++) {
+		char c = desc_name[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			c = '_';
+		buf[i] = c;
+	}
+
+	if (is_hist(type) && ends_with(buf, n, "_hist"))
+		n -= strlen("_hist");
+
+	/* Drop a unit token only where the suffix puts the base unit back. */
+	if (unit == KVMSTATS_UNIT_SECONDS) {
+		for (size_t i = 0; i < ELEMENTSOF(seconds_tokens); i++)
+			if (ends_with(buf, n, seconds_tokens[i])) {
+				n -= strlen(seconds_tokens[i]);
+				break;
+			}
+	} else if (suffix) {
+		char token[16];
+
+		snprintf(token, sizeof(token), "_%s", suffix);
+		if (ends_with(buf, n, token))
+			n -= strlen(token);
+	}
+
+	if (suffix)
+		r = snprintf(buf + n, len - n, "_%s", suffix);
+	else
+		r = snprintf(buf + n, len - n, "%s", "");
+	if (r < 0 || (size_t)r >= len - n)
+		return -ENOBUFS;
+	return (int)n + r;
+}
+
+/* Whether the exporter can print this descriptor exactly. */
+static bool representable(const struct kvmstats_desc *d)
+{
+	if (!d->supported)
+		return false;
+	if (d->exponent > KVMSTATS_SCALE_MAX_EXPONENT || d->exponent < -KVMSTATS_SCALE_MAX_EXPONENT)
+		return false;
+	if (!is_hist(d->type))
+		return d->size == 1; /* arrays of scalars are not something the kernel makes */
+	/* A log bucket bound is 2^k - 1: keep k within 128 bits. */
+	if (d->type == KVMSTATS_TYPE_LOG_HIST && d->size > 128)
+		return false;
+	return d->size >= 1;
+}
+
+static void family_release(struct kvmstats_family *f)
+{
+	free(f->name);
+	free(f->help);
+	for (uint32_t i = 0; f->le && i < f->n_buckets; i++)
+		free(f->le[i]);
+	free(f->le);
+}
+
+struct kvmstats_translation *kvmstats_translation_free(struct kvmstats_translation *t)
+{
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < t->n_families; i++)
+		family_release(&t->families[i]);
+	free(t->families);
+	free(t);
+	return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kvmstats_translation *, kvmstats_translation_free)
+
+/* The inclusive upper bound of bucket i, as an integer in the descriptor's scale. */
+static kvmstats_u128 bucket_bound(const struct kvmstats_desc *d, uint32_t i)
+{
+	if (d->type == KVMSTATS_TYPE_LINEAR_HIST)
+		return (kvmstats_u128)(i + 1) * d->bucket_size - 1;
+	return ((kvmstats_u128)1 << i) - 1; /* log: bucket 0 is {0}, bucket k ends at 2^k - 1 */
+}
+
+static int family_init(struct kvmstats_family *f, const struct kvmstats_desc *d, uint32_t index,
+		       const char *prefix, bool vcpu)
+{
+	char name[NAME_MAX_LEN];
+	size_t plen = strlen(prefix);
+	int r;
+
+	*f = (struct kvmstats_family){ .desc = index, .sum_desc = -1 };
+	memcpy(name, prefix, plen);
+	r = kvmstats_stat_name(d->name, d->type, d->unit, name + plen, sizeof(name) - plen);
+	if (r < 0)
+		return r;
+	f->name = strdup(name);
+	f->help = kvmstats_help_text(d->name, vcpu, d->type, d->unit, d->base, d->exponent);
+	if (!f->name || !f->help)
+		return -ENOMEM;
+	f->unit = unit_suffix(d->unit);
+	f->agg = d->type == KVMSTATS_TYPE_PEAK ? KVMSTATS_AGG_MAX : KVMSTATS_AGG_SUM;
+
+	if (is_hist(d->type)) {
+		f->type = KVMSTATS_METRIC_HISTOGRAM;
+		f->n_buckets = d->size;
+		f->le = calloc(d->size, sizeof(char *));
+		if (!f->le)
+			return -ENOMEM;
+		for (uint32_t i = 0; i + 1 < d->size; i++) {
+			char bound[KVMSTATS_SCALED_BUFSIZE];
+
+			r = kvmstats_format_scaled(bound, sizeof(bound), bucket_bound(d, i),
+						   kvmstats_desc_radix(d),
+						   d->exponent);
+			if (r < 0)
+				return r;
+			f->le[i] = strdup(bound);
+			if (!f->le[i])
+				return -ENOMEM;
+		}
+		f->le[d->size - 1] = strdup("+Inf");
+		if (!f->le[d->size - 1])
+			return -ENOMEM;
+	} else if (d->type == KVMSTATS_TYPE_CUMULATIVE && d->unit != KVMSTATS_UNIT_BOOLEAN) {
+		f->type = KVMSTATS_METRIC_COUNTER;
+	} else {
+		f->type = KVMSTATS_METRIC_GAUGE;
+	}
+	return 0;
+}
+
+static int family_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kvmstats_family *)a)->name,
+		      ((const struct kvmstats_family *)b)->name);
+}
+
+int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translation **ret)
+{
+	_cleanup_(kvmstats_translation_freep) struct kvmstats_translation *t = NULL;
+	const char *prefix;
+	size_t n = 0;
+	int r;
+
+	if (s->kind == KVMSTATS_KIND_VM)
+		prefix = "kvm_vm_";
+	else if (s->kind == KVMSTATS_KIND_VCPU)
+		prefix = "kvm_vcpu_";
+	else
+		return -EINVAL;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->families = calloc(s->num_desc ? s->num_desc : 1, sizeof(*t->families));
+	if (!t->families)
+		return -ENOMEM;
+
+	for (uint32_t i = 0; i < s->num_desc; i++) {
+		if (!representable(&s->descs[i])) {
+			t->n_skipped++;
+			continue;
+		}
+		t->n_families = n + 1; /* so that a failure frees this one too */
+		r = family_init(&t->families[n], &s->descs[i], i, prefix,
+				s->kind == KVMSTATS_KIND_VCPU);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	t->n_families = n;
+	qsort(t->families, n, sizeof(*t->families), family_cmp);
+
+	/*
+	 * Equal names after sorting are adjacent. A histogram and a counter of
+	 * the same unit and name are one family: the counter is the histogram's
+	 * exact _sum. Any other clash keeps the first descriptor and drops the
+	 * rest, counted.
+	 */
+	size_t out = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct kvmstats_family *f = &t->families[i];
+
+		if (out > 0 && strcmp(t->families[out - 1].name, f->name) == 0) {
+			struct kvmstats_family *prev = &t->families[out - 1];
+			struct kvmstats_family *hist = NULL, *sum = NULL;
+
+			if (prev->type == KVMSTATS_METRIC_HISTOGRAM &&
+			    f->type == KVMSTATS_METRIC_COUNTER)
+				hist = prev, sum = f;
+			else if (f->type == KVMSTATS_METRIC_HISTOGRAM &&
+				 prev->type == KVMSTATS_METRIC_COUNTER)
+				hist = f, sum = prev;
+
+			if (hist && hist->sum_desc < 0 &&
+			    s->descs[hist->desc].unit == s->descs[sum->desc].unit) {
+				hist->sum_desc = (int32_t)sum->desc;
+				if (hist == f) {
+					family_release(prev);
+					*prev = *f;
+				} else {
+					family_release(f);
+				}
+				continue;
+			}
+			family_release(f);
+			t->n_skipped++;
+			continue;
+		}
+		if (out != i)
+			t->families[out] = *f;
+		out++;
+	}
+	t->n_families = out;
+
+	*ret = TAKE_PTR(t);
+	return 0;
+}

@@ -17,8 +17,9 @@ enum escape_mode {
 };
 
 /*
- * Appends s[0..n) escaped for mode. Invalid UTF-8 sequences (and NUL bytes)
- * are replaced by U+FFFD so that the exposition is always valid UTF-8.
+ * Appends s[0..n) escaped for mode. Each maximal invalid UTF-8 sequence
+ * (and each NUL byte) becomes one U+FFFD, so the exposition is always valid
+ * UTF-8.
  */
 void escape_put(struct outbuf *b, const char *s, size_t n, enum escape_mode mode);
 

@@ -14,7 +14,7 @@
 #include "scale.h"
 
 struct outbuf {
-	char *data;
+	char *data; /* not NUL-terminated */
 	size_t len;
 	size_t cap;
 	size_t max; /* hard limit in bytes; 0 means no limit */
@@ -23,9 +23,9 @@ struct outbuf {
 
 /* Empties the buffer, keeping its memory, and clears `failed`. */
 void outbuf_reset(struct outbuf *b);
-/* Frees the memory; the struct may be reused afterwards. */
+/* Frees the memory (keeping `max`); the struct may be reused afterwards. */
 void outbuf_release(struct outbuf *b);
-/* Makes room for n more bytes; 0 or -ENOMEM (and sets failed). */
+/* Makes room for n more bytes; 0 or -ENOMEM (also beyond `max`), setting failed. */
 int outbuf_reserve(struct outbuf *b, size_t n);
 /* Appends n bytes. */
 void outbuf_put(struct outbuf *b, const void *s, size_t n);

@@ -28,7 +28,8 @@ enum cli_result {
 };
 
 /*
- * Parses argv into *ret (defaults first). Returns enum cli_result, or
+ * Parses argv into *ret (defaults first; on error or --help *ret is left
+ * releasable). Returns enum cli_result, or
  * -EINVAL after printing one line "kvmstats_exporter: <what was wrong>"
  * to stderr.
  */
@@ -37,5 +38,5 @@ int cli_parse(int argc, char **argv, struct options *ret);
 /* Frees what cli_parse() allocated. */
 void options_release(struct options *o);
 
-/* Parses a duration: "5s", "500ms", "1m", "1m30s", "250us"; 0 or -EINVAL/-ERANGE. */
+/* Parses a Go-style duration ("5s", "500ms", "1m30s"), truncated to whole microseconds. */
 int parse_duration_usec(const char *s, uint64_t *ret_usec);

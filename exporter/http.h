@@ -17,7 +17,7 @@ struct http_config {
 	char *const *listen; /* "host:port", ":port", "[v6]:port" */
 	size_t n_listen;
 	const char *telemetry_path; /* e.g. "/metrics" */
-	/* Fills out with a text 0.0.4 exposition; 0 or -errno (answered 500). */
+	/* Fills out with a text 0.0.4 exposition (also for HEAD); 0 or -errno (answered 500). */
 	int (*collect)(void *userdata, struct outbuf *out);
 	/* True once the first discovery is done (for /-/ready). */
 	bool (*ready)(void *userdata);
@@ -25,7 +25,8 @@ struct http_config {
 };
 
 /*
- * Binds every listen address and starts serving. On failure returns -errno
+ * Binds every listen address and starts serving. MHD's threads inherit the
+ * caller's signal mask: block the signals the main loop waits for first. On failure returns -errno
  * and writes one sentence naming the address into errbuf.
  */
 int http_server_start(const struct http_config *cfg, struct http_server **ret, char *errbuf,

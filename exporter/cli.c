@@ -1,0 +1,565 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command line, the way kingpin (and so every Go exporter) does it: long
+ * flags only (plus -h), "--flag=value" or "--flag value", booleans as
+ * "--flag", "--no-flag" or "--flag=true|false", no positional arguments,
+ * and a flag that is not repeatable may be given once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "macro.h"
+
+#define PROGRAM "kvmstats_exporter"
+
+#define DEFAULT_PORT           "9977"
+#define DEFAULT_TELEMETRY_PATH "/metrics"
+#define USEC_PER_MSEC          UINT64_C(1000)
+#define USEC_PER_SEC           UINT64_C(1000000)
+#define DEFAULT_RESCAN_USEC    (5 * USEC_PER_SEC)
+#define MIN_RESCAN_USEC        (100 * USEC_PER_MSEC)
+#define MAX_RESCAN_USEC        (3600 * USEC_PER_SEC)
+
+static const char usage_text[] =
+        "usage: " PROGRAM " [<flags>]\n"
+        "\n"
+        "Prometheus exporter for KVM binary statistics (KVM_GET_STATS_FD, Linux 5.14+).\n"
+        "Reads the statistics of the VMs and vCPUs on this host and serves them as\n"
+        "Prometheus metrics.\n"
+        "\n"
+        "Flags:\n"
+        "  -h, --help      Show this help and exit.\n"
+        "      --version   Show the version and revision and exit.\n"
+        "\n"
+        "HTTP server:\n"
+        "      --web.listen-address=ADDR\n"
+        "          Address to serve metrics on: \"host:port\", \":port\" (every address,\n"
+        "          IPv6 and IPv4) or \"[ipv6]:port\". A host name listens on every\n"
+        "          address it resolves to. Repeat the flag to listen on several\n"
+        "          addresses. Port 0 picks a free port; the address actually bound is\n"
+        "          logged as msg=\"listening\". Default: \":" DEFAULT_PORT "\".\n"
+        "      --web.telemetry-path=PATH\n"
+        "          Path under which metrics are served; must start with \"/\" and must\n"
+        "          not be \"/\". The server also answers \"/\" (a landing page),\n"
+        "          \"/-/healthy\" and \"/-/ready\" (200 once the first discovery is done,\n"
+        "          503 before). Default: \"" DEFAULT_TELEMETRY_PATH "\".\n"
+        "      --[no-]once\n"
+        "          Do not serve HTTP: collect once, write one exposition (text format\n"
+        "          0.0.4) to stdout and exit. The exit status is 0 on success and\n"
+        "          non-zero on any failure, so scripts and node_exporter's textfile\n"
+        "          collector can rely on it. Default: off.\n"
+        "\n"
+        "Sources of KVM statistics:\n"
+        "      --[no-]kvm.procfs\n"
+        "          Find VMs by scanning /proc/*/fd for the KVM stats fds that VMMs keep\n"
+        "          open (QEMU 8.1 and later do) and take copies with pidfd_getfd(2).\n"
+        "          Needs CAP_SYS_PTRACE (or root); without it a warning is logged once\n"
+        "          and the other sources keep working. Default: on.\n"
+        "      --kvm.stats-file=PATH\n"
+        "          Read a saved KVM stats blob (the bytes of a stats fd from offset 0 to\n"
+        "          the end of its data block) and export it as if it came from a live\n"
+        "          VM; for offline inspection, bug reports and tests. Repeat the flag\n"
+        "          to read several files. Default: none.\n"
+        "      --[no-]kvm.canary\n"
+        "          Create one tiny VM of the exporter's own that runs a few guest\n"
+        "          instructions in a loop: proves that this host can run KVM and\n"
+        "          gives real data to look at. Needs access to /dev/kvm. Default: off.\n"
+        "      --kvm.rescan-interval=DURATION\n"
+        "          How often to scan /proc for new VMs; VMs whose process exits are\n"
+        "          dropped at once, not at the next scan. A duration such as 500ms,\n"
+        "          5s, 1m or 1m30s, from 100ms to 1h. Default: 5s.\n"
+        "      --[no-]kvm.per-vcpu\n"
+        "          Export vCPU statistics per vCPU, with a \"vcpu\" label. Off by default:\n"
+        "          vCPU statistics are then aggregated per VM (sums, and maxima for\n"
+        "          peak values), which keeps the number of series low. Default: off.\n"
+        "\n"
+        "Logging:\n"
+        "      --log.level=LEVEL\n"
+        "          Only log messages at this severity or above: debug, info, warn or\n"
+        "          error. Logs are logfmt lines on stderr. Default: info.\n"
+        "\n"
+        "Boolean flags also take the forms --no-<flag> and --<flag>=true|false. Other\n"
+        "flags take their value as --flag=value or --flag value.\n";
+
+enum flag_kind {
+	FLAG_BOOL,    /* sets a bool member at `offset` */
+	FLAG_VALUE,   /* takes a value, handled by `set` */
+	FLAG_HELP,    /* prints usage_text */
+	FLAG_VERSION, /* prints the version line */
+};
+
+struct flag {
+	const char *name; /* without the leading "--" */
+	enum flag_kind kind;
+	bool repeatable;
+	size_t offset;
+	/* Stores value into o; 0, or -EINVAL with *ret_why saying what is wrong, or -ENOMEM. */
+	int (*set)(struct options *o, const char *value, const char **ret_why);
+};
+
+static int strv_push(char ***strv, size_t *n, const char *s)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char **grown;
+
+	if (!copy)
+		return -ENOMEM;
+	if (*n >= SIZE_MAX / sizeof(char *) - 1)
+		return -ENOMEM;
+	grown = realloc(*strv, (*n + 1) * sizeof(char *));
+	if (!grown)
+		return -ENOMEM;
+	*strv = grown;
+	grown[(*n)++] = TAKE_PTR(copy);
+	return 0;
+}
+
+static int set_listen(struct options *o, const char *value, const char **ret_why)
+{
+	_cleanup_free_ char *host = NULL;
+	unsigned port;
+
+	if (http_parse_listen_address(value, &host, &port) < 0) {
+		*ret_why = "expected host:port, :port or [ipv6]:port with a port from 0 to 65535";
+		return -EINVAL;
+	}
+	return strv_push(&o->listen, &o->n_listen, value);
+}
+
+static int set_telemetry_path(struct options *o, const char *value, const char **ret_why)
+{
+	char *copy;
+
+	if (value[0] != '/') {
+		*ret_why = "must start with \"/\"";
+		return -EINVAL;
+	}
+	if (strcmp(value, "/") == 0) {
+		*ret_why = "must not be \"/\", which serves the landing page";
+		return -EINVAL;
+	}
+	if (strncmp(value, "/-/", 3) == 0) {
+		*ret_why = "paths under \"/-/\" are reserved for /-/healthy and /-/ready";
+		return -EINVAL;
+	}
+	/* The server compares the decoded path without its query; these could never match. */
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#') {
+			*ret_why = "must not contain spaces, control characters, '?' or '#'";
+			return -EINVAL;
+		}
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(o->telemetry_path);
+	o->telemetry_path = copy;
+	return 0;
+}
+
+static int set_stats_file(struct options *o, const char *value, const char **ret_why)
+{
+	if (value[0] == '\0') {
+		*ret_why = "must not be empty";
+		return -EINVAL;
+	}
+	return strv_push(&o->stats_files, &o->n_stats_files, value);
+}
+
+static int set_rescan_interval(struct options *o, const char *value, const char **ret_why)
+{
+	uint64_t usec;
+	int r;
+
+	r = parse_duration_usec(value, &usec);
+	if (r == -ERANGE) {
+		*ret_why = "out of range (at most 1h)";
+		return -EINVAL;
+	}
+	if (r < 0) {
+		*ret_why = "expected a duration such as 500ms, 5s, 1m or 1m30s";
+		return -EINVAL;
+	}
+	if (usec < MIN_RESCAN_USEC || usec > MAX_RESCAN_USEC) {
+		*ret_why = "must be from 100ms to 1h";
+		return -EINVAL;
+	}
+	o->rescan_usec = usec;
+	return 0;
+}
+
+static int set_log_level(struct options *o, const char *value, const char **ret_why)
+{
+	if (log_level_parse(value, &o->log_level) < 0) {
+		*ret_why = "expected debug, info, warn or error";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct flag flags[] = {
+        {.name = "web.listen-address", .kind = FLAG_VALUE, .repeatable = true, .set = set_listen},
+        {.name = "web.telemetry-path", .kind = FLAG_VALUE, .set = set_telemetry_path},
+        {.name = "once", .kind = FLAG_BOOL, .offset = offsetof(struct options, once)},
+        {.name = "kvm.procfs", .kind = FLAG_BOOL, .offset = offsetof(struct options, procfs)},
+        {.name = "kvm.stats-file", .kind = FLAG_VALUE, .repeatable = true, .set = set_stats_file},
+        {.name = "kvm.canary", .kind = FLAG_BOOL, .offset = offsetof(struct options, canary)},
+        {.name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval},
+        {.name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu)},
+        {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
+        {.name = "help", .kind = FLAG_HELP},
+        {.name = "version", .kind = FLAG_VERSION},
+};
+
+static const struct flag *flag_find(const char *name, size_t n)
+{
+	for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+		if (strlen(flags[i].name) == n && memcmp(flags[i].name, name, n) == 0)
+			return &flags[i];
+	return NULL;
+}
+
+/* strconv.ParseBool, as kingpin uses. */
+static int parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+	static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+
+	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/*
+ * Quotes s for an error message: printable ASCII as is, everything else as
+ * \xNN, long values cut with "...", so that the message stays one line.
+ */
+static const char *quote(const char *s, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	buf[o++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (o + 8 >= len) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 0xf];
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+#define QUOTE_BUFSIZE 256
+
+/* Prints the one error line and returns -EINVAL. */
+_printf_(1, 2) static int fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, PROGRAM ": %s\n", msg);
+	return -EINVAL;
+}
+
+static int fail_value(const struct flag *f, const char *value, const char *why)
+{
+	char q[QUOTE_BUFSIZE];
+
+	return fail("invalid value %s for --%s: %s", quote(value, q, sizeof(q)), f->name, why);
+}
+
+static void options_init_defaults(struct options *o)
+{
+	*o = (struct options){
+	        .procfs = true,
+	        .rescan_usec = DEFAULT_RESCAN_USEC,
+	        .log_level = LOG_LEVEL_INFO,
+	};
+}
+
+static int options_fill_unset(struct options *o)
+{
+	if (!o->telemetry_path) {
+		o->telemetry_path = strdup(DEFAULT_TELEMETRY_PATH);
+		if (!o->telemetry_path)
+			return -ENOMEM;
+	}
+	if (o->n_listen == 0)
+		return strv_push(&o->listen, &o->n_listen, ":" DEFAULT_PORT);
+	return 0;
+}
+
+/*
+ * Handles one "--..." argument (with argv[*i] pointing at it; may consume the
+ * next one as a value). Returns 0 to go on, CLI_EXIT_OK after --help or
+ * --version, or a negative errno (the error line is already printed).
+ */
+static int parse_long_flag(int argc, char **argv, int *i, struct options *o, bool *seen)
+{
+	const char *arg = argv[*i], *name = arg + 2, *eq, *value = NULL;
+	char q[QUOTE_BUFSIZE];
+	const struct flag *f;
+	size_t name_n;
+	bool negated = false;
+	int r;
+
+	eq = strchr(name, '=');
+	name_n = eq ? (size_t)(eq - name) : strlen(name);
+	if (eq)
+		value = eq + 1;
+
+	f = flag_find(name, name_n);
+	if (!f && name_n > 3 && strncmp(name, "no-", 3) == 0) {
+		f = flag_find(name + 3, name_n - 3);
+		if (f && f->kind != FLAG_BOOL)
+			return fail("flag --%s is not a boolean, so %s does not exist", f->name,
+			            quote(arg, q, sizeof(q)));
+		negated = f != NULL;
+	}
+	if (!f)
+		return fail("unknown flag %s (see --help)", quote(arg, q, sizeof(q)));
+
+	if (seen[f - flags] && !f->repeatable)
+		return fail("flag --%s given more than once", f->name);
+	seen[f - flags] = true;
+
+	switch (f->kind) {
+	case FLAG_HELP:
+	case FLAG_VERSION:
+		if (value)
+			return fail("flag --%s does not take a value (got %s)", f->name,
+			            quote(value, q, sizeof(q)));
+		if (f->kind == FLAG_HELP)
+			fputs(usage_text, stdout);
+		else
+			printf(PROGRAM " version %s (revision %s)\n", PROJECT_VERSION,
+			       PROJECT_REVISION);
+		fflush(stdout);
+		return CLI_EXIT_OK;
+
+	case FLAG_BOOL: {
+		bool b = true;
+
+		if (value && negated)
+			return fail("flag --no-%s does not take a value (got %s)", f->name,
+			            quote(value, q, sizeof(q)));
+		if (value && parse_bool(value, &b) < 0)
+			return fail_value(f, value, "expected true or false");
+		*(bool *)((char *)o + f->offset) = negated ? false : b;
+		return 0;
+	}
+
+	case FLAG_VALUE: {
+		const char *why = "invalid";
+
+		if (!value) {
+			/* Like kingpin: a following flag is not taken as the value. */
+			if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] != '\0'))
+				return fail("flag --%s needs a value (--%s=VALUE)", f->name,
+				            f->name);
+			value = argv[++*i];
+		}
+		r = f->set(o, value, &why);
+		if (r == -EINVAL)
+			return fail_value(f, value, why);
+		if (r < 0) {
+			fail("out of memory while parsing --%s", f->name);
+			return r;
+		}
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+int cli_parse(int argc, char **argv, struct options *ret)
+{
+	struct options o;
+	bool seen[ELEMENTSOF(flags)] = {false};
+	char q[QUOTE_BUFSIZE];
+	int r = 0;
+
+	options_init_defaults(&o);
+
+	for (int i = 1; i < argc && r == 0; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "--") == 0) {
+			/* Everything after "--" is positional, and we take none. */
+			if (i + 1 < argc)
+				r = fail("unexpected argument %s: no positional arguments are "
+				         "accepted",
+				         quote(argv[i + 1], q, sizeof(q)));
+			break;
+		}
+		if (strcmp(arg, "-h") == 0) {
+			fputs(usage_text, stdout);
+			fflush(stdout);
+			r = CLI_EXIT_OK;
+		} else if (strncmp(arg, "--", 2) == 0) {
+			r = parse_long_flag(argc, argv, &i, &o, seen);
+		} else if (arg[0] == '-' && arg[1] != '\0') {
+			r = fail("unknown flag %s (see --help)", quote(arg, q, sizeof(q)));
+		} else {
+			r = fail("unexpected argument %s: no positional arguments are accepted",
+			         quote(arg, q, sizeof(q)));
+		}
+	}
+
+	if (r == 0) {
+		r = options_fill_unset(&o);
+		if (r < 0)
+			fail("out of memory");
+	}
+	if (r != CLI_RUN) {
+		options_release(&o);
+		/* Leave *ret releasable, so that callers may release unconditionally. */
+		options_init_defaults(ret);
+		return r;
+	}
+	*ret = o;
+	return CLI_RUN;
+}
+
+void options_release(struct options *o)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->n_listen; i++)
+		free(o->listen[i]);
+	free(o->listen);
+	for (size_t i = 0; i < o->n_stats_files; i++)
+		free(o->stats_files[i]);
+	free(o->stats_files);
+	free(o->telemetry_path);
+	options_init_defaults(o);
+}
+
+__extension__ typedef unsigned __int128 u128;
+
+/* Go's time.ParseDuration units, in nanoseconds. */
+static const struct {
+	const char *name;
+	uint64_t nsec;
+} duration_units[] = {
+        {"ns", UINT64_C(1)},            /* nanoseconds */
+        {"us", UINT64_C(1000)},         /* microseconds */
+        {"\xc2\xb5s", UINT64_C(1000)},  /* U+00B5 MICRO SIGN */
+        {"\xce\xbcs", UINT64_C(1000)},  /* U+03BC GREEK SMALL LETTER MU */
+        {"ms", UINT64_C(1000000)},      /* milliseconds */
+        {"s", UINT64_C(1000000000)},    /* seconds */
+        {"m", UINT64_C(60000000000)},   /* minutes */
+        {"h", UINT64_C(3600000000000)}, /* hours */
+};
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int parse_duration_usec(const char *s, uint64_t *ret_usec)
+{
+	uint64_t total = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (strcmp(s, "0") == 0) {
+		*ret_usec = 0;
+		return 0;
+	}
+
+	while (*s) {
+		uint64_t whole = 0, frac = 0, scale = 1, unit = 0, part;
+		bool have_digits = false, frac_full = false, range = false;
+		const char *u;
+		size_t un;
+
+		for (; is_digit(*s); s++) {
+			uint64_t d = (uint64_t)(*s - '0');
+
+			have_digits = true;
+			if (range || whole > (UINT64_MAX - d) / 10)
+				range = true; /* keep parsing: garbage is -EINVAL, not -ERANGE */
+			else
+				whole = whole * 10 + d;
+		}
+		if (*s == '.') {
+			s++;
+			for (; is_digit(*s); s++) {
+				have_digits = true;
+				/* Digits beyond 10^19 cannot matter below 1ns. */
+				if (frac_full || scale > UINT64_MAX / 10) {
+					frac_full = true;
+					continue;
+				}
+				frac = frac * 10 + (uint64_t)(*s - '0');
+				scale *= 10;
+			}
+		}
+		if (!have_digits)
+			return -EINVAL;
+
+		for (u = s; *s && !is_digit(*s) && *s != '.'; s++)
+			;
+		un = (size_t)(s - u);
+		for (size_t i = 0; i < ELEMENTSOF(duration_units); i++)
+			if (strlen(duration_units[i].name) == un &&
+			    memcmp(duration_units[i].name, u, un) == 0)
+				unit = duration_units[i].nsec;
+		if (unit == 0)
+			return -EINVAL; /* missing or unknown unit */
+		if (range)
+			return -ERANGE;
+
+		if (whole > UINT64_MAX / unit)
+			return -ERANGE;
+		whole *= unit;
+		/* Exact in 128 bits; frac < scale, so part < unit. */
+		part = (uint64_t)((u128)frac * unit / scale);
+		if (whole > UINT64_MAX - part)
+			return -ERANGE;
+		whole += part;
+		if (total > UINT64_MAX - whole)
+			return -ERANGE;
+		total += whole;
+	}
+
+	*ret_usec = total / 1000;
+	return 0;
+}

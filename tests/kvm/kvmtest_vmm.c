@@ -1,0 +1,710 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvmtest_vmm: a tiny VMM that makes real KVM VMs whose statistics are known,
+ * for the exporter's real-kernel tests.
+ *
+ *   kvmtest_vmm --vms N --vcpus M --hlt H [--irqchip] [--pause]
+ *               [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]
+ *
+ * One child process per VM, because the exporter's procfs source groups VMs
+ * by process. Every vCPU runs the same real-mode code at 0x1000 with CX set
+ * to H+i (vCPU i):
+ *
+ *     cli
+ *   1: hlt              ; one halt exit each
+ *     out 0x11, al      ; one KVM_EXIT_IO to this VMM each
+ *     loop 1b           ; CX times
+ *     out 0x10, al      ; "done": the VMM never runs this vCPU again
+ *
+ * so vCPU i makes exactly H+i halt exits (the halt_exits stat) and H+i+1
+ * port writes, then stops. (Whether those writes count in io_exits depends on
+ * the host: not where real mode is emulated, as under PVM.)
+ * Without --irqchip each hlt exits to userspace (KVM_EXIT_HLT). With
+ * --irqchip the halt blocks in the kernel (filling the halt_wait/halt_poll
+ * histograms); a periodic timer signal interrupts KVM_RUN and the VMM sets
+ * the vCPU runnable again, which resumes the guest after its hlt.
+ *
+ * Stats fds (KVM_GET_STATS_FD) for the VM and every vCPU are made right after
+ * the vCPUs and kept open, which is what the exporter discovers in
+ * /proc/PID/fd. Once every vCPU has stopped all values are frozen.
+ *
+ * Each child is also an independent reader of its own stats files: when
+ * ready, on SIGUSR1 and after a --pause'd run, it writes DIR/vm-<pid>.json
+ * with every file's id, descriptors and raw values (as decimal strings:
+ * JSON numbers lose precision above 2^53). The parser here is deliberately
+ * separate from the project's kvmstats/ library.
+ *
+ * --save-blobs DIR: VM 0 also saves its stats files, offset 0 to the end of
+ * the data block, as DIR/vm.bin and DIR/vcpu<i>.bin (see tests/data/).
+ *
+ * --pause: children report ready before running any guest code; SIGUSR2
+ * runs it (values change once, then freeze). The parent forwards SIGUSR1 and
+ * SIGUSR2 to all children, prints "ready" when all are ready and exits on
+ * SIGTERM, SIGINT or EOF on a stdin pipe, killing its children.
+ *
+ * Exit status 77 when /dev/kvm is missing (meson's "skip").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GUEST_MEM_SIZE 0x10000u
+#define GUEST_CODE_GPA 0x1000u
+#define PORT_DONE 0x10
+#define PORT_TICK 0x11
+#define MAX_VCPUS 64
+#define MAX_VMS 64
+
+static const uint8_t guest_code[] = {
+	0xfa,             /* 0: cli */
+	0xf4,             /* 1: hlt */
+	0xe6, PORT_TICK,  /* 2: out PORT_TICK, al */
+	0xe2, 0xfb,       /* 4: loop 1 */
+	0xe6, PORT_DONE,  /* 6: out PORT_DONE, al */
+	0xf4,             /* 8: hlt (never reached: the VMM stops first) */
+};
+
+struct opts {
+	unsigned vms, vcpus, hlt;
+	bool pause, irqchip;
+	const char *dump_dir, *blob_dir, *ready_file;
+};
+
+struct vm {
+	unsigned index;
+	int kvm_fd, vm_fd, vm_stats_fd;
+	int vcpu_fd[MAX_VCPUS], vcpu_stats_fd[MAX_VCPUS];
+	struct kvm_run *run[MAX_VCPUS];
+	size_t run_size;
+	bool ran;
+	unsigned generation; /* dumps written, so tests can wait for a fresh one */
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	int e = errno;
+
+	fprintf(stderr, "kvmtest_vmm[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", strerror(e));
+	exit(1);
+}
+
+/* Reads exactly len bytes at off; a short read of a stats fd is a bug we want to see. */
+static void pread_all(int fd, void *buf, size_t len, off_t off, const char *what)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			die("pread %s (%zu of %zu bytes at %jd)", what, done, len, (intmax_t)off);
+		}
+		done += (size_t)n;
+	}
+}
+
+static void write_all(int fd, const void *buf, size_t len, const char *what)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("write %s", what);
+		buf = (const char *)buf + n;
+		len -= (size_t)n;
+	}
+}
+
+/* Readers must never see a half-written file: write a temp file, then rename. */
+static void write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	char tmp[4096];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("open %s", tmp);
+	write_all(fd, buf, len, tmp);
+	if (close(fd) < 0)
+		die("close %s", tmp);
+	if (rename(tmp, path) < 0)
+		die("rename %s", path);
+}
+
+/* A growing string for the JSON dump. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		int n;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			die("vsnprintf");
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			die("realloc");
+	}
+}
+
+/* Kernel names are [a-z0-9_], but a dump must stay valid JSON whatever they hold. */
+static void sb_json_string(struct sbuf *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			sb_printf(b, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			sb_printf(b, "\\u%04x", c);
+		else
+			sb_printf(b, "%c", c);
+	}
+	sb_printf(b, "\"");
+}
+
+/*
+ * Our own parse of one stats file: header, id, descriptors and values,
+ * appended to the dump as one JSON object.
+ */
+static void dump_stats_fd(struct sbuf *b, int fd, const char *kind, int vcpu)
+{
+	struct kvm_stats_header h;
+	size_t stride, data_size = 0;
+	char *id, *descs;
+	uint64_t *data;
+
+	pread_all(fd, &h, sizeof(h), 0, "stats header");
+	if (h.name_size == 0 || h.name_size > 4096 || h.num_desc > 65536)
+		die("implausible stats header (name_size %u, num_desc %u)", h.name_size,
+		    h.num_desc);
+	id = calloc(1, h.name_size + 1);
+	stride = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = calloc(h.num_desc ? h.num_desc : 1, stride);
+	if (!id || !descs)
+		die("calloc");
+	pread_all(fd, id, h.name_size, h.id_offset, "stats id");
+	pread_all(fd, descs, h.num_desc * stride, h.desc_offset, "stats descriptors");
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * stride);
+		size_t end = (size_t)d->offset + (size_t)d->size * 8;
+		if (end > data_size)
+			data_size = end;
+	}
+	data = calloc(data_size / 8 + 1, 8);
+	if (!data)
+		die("calloc");
+	pread_all(fd, data, data_size, h.data_offset, "stats data");
+
+	sb_printf(b, "    {\"kind\": \"%s\", \"vcpu\": %d, \"id\": ", kind, vcpu);
+	sb_json_string(b, id);
+	sb_printf(b, ", \"flags\": %" PRIu32 ", \"name_size\": %" PRIu32 ", \"num_desc\": %" PRIu32
+		  ", \"id_offset\": %" PRIu32 ", \"desc_offset\": %" PRIu32
+		  ", \"data_offset\": %" PRIu32 ", \"data_size\": %zu,\n     \"stats\": [",
+		  h.flags, h.name_size, h.num_desc, h.id_offset, h.desc_offset, h.data_offset,
+		  data_size);
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * stride);
+		char name[4097];
+
+		/* The name is not guaranteed NUL-terminated; never read past name_size. */
+		memcpy(name, d->name, h.name_size);
+		name[h.name_size] = '\0';
+		sb_printf(b, "%s\n      {\"name\": ", i ? "," : "");
+		sb_json_string(b, name);
+		sb_printf(b, ", \"flags\": %" PRIu32 ", \"exponent\": %d, \"size\": %u"
+			  ", \"offset\": %" PRIu32 ", \"bucket_size\": %" PRIu32 ", \"values\": [",
+			  d->flags, d->exponent, d->size, d->offset, d->bucket_size);
+		for (unsigned k = 0; k < d->size; k++)
+			sb_printf(b, "%s\"%" PRIu64 "\"", k ? ", " : "", data[d->offset / 8 + k]);
+		sb_printf(b, "]}");
+	}
+	sb_printf(b, "]}");
+	free(data);
+	free(descs);
+	free(id);
+}
+
+static void write_dump(struct vm *vm, const struct opts *o)
+{
+	struct sbuf b = { 0 };
+	char path[4096];
+
+	if (!o->dump_dir)
+		return;
+	vm->generation++;
+	sb_printf(&b, "{\"pid\": %d, \"index\": %u, \"generation\": %u, \"vcpus\": %u, \"hlt\": %u,"
+		  " \"irqchip\": %s, \"ran\": %s,\n \"expected\": [",
+		  (int)getpid(), vm->index, vm->generation, o->vcpus, o->hlt,
+		  o->irqchip ? "true" : "false", vm->ran ? "true" : "false");
+	/*
+	 * What the guest code guarantees (zero before it ran): the kernel's
+	 * halt_exits, and the guest's out instructions. The latter are not
+	 * the io_exits stat: that one counts only hardware I/O exits, and is 0
+	 * where the instruction emulator runs real mode (e.g. PVM).
+	 */
+	for (unsigned i = 0; i < o->vcpus; i++)
+		sb_printf(&b, "%s{\"vcpu\": %u, \"halt_exits\": %u, \"guest_out\": %u}",
+			  i ? ", " : "", i, vm->ran ? o->hlt + i : 0, vm->ran ? o->hlt + i + 1 : 0);
+	sb_printf(&b, "],\n \"files\": [\n");
+	dump_stats_fd(&b, vm->vm_stats_fd, "vm", -1);
+	for (unsigned i = 0; i < o->vcpus; i++) {
+		sb_printf(&b, ",\n");
+		dump_stats_fd(&b, vm->vcpu_stats_fd[i], "vcpu", (int)i);
+	}
+	sb_printf(&b, "\n]}\n");
+	snprintf(path, sizeof(path), "%s/vm-%d.json", o->dump_dir, (int)getpid());
+	write_file_atomic(path, b.p, b.len);
+	free(b.p);
+}
+
+/* The whole file, offset 0 to EOF (the end of the data block), as a saved blob. */
+static void save_blob(int fd, const char *dir, const char *name)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap), path[4096];
+
+	if (!buf)
+		die("malloc");
+	for (;;) {
+		ssize_t n = pread(fd, buf + len, cap - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("pread blob %s", name);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap && !(buf = realloc(buf, cap *= 2)))
+			die("realloc");
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	write_file_atomic(path, buf, len);
+	free(buf);
+}
+
+static void setup_vm(struct vm *vm, const struct opts *o)
+{
+	struct kvm_userspace_memory_region region;
+	uint8_t *mem;
+	int mmap_size;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		die("open /dev/kvm");
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		die("KVM_CREATE_VM");
+	/* Intel without unrestricted guest needs a TSS for real mode; harmless elsewhere. */
+	(void)ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	if (o->irqchip && ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		die("KVM_CREATE_IRQCHIP");
+
+	mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		die("mmap guest memory");
+	memcpy(mem + GUEST_CODE_GPA, guest_code, sizeof(guest_code));
+	region = (struct kvm_userspace_memory_region){
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = GUEST_MEM_SIZE,
+		.userspace_addr = (uintptr_t)mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		die("KVM_SET_USER_MEMORY_REGION");
+
+	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size <= 0)
+		die("KVM_GET_VCPU_MMAP_SIZE");
+	vm->run_size = (size_t)mmap_size;
+
+	for (unsigned i = 0; i < o->vcpus; i++) {
+		struct kvm_sregs sregs;
+		struct kvm_regs regs = { .rip = GUEST_CODE_GPA, .rflags = 2, .rcx = o->hlt + i };
+
+		vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		if (vm->vcpu_fd[i] < 0)
+			die("KVM_CREATE_VCPU %u", i);
+		vm->run[i] = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+				  vm->vcpu_fd[i], 0);
+		if (vm->run[i] == MAP_FAILED)
+			die("mmap kvm_run");
+		if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
+			die("KVM_GET_SREGS");
+		sregs.cs.base = 0;
+		sregs.cs.selector = 0;
+		if (ioctl(vm->vcpu_fd[i], KVM_SET_SREGS, &sregs) < 0)
+			die("KVM_SET_SREGS");
+		if (ioctl(vm->vcpu_fd[i], KVM_SET_REGS, &regs) < 0)
+			die("KVM_SET_REGS");
+	}
+
+	/* Stats fds now, so that a --pause'd VM is visible before it runs. */
+	vm->vm_stats_fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, 0);
+	if (vm->vm_stats_fd < 0)
+		die("KVM_GET_STATS_FD (VM)");
+	for (unsigned i = 0; i < o->vcpus; i++) {
+		vm->vcpu_stats_fd[i] = ioctl(vm->vcpu_fd[i], KVM_GET_STATS_FD, 0);
+		if (vm->vcpu_stats_fd[i] < 0)
+			die("KVM_GET_STATS_FD (vCPU %u)", i);
+	}
+}
+
+static void set_runnable(int vcpu_fd)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0)
+		die("KVM_SET_MP_STATE");
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig; /* only here so that SIGALRM interrupts KVM_RUN instead of killing us */
+}
+
+/* Runs vCPU i to its "done" port write, checking that the exits are exactly as designed. */
+static void run_vcpu(struct vm *vm, unsigned i, const struct opts *o)
+{
+	struct kvm_run *run = vm->run[i];
+	unsigned halts = 0, ticks = 0, want = o->hlt + i;
+
+	/* With an in-kernel irqchip, APs start waiting for a SIPI; just start them. */
+	if (o->irqchip)
+		set_runnable(vm->vcpu_fd[i]);
+	for (;;) {
+		if (ioctl(vm->vcpu_fd[i], KVM_RUN, 0) < 0) {
+			struct kvm_mp_state mp;
+
+			if (errno != EINTR)
+				die("KVM_RUN vCPU %u", i);
+			/* A timer tick woke a vCPU blocked in hlt: resume after the hlt. */
+			if (o->irqchip) {
+				if (ioctl(vm->vcpu_fd[i], KVM_GET_MP_STATE, &mp) < 0)
+					die("KVM_GET_MP_STATE");
+				if (mp.mp_state == KVM_MP_STATE_HALTED) {
+					halts++;
+					set_runnable(vm->vcpu_fd[i]);
+				}
+			}
+			continue;
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_HLT:
+			halts++;
+			continue;
+		case KVM_EXIT_IO:
+			if (run->io.direction != KVM_EXIT_IO_OUT)
+				break;
+			if (run->io.port == PORT_TICK) {
+				ticks++;
+				continue;
+			}
+			if (run->io.port == PORT_DONE) {
+				if (halts != want || ticks != want) {
+					errno = EPROTO;
+					die("vCPU %u: %u halts, %u ticks, expected %u", i, halts,
+					    ticks, want);
+				}
+				return;
+			}
+			break;
+		case KVM_EXIT_INTR:
+			continue;
+		}
+		errno = EPROTO;
+		die("vCPU %u: unexpected exit %u", i, run->exit_reason);
+	}
+}
+
+static void run_guest(struct vm *vm, const struct opts *o)
+{
+	/* A 100us tick: blocks of ~100us, below halt_poll_ns, so polling starts too. */
+	struct itimerval tick = { .it_interval = { 0, 100 }, .it_value = { 0, 100 } };
+	struct itimerval off = { 0 };
+
+	if (o->irqchip && setitimer(ITIMER_REAL, &tick, NULL) < 0)
+		die("setitimer");
+	for (unsigned i = 0; i < o->vcpus; i++)
+		run_vcpu(vm, i, o);
+	if (o->irqchip && setitimer(ITIMER_REAL, &off, NULL) < 0)
+		die("setitimer");
+	vm->ran = true;
+}
+
+static void save_blobs(struct vm *vm, const struct opts *o)
+{
+	char name[64];
+
+	if (!o->blob_dir || vm->index != 0)
+		return;
+	save_blob(vm->vm_stats_fd, o->blob_dir, "vm.bin");
+	for (unsigned i = 0; i < o->vcpus; i++) {
+		snprintf(name, sizeof(name), "vcpu%u.bin", i);
+		save_blob(vm->vcpu_stats_fd[i], o->blob_dir, name);
+	}
+}
+
+/* Child: one VM. Signals the parent through ready_fd, then serves dump requests. */
+static void child_main(unsigned index, int ready_fd, const struct opts *o, const sigset_t *mask)
+{
+	struct vm vm = { .index = index };
+	struct sigaction sa = { .sa_handler = on_alarm };
+	int sfd;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("prctl");
+	if (getppid() == 1)
+		exit(1);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		die("sigaction");
+	sfd = signalfd(-1, mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd");
+
+	setup_vm(&vm, o);
+	if (!o->pause) {
+		run_guest(&vm, o);
+		save_blobs(&vm, o);
+	}
+	write_dump(&vm, o);
+	write_all(ready_fd, "r", 1, "ready pipe");
+	close(ready_fd);
+
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t n = read(sfd, &si, sizeof(si));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != sizeof(si))
+			die("read signalfd");
+		switch (si.ssi_signo) {
+		case SIGUSR1:
+			write_dump(&vm, o);
+			break;
+		case SIGUSR2:
+			if (!vm.ran) {
+				run_guest(&vm, o);
+				save_blobs(&vm, o);
+			}
+			write_dump(&vm, o);
+			break;
+		default:
+			exit(0);
+		}
+	}
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "vms", required_argument, NULL, 'n' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "hlt", required_argument, NULL, 'H' },
+		{ "pause", no_argument, NULL, 'p' },
+		{ "irqchip", no_argument, NULL, 'i' },
+		{ "dump-dir", required_argument, NULL, 'd' },
+		{ "save-blobs", required_argument, NULL, 'b' },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct opts){ .vms = 1, .vcpus = 1, .hlt = 10 };
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o->vms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'c': o->vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'H': o->hlt = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'p': o->pause = true; break;
+		case 'i': o->irqchip = true; break;
+		case 'd': o->dump_dir = optarg; break;
+		case 'b': o->blob_dir = optarg; break;
+		case 'r': o->ready_file = optarg; break;
+		case 'h':
+			printf("usage: %s --vms N --vcpus M --hlt H [--irqchip] [--pause]\n"
+			       "       [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]\n"
+			       "vCPU i makes H+i halt exits and H+i+1 port writes.\n",
+			       argv[0]);
+			exit(0);
+		default:
+			exit(2);
+		}
+	}
+	/* CX is 16 bits and must start non-zero, or "loop" runs 65536 times. */
+	if (o->vms < 1 || o->vms > MAX_VMS || o->vcpus < 1 || o->vcpus > MAX_VCPUS || o->hlt < 1 ||
+	    o->hlt + o->vcpus > 0xffff || optind != argc) {
+		fprintf(stderr, "kvmtest_vmm: bad arguments (1 <= vms <= %d, 1 <= vcpus <= %d, "
+				"hlt >= 1); see --help\n",
+			MAX_VMS, MAX_VCPUS);
+		exit(2);
+	}
+}
+
+static void kill_all(const pid_t *pids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	pid_t pids[MAX_VMS] = { 0 };
+	struct pollfd pfd[2];
+	struct opts o;
+	sigset_t mask;
+	struct stat st;
+	int ready[2], sfd;
+	unsigned n_ready = 0;
+	bool watch_stdin;
+
+	parse_opts(argc, argv, &o);
+	if (access("/dev/kvm", F_OK) < 0) {
+		fprintf(stderr, "kvmtest_vmm: /dev/kvm is missing: cannot run real-kernel tests\n");
+		return 77;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	/* Block before forking so that no signal is lost between fork and signalfd. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		die("sigprocmask");
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		die("pipe2");
+
+	for (unsigned i = 0; i < o.vms; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			die("fork");
+		if (pids[i] == 0) {
+			sigset_t cmask = mask;
+			sigdelset(&cmask, SIGCHLD);
+			close(ready[0]);
+			child_main(i, ready[1], &o, &cmask);
+		}
+	}
+	close(ready[1]);
+
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd");
+	/* Only a pipe's EOF means "the test is gone"; a terminal or /dev/null does not. */
+	watch_stdin = fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = ready[0], .events = POLLIN };
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		if (pfd[1].revents && n_ready < o.vms) {
+			char c;
+			ssize_t n = read(ready[0], &c, 1);
+
+			if (n == 0) {
+				fprintf(stderr, "kvmtest_vmm: a child failed before it was ready\n");
+				kill_all(pids, o.vms);
+				return 1;
+			}
+			if (n == 1 && ++n_ready == o.vms) {
+				if (o.ready_file) {
+					char line[32];
+					int len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+					write_file_atomic(o.ready_file, line, (size_t)len);
+				}
+				printf("ready\n");
+				/* The ready pipe is done; from now on watch stdin instead. */
+				pfd[1] = (struct pollfd){ .fd = watch_stdin ? STDIN_FILENO : -1,
+							  .events = POLLIN };
+			}
+		} else if (pfd[1].revents) {
+			char buf[256];
+
+			if (read(STDIN_FILENO, buf, sizeof(buf)) <= 0)
+				break;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				die("read signalfd");
+			if (si.ssi_signo == SIGCHLD) {
+				int status;
+				pid_t p;
+				while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+					for (unsigned i = 0; i < o.vms; i++)
+						if (pids[i] == p)
+							pids[i] = 0;
+					if (n_ready < o.vms) {
+						fprintf(stderr, "kvmtest_vmm: child %d died before "
+								"it was ready\n", (int)p);
+						kill_all(pids, o.vms);
+						return 1;
+					}
+				}
+			} else if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
+				for (unsigned i = 0; i < o.vms; i++)
+					if (pids[i] > 0)
+						kill(pids[i], (int)si.ssi_signo);
+			} else {
+				break;
+			}
+		}
+	}
+	kill_all(pids, o.vms);
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "escape.h"
+#include "utf8_ref.h"
 #include "macro.h"
 
 #define FFFD "\xef\xbf\xbd"
@@ -43,44 +44,6 @@ static void check_all_modes(const char *in, size_t n, const char *want)
 }
 
 #define check_all(in, want) check_all_modes((in), sizeof(in) - 1, (want))
-
-/*
- * Reference validator written differently from the escaper: decode the code
- * point arithmetically and reject by value.
- */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint32_t cp, min;
-		size_t len;
-
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		} else if ((s[i] & 0xe0) == 0xc0) {
-			len = 2, cp = s[i] & 0x1f, min = 0x80;
-		} else if ((s[i] & 0xf0) == 0xe0) {
-			len = 3, cp = s[i] & 0x0f, min = 0x800;
-		} else if ((s[i] & 0xf8) == 0xf0) {
-			len = 4, cp = s[i] & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
 
 /* Undoes escape_put() for valid input; false on a sequence the mode never emits. */
 static bool unescape(const char *s, size_t n, enum escape_mode mode, char *out, size_t *ret_len)

@@ -154,6 +154,11 @@ static int list_candidates(int proc_fd, const char *pid_name, struct candidate *
 		if (de->d_name[0] == '.')
 			continue;
 		len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (len < 0 && (errno == EACCES || errno == EPERM)) {
+			/* Listing is allowed by file mode, reading links needs ptrace rights. */
+			closedir(d);
+			return -EACCES;
+		}
 		if (len <= 0)
 			continue;
 		link[len] = '\0';

@@ -51,7 +51,14 @@ static const struct kvmstats_translation *vm_translation(const struct vm *vm, bo
 static void put_scaled(struct outbuf *out, kvmstats_u128 v, const struct kvmstats_desc *d)
 {
 	char buf[KVMSTATS_SCALED_BUFSIZE];
-	int r = kvmstats_format_scaled(buf, sizeof(buf), v, kvmstats_desc_radix(d),
+	int r;
+
+	/* Most stats are plain counts: no scaling to do. */
+	if (d->exponent == 0) {
+		outbuf_put_u128(out, v);
+		return;
+	}
+	r = kvmstats_format_scaled(buf, sizeof(buf), v, kvmstats_desc_radix(d),
 				       d->exponent);
 
 	/* Translation only keeps representable descriptors, so this cannot fail. */

@@ -69,22 +69,12 @@ fail:
 	return -ENOMEM;
 }
 
-void outbuf_put(struct outbuf *b, const void *s, size_t n)
+void outbuf_put_slow(struct outbuf *b, const void *s, size_t n)
 {
 	if (n == 0 || outbuf_reserve(b, n) < 0)
 		return;
 	memcpy(b->data + b->len, s, n);
 	b->len += n;
-}
-
-void outbuf_puts(struct outbuf *b, const char *s)
-{
-	outbuf_put(b, s, strlen(s));
-}
-
-void outbuf_putc(struct outbuf *b, char c)
-{
-	outbuf_put(b, &c, 1);
 }
 
 void outbuf_put_u64(struct outbuf *b, uint64_t v)
@@ -104,6 +94,11 @@ void outbuf_put_u128(struct outbuf *b, kvmstats_u128 v)
 	char tmp[40]; /* 39 digits and the NUL */
 	int r;
 
+	/* Almost every value fits in 64 bits, where division is cheap. */
+	if (v <= UINT64_MAX) {
+		outbuf_put_u64(b, (uint64_t)v);
+		return;
+	}
 	r = kvmstats_format_u128(tmp, sizeof(tmp), v);
 	if (r < 0) {
 		b->failed = true;

@@ -13,7 +13,7 @@ struct collector;
 /*
  * Writes kvm_vm_info and every KVM family for the VMs, from the values of
  * their last read; per_vcpu adds the vcpu label instead of aggregating.
- * 0 or -ENOBUFS (too many distinct schemas).
+ * VMs beyond 64 distinct schemas of a kind are left out. Returns 0.
  */
 int exposition_write_kvm(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu);
 

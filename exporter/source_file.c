@@ -64,6 +64,7 @@ int source_file_load(struct collector *c, const char *path, char *errbuf, size_t
 	struct kvmstats_error err;
 	struct vm *vm = NULL;
 	size_t len = 0;
+	pid_t id_pid;
 	int r;
 
 	r = read_all(path, &buf, &len, errbuf, errlen);
@@ -92,7 +93,9 @@ int source_file_load(struct collector *c, const char *path, char *errbuf, size_t
 	}
 
 	for (size_t i = 0; i < c->n_vms; i++)
-		if (c->vms[i]->source == VM_SOURCE_FILE && c->vms[i]->pid == f->id_pid)
+		if (c->vms[i]->source == VM_SOURCE_FILE && c->vms[i]->kvm_id &&
+		    kvmstats_parse_id(c->vms[i]->kvm_id, &id_pid, NULL) == KVMSTATS_KIND_VM &&
+		    id_pid == f->id_pid)
 			vm = c->vms[i];
 
 	if (!vm) {
@@ -103,8 +106,7 @@ int source_file_load(struct collector *c, const char *path, char *errbuf, size_t
 			kvmstats_file_free(f);
 			return -ENOMEM;
 		}
-		/* The pid of a saved file names a process of another time or host: not ours. */
-		vm->pid = f->id_pid;
+		/* The pid in a saved file's id is a process of another time or host: kvm_id says it. */
 		r = collector_add_vm(c, vm);
 		if (r < 0) {
 			kvmstats_file_free(f);

@@ -67,7 +67,7 @@ enum kvmstats_rule {
 	KVMSTATS_RULE_BUCKET_SIZE,       /* bucket_size set iff linear histogram */
 	KVMSTATS_RULE_VALUE_RANGE,       /* offset + size*8 overflows or exceeds the bound */
 	KVMSTATS_RULE_DATA_OVERLAP,      /* data block overlaps descriptor block */
-	KVMSTATS_RULE_DATA_SIZE,         /* data block smaller than one u64 per descriptor */
+	KVMSTATS_RULE_DATA_SIZE,         /* data block smaller than the values declared */
 	KVMSTATS_RULE_DATA_READ,         /* data block not read completely */
 	KVMSTATS_RULE__MAX,
 };
@@ -75,7 +75,7 @@ enum kvmstats_rule {
 /* Upper bounds on what a stats file may declare; the kernel uses far less. */
 #define KVMSTATS_MAX_NAME_SIZE 4096u
 #define KVMSTATS_MAX_NUM_DESC  65536u
-#define KVMSTATS_MAX_DATA_SIZE (16u << 20)
+#define KVMSTATS_MAX_DATA_SIZE (1u << 20)
 
 /* Why a stats file was rejected: the rule, and the descriptor index if any. */
 struct kvmstats_error {

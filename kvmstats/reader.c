@@ -344,7 +344,15 @@ static int parse(const struct source *src, struct kvmstats_schema **ret_schema, 
 
 	if (!(data_offset >= desc_offset || data_offset + data_end <= desc_offset))
 		return fail(err, KVMSTATS_RULE_DATA_OVERLAP, -1, data_offset);
-	if (data_end < (uint64_t)num_desc * sizeof(uint64_t))
+	/*
+	 * The kernel lays values out back to back. Overlapping ranges would let
+	 * a small file declare millions of buckets (each one a line per scrape),
+	 * so the declared values must fit the block they span.
+	 */
+	uint64_t n_values = 0;
+	for (uint32_t i = 0; i < num_desc; i++)
+		n_values += s->descs[i].size;
+	if (n_values * sizeof(uint64_t) > data_end)
 		return fail(err, KVMSTATS_RULE_DATA_SIZE, -1, (int64_t)data_end);
 	s->data_size = (uint32_t)data_end;
 

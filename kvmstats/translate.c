@@ -101,6 +101,7 @@ static bool representable(const struct kvmstats_desc *d)
 static void family_release(struct kvmstats_family *f)
 {
 	free(f->name);
+	free(f->metric);
 	free(f->help);
 	for (uint32_t i = 0; f->le && i < f->n_buckets; i++)
 		free(f->le[i]);
@@ -176,10 +177,95 @@ static int family_init(struct kvmstats_family *f, const struct kvmstats_desc *d,
 	return 0;
 }
 
+/* By name, then descriptor index, so that "the first descriptor wins" is well defined. */
 static int family_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct kvmstats_family *)a)->name,
-		      ((const struct kvmstats_family *)b)->name);
+	const struct kvmstats_family *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+
+	return r ? r : (x->desc > y->desc) - (x->desc < y->desc);
+}
+
+static int family_name_key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct kvmstats_family *)elem)->name);
+}
+
+/* Whether family f writes a line (sample, HELP or TYPE) named `line`. */
+static bool family_writes(const struct kvmstats_family *f, const char *line)
+{
+	static const char *const hist_suffixes[] = { "", "_bucket", "_sum", "_count" };
+	size_t n = strlen(f->name);
+
+	if (strncmp(line, f->name, n) != 0)
+		return false;
+	switch (f->type) {
+	case KVMSTATS_METRIC_COUNTER:
+		return strcmp(line + n, "_total") == 0;
+	case KVMSTATS_METRIC_GAUGE:
+		return line[n] == '\0';
+	case KVMSTATS_METRIC_HISTOGRAM:
+		for (size_t i = 0; i < ELEMENTSOF(hist_suffixes); i++)
+			if (strcmp(line + n, hist_suffixes[i]) == 0)
+				return true;
+		return false;
+	}
+	return false;
+}
+
+/*
+ * Different names can still print the same line: counter "foo" writes
+ * foo_total, which a gauge "foo_total" writes too; histogram "x" writes
+ * x_count. Prometheus rejects a whole scrape over such a clash, so the
+ * descriptor with the higher index is dropped. families[] is sorted by name;
+ * dropped[i] is set for each family to drop. Returns how many.
+ */
+static unsigned mark_line_clashes(const struct kvmstats_family *families, size_t n, bool *dropped)
+{
+	static const char *const suffixes[] = { "", "_total", "_bucket", "_sum", "_count" };
+	unsigned count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct kvmstats_family *f = &families[i];
+		const char *lines[4];
+		size_t n_lines = 0;
+		char buf[NAME_MAX_LEN + 16];
+
+		if (dropped[i])
+			continue;
+		if (f->type == KVMSTATS_METRIC_HISTOGRAM) {
+			static const char *const hs[] = { "", "_bucket", "_sum", "_count" };
+
+			for (size_t k = 0; k < ELEMENTSOF(hs); k++)
+				lines[n_lines++] = hs[k];
+		} else {
+			lines[n_lines++] = f->type == KVMSTATS_METRIC_COUNTER ? "_total" : "";
+		}
+
+		for (size_t l = 0; l < n_lines && !dropped[i]; l++) {
+			snprintf(buf, sizeof(buf), "%s%s", f->name, lines[l]);
+			for (size_t k = 0; k < ELEMENTSOF(suffixes) && !dropped[i]; k++) {
+				size_t blen = strlen(buf), slen = strlen(suffixes[k]);
+				char stem[NAME_MAX_LEN + 16];
+				const struct kvmstats_family *g;
+				size_t gi;
+
+				if (blen < slen || strcmp(buf + blen - slen, suffixes[k]) != 0)
+					continue;
+				memcpy(stem, buf, blen - slen);
+				stem[blen - slen] = '\0';
+				g = bsearch(stem, families, n, sizeof(*families), family_name_key_cmp);
+				if (!g || g == f)
+					continue;
+				gi = (size_t)(g - families);
+				if (dropped[gi] || !family_writes(g, buf))
+					continue;
+				dropped[g->desc > f->desc ? gi : i] = true;
+				count++;
+			}
+		}
+	}
+	return count;
 }
 
 int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translation **ret)
@@ -259,6 +345,32 @@ int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translat
 		out++;
 	}
 	t->n_families = out;
+
+	_cleanup_free_ bool *dropped = calloc(out ? out : 1, sizeof(bool));
+	if (!dropped)
+		return -ENOMEM;
+	unsigned clashes = mark_line_clashes(t->families, out, dropped);
+	out = 0;
+	for (size_t i = 0; i < t->n_families; i++) {
+		struct kvmstats_family *f = &t->families[i];
+
+		if (dropped[i]) {
+			family_release(f);
+			continue;
+		}
+		if (asprintf(&f->metric, "%s%s", f->name,
+			     f->type == KVMSTATS_METRIC_COUNTER ? "_total" : "") < 0) {
+			f->metric = NULL;
+			for (size_t j = i + 1; j < t->n_families; j++)
+				family_release(&t->families[j]);
+			family_release(f);
+			t->n_families = out;
+			return -ENOMEM;
+		}
+		t->families[out++] = *f;
+	}
+	t->n_families = out;
+	t->n_skipped += clashes;
 
 	*ret = TAKE_PTR(t);
 	return 0;

@@ -28,6 +28,7 @@ enum kvmstats_aggregation {
 /* One Prometheus family made from one descriptor. */
 struct kvmstats_family {
 	char *name;       /* "kvm_vcpu_halt_wait_seconds"; counter samples add "_total" */
+	char *metric;     /* the name in HELP/TYPE: name, or name + "_total" for counters */
 	const char *unit; /* "seconds", "bytes", "cycles", or NULL */
 	char *help;       /* unescaped */
 	enum kvmstats_metric_type type;

@@ -488,7 +488,7 @@ static void save_blobs(struct vm *vm, const struct opts *o)
 }
 
 /* Child: one VM. Signals the parent through ready_fd, then serves dump requests. */
-static void child_main(unsigned index, int ready_fd, const struct opts *o, const sigset_t *mask)
+static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts *o, const sigset_t *mask)
 {
 	struct vm vm = { .index = index };
 	struct sigaction sa = { .sa_handler = on_alarm };

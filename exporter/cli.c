@@ -6,6 +6,8 @@
  * and a flag that is not repeatable may be given once.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
@@ -29,8 +32,12 @@
 #define DEFAULT_RESCAN_USEC    (5 * USEC_PER_SEC)
 #define MIN_RESCAN_USEC        (100 * USEC_PER_MSEC)
 #define MAX_RESCAN_USEC        (3600 * USEC_PER_SEC)
+#define DEFAULT_HANDOFF_MAX_CONNECTIONS 256
+#define MAX_HANDOFF_MAX_CONNECTIONS     65536
+#define MAX_UNIX_SOCKET_PATH            107 /* sizeof(sun_path) - 1 */
 
-static const char usage_text[] =
+/* One string per section: C99 promises string literals of 4095 bytes only. */
+static const char *const usage_text[] = {
         "usage: " PROGRAM " [<flags>]\n"
         "\n"
         "Prometheus exporter for KVM binary statistics (KVM_GET_STATS_FD, Linux 5.14+).\n"
@@ -53,12 +60,27 @@ static const char usage_text[] =
         "          not be \"/\". The server also answers \"/\" (a landing page),\n"
         "          \"/-/healthy\" and \"/-/ready\" (200 once the first discovery is done,\n"
         "          503 before). Default: \"" DEFAULT_TELEMETRY_PATH "\".\n"
+        "      --web.config.file=PATH\n"
+        "          Web configuration file (the exporter-toolkit format: the same file\n"
+        "          node_exporter reads) that turns on TLS, client certificates, basic\n"
+        "          authentication and extra response headers; see docs/web-config.md.\n"
+        "          A bad file stops startup. Default: none (plain HTTP, no\n"
+        "          authentication).\n"
+        "      --web.max-requests=N\n"
+        "          Maximum number of scrapes served at the same time; more are\n"
+        "          answered 503 at once. 0 means no limit. Default: 40.\n"
+        "      --[no-]web.systemd-socket\n"
+        "          Serve on the listening stream sockets that systemd passes (socket\n"
+        "          activation, e.g. kvmstats_exporter.socket) instead of binding\n"
+        "          --web.listen-address. A passed socket named \"handoff\" is left to\n"
+        "          the hand-off socket. Fails if systemd passed no stream socket.\n"
+        "          Default: off.\n"
         "      --[no-]once\n"
         "          Do not serve HTTP: collect once, write one exposition (text format\n"
         "          0.0.4) to stdout and exit. The exit status is 0 on success and\n"
         "          non-zero on any failure, so scripts and node_exporter's textfile\n"
         "          collector can rely on it. Default: off.\n"
-        "\n"
+        "\n",
         "Sources of KVM statistics:\n"
         "      --[no-]kvm.procfs\n"
         "          Find VMs by scanning /proc/*/fd for the KVM stats fds that VMMs keep\n"
@@ -74,6 +96,24 @@ static const char usage_text[] =
         "          Create one tiny VM of the exporter's own that runs a few guest\n"
         "          instructions in a loop: proves that this host can run KVM and\n"
         "          gives real data to look at. Needs access to /dev/kvm. Default: off.\n"
+        "      --kvm.handoff-socket=PATH\n"
+        "          Listen on this unix socket (SOCK_SEQPACKET) for VMMs, or the\n"
+        "          LD_PRELOAD shim inside them, that hand over their stats fds\n"
+        "          (protocol: docs/handoff.md). Needs no privilege. If the socket\n"
+        "          cannot be made, a warning is logged and the exporter runs without\n"
+        "          it; --once never listens. An empty value disables it. Default:\n"
+        "          \"" CLI_DEFAULT_HANDOFF_SOCKET "\".\n"
+        "      --kvm.handoff-allow-uid=UID\n"
+        "          Accept hand-off connections from processes of this user (a number\n"
+        "          or a name). Repeat the flag to allow several users. Default: root\n"
+        "          and the user the exporter runs as.\n"
+        "      --kvm.handoff-allow-gid=GID\n"
+        "          Also accept processes in this group, primary or supplementary (a\n"
+        "          number or a name). Repeat the flag to allow several groups.\n"
+        "          Default: none.\n"
+        "      --kvm.handoff-max-connections=N\n"
+        "          Hand-off connections (one per VM) allowed at once, from 1 to 65536;\n"
+        "          further ones are closed at once. Default: 256.\n"
         "      --kvm.rescan-interval=DURATION\n"
         "          How often to scan /proc for new VMs; VMs whose process exits are\n"
         "          dropped at once, not at the next scan. A duration such as 500ms,\n"
@@ -82,14 +122,21 @@ static const char usage_text[] =
         "          Export vCPU statistics per vCPU, with a \"vcpu\" label. Off by default:\n"
         "          vCPU statistics are then aggregated per VM (sums, and maxima for\n"
         "          peak values), which keeps the number of series low. Default: off.\n"
-        "\n"
+        "\n",
         "Logging:\n"
         "      --log.level=LEVEL\n"
         "          Only log messages at this severity or above: debug, info, warn or\n"
         "          error. Logs are logfmt lines on stderr. Default: info.\n"
         "\n"
         "Boolean flags also take the forms --no-<flag> and --<flag>=true|false. Other\n"
-        "flags take their value as --flag=value or --flag value.\n";
+        "flags take their value as --flag=value or --flag value.\n",
+};
+
+static void print_usage(void)
+{
+	for (size_t i = 0; i < ELEMENTSOF(usage_text); i++)
+		fputs(usage_text[i], stdout);
+}
 
 enum flag_kind {
 	FLAG_BOOL,    /* sets a bool member at `offset` */
@@ -197,6 +244,106 @@ static int set_rescan_interval(struct options *o, const char *value, const char 
 	return 0;
 }
 
+static int set_handoff_socket(struct options *o, const char *value, const char **ret_why)
+{
+	char *copy;
+
+	if (strlen(value) > MAX_UNIX_SOCKET_PATH) {
+		*ret_why = "longer than a unix socket path may be (107 bytes)";
+		return -EINVAL;
+	}
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(o->handoff_socket);
+	o->handoff_socket = copy;
+	return 0;
+}
+
+static int ids_push(uint32_t **ids, size_t *n, uint32_t id)
+{
+	uint32_t *grown;
+
+	if (*n >= SIZE_MAX / sizeof(**ids) - 1)
+		return -ENOMEM;
+	grown = realloc(*ids, (*n + 1) * sizeof(**ids));
+	if (!grown)
+		return -ENOMEM;
+	*ids = grown;
+	grown[(*n)++] = id;
+	return 0;
+}
+
+/* A decimal id below 2^32-1 ((uid_t)-1 means "none"), without sign or spaces. */
+static int parse_id(const char *s, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v >= UINT32_MAX)
+			return -ERANGE;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int set_handoff_allow_uid(struct options *o, const char *value, const char **ret_why)
+{
+	uint32_t id;
+	int r = parse_id(value, &id);
+
+	if (r == -EINVAL) {
+		struct passwd pw, *res = NULL;
+		char buf[4096];
+
+		if (getpwnam_r(value, &pw, buf, sizeof(buf), &res) == 0 && res)
+			id = (uint32_t)res->pw_uid, r = 0;
+	}
+	if (r < 0) {
+		*ret_why = r == -ERANGE ? "out of range (at most 4294967294)"
+					: "expected a user id or the name of an existing user";
+		return -EINVAL;
+	}
+	return ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids, id);
+}
+
+static int set_handoff_allow_gid(struct options *o, const char *value, const char **ret_why)
+{
+	uint32_t id;
+	int r = parse_id(value, &id);
+
+	if (r == -EINVAL) {
+		struct group gr, *res = NULL;
+		char buf[16384];
+
+		if (getgrnam_r(value, &gr, buf, sizeof(buf), &res) == 0 && res)
+			id = (uint32_t)res->gr_gid, r = 0;
+	}
+	if (r < 0) {
+		*ret_why = r == -ERANGE ? "out of range (at most 4294967294)"
+					: "expected a group id or the name of an existing group";
+		return -EINVAL;
+	}
+	return ids_push(&o->handoff_allow_gids, &o->n_handoff_allow_gids, id);
+}
+
+static int set_handoff_max_connections(struct options *o, const char *value, const char **ret_why)
+{
+	uint32_t n;
+
+	if (parse_id(value, &n) < 0 || n < 1 || n > MAX_HANDOFF_MAX_CONNECTIONS) {
+		*ret_why = "expected a number from 1 to 65536";
+		return -EINVAL;
+	}
+	o->handoff_max_connections = n;
+	return 0;
+}
+
 static int set_log_level(struct options *o, const char *value, const char **ret_why)
 {
 	if (log_level_parse(value, &o->log_level) < 0) {
@@ -206,13 +353,57 @@ static int set_log_level(struct options *o, const char *value, const char **ret_
 	return 0;
 }
 
+static int set_web_config_file(struct options *o, const char *value, const char **ret_why)
+{
+	char *copy = NULL;
+
+	/* Empty means none, as in the Go exporters (handy in an environment file). */
+	if (value[0] != '\0') {
+		copy = strdup(value);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(o->web_config_file);
+	o->web_config_file = copy;
+	return 0;
+}
+
+static int set_max_requests(struct options *o, const char *value, const char **ret_why)
+{
+	unsigned long v = 0;
+
+	*ret_why = "expected a whole number from 0 (no limit) to 1000000";
+	if (value[0] == '\0')
+		return -EINVAL;
+	for (const char *p = value; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 1000000)
+			return -EINVAL;
+	}
+	o->max_requests = (unsigned)v;
+	return 0;
+}
+
 static const struct flag flags[] = {
         {.name = "web.listen-address", .kind = FLAG_VALUE, .repeatable = true, .set = set_listen},
         {.name = "web.telemetry-path", .kind = FLAG_VALUE, .set = set_telemetry_path},
+        {.name = "web.config.file", .kind = FLAG_VALUE, .set = set_web_config_file},
+        {.name = "web.max-requests", .kind = FLAG_VALUE, .set = set_max_requests},
+        {.name = "web.systemd-socket", .kind = FLAG_BOOL,
+         .offset = offsetof(struct options, systemd_socket)},
         {.name = "once", .kind = FLAG_BOOL, .offset = offsetof(struct options, once)},
         {.name = "kvm.procfs", .kind = FLAG_BOOL, .offset = offsetof(struct options, procfs)},
         {.name = "kvm.stats-file", .kind = FLAG_VALUE, .repeatable = true, .set = set_stats_file},
         {.name = "kvm.canary", .kind = FLAG_BOOL, .offset = offsetof(struct options, canary)},
+        {.name = "kvm.handoff-socket", .kind = FLAG_VALUE, .set = set_handoff_socket},
+        {.name = "kvm.handoff-allow-uid", .kind = FLAG_VALUE, .repeatable = true,
+         .set = set_handoff_allow_uid},
+        {.name = "kvm.handoff-allow-gid", .kind = FLAG_VALUE, .repeatable = true,
+         .set = set_handoff_allow_gid},
+        {.name = "kvm.handoff-max-connections", .kind = FLAG_VALUE,
+         .set = set_handoff_max_connections},
         {.name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval},
         {.name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu)},
         {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
@@ -309,7 +500,9 @@ static void options_init_defaults(struct options *o)
 	*o = (struct options){
 	        .procfs = true,
 	        .rescan_usec = DEFAULT_RESCAN_USEC,
+	        .handoff_max_connections = DEFAULT_HANDOFF_MAX_CONNECTIONS,
 	        .log_level = LOG_LEVEL_INFO,
+	        .max_requests = HTTP_DEFAULT_MAX_REQUESTS,
 	};
 }
 
@@ -318,6 +511,18 @@ static int options_fill_unset(struct options *o)
 	if (!o->telemetry_path) {
 		o->telemetry_path = strdup(DEFAULT_TELEMETRY_PATH);
 		if (!o->telemetry_path)
+			return -ENOMEM;
+	}
+	if (!o->handoff_socket) {
+		o->handoff_socket = strdup(CLI_DEFAULT_HANDOFF_SOCKET);
+		if (!o->handoff_socket)
+			return -ENOMEM;
+	}
+	if (o->n_handoff_allow_uids == 0) {
+		if (ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids, 0) < 0)
+			return -ENOMEM;
+		if (geteuid() != 0 && ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids,
+					       (uint32_t)geteuid()) < 0)
 			return -ENOMEM;
 	}
 	if (o->n_listen == 0)
@@ -366,7 +571,7 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 			return fail("flag --%s does not take a value (got %s)", f->name,
 			            quote(value, q, sizeof(q)));
 		if (f->kind == FLAG_HELP)
-			fputs(usage_text, stdout);
+			print_usage();
 		else
 			printf(PROGRAM " version %s (revision %s)\n", PROJECT_VERSION,
 			       PROJECT_REVISION);
@@ -429,7 +634,7 @@ int cli_parse(int argc, char **argv, struct options *ret)
 			break;
 		}
 		if (strcmp(arg, "-h") == 0) {
-			fputs(usage_text, stdout);
+			print_usage();
 			fflush(stdout);
 			r = CLI_EXIT_OK;
 		} else if (strncmp(arg, "--", 2) == 0) {
@@ -468,6 +673,10 @@ void options_release(struct options *o)
 		free(o->stats_files[i]);
 	free(o->stats_files);
 	free(o->telemetry_path);
+	free(o->handoff_socket);
+	free(o->handoff_allow_uids);
+	free(o->handoff_allow_gids);
+	free(o->web_config_file);
 	options_init_defaults(o);
 }
 

@@ -8,10 +8,14 @@
 
 #include "log.h"
 
+/* Where the hand-off socket listens unless --kvm.handoff-socket says otherwise. */
+#define CLI_DEFAULT_HANDOFF_SOCKET "/run/kvmstats_exporter/handoff.sock"
+
 struct options {
 	char **listen;          /* --web.listen-address, repeatable; default ":9977" */
 	size_t n_listen;
 	char *telemetry_path;   /* --web.telemetry-path, default "/metrics" */
+	bool systemd_socket;    /* --web.systemd-socket, default off */
 	bool once;              /* --once */
 	char **stats_files;     /* --kvm.stats-file, repeatable */
 	size_t n_stats_files;
@@ -19,6 +23,14 @@ struct options {
 	bool procfs;            /* --kvm.procfs, default on */
 	uint64_t rescan_usec;   /* --kvm.rescan-interval, default 5s */
 	bool canary;            /* --kvm.canary, default off */
+	char *handoff_socket;   /* --kvm.handoff-socket, default CLI_DEFAULT_HANDOFF_SOCKET; "" = off */
+	uint32_t *handoff_allow_uids; /* --kvm.handoff-allow-uid, repeatable; default 0 and euid */
+	size_t n_handoff_allow_uids;
+	uint32_t *handoff_allow_gids; /* --kvm.handoff-allow-gid, repeatable; default none */
+	size_t n_handoff_allow_gids;
+	unsigned handoff_max_connections; /* --kvm.handoff-max-connections, default 256 */
+	char *web_config_file;  /* --web.config.file, default none */
+	unsigned max_requests;  /* --web.max-requests, default 40; 0 = no limit */
 	enum log_level log_level; /* --log.level, default info */
 };
 

@@ -16,6 +16,7 @@ static const char *const source_names[VM_SOURCE__MAX] = {
 	[VM_SOURCE_PROCFS] = "procfs",
 	[VM_SOURCE_FILE] = "file",
 	[VM_SOURCE_CANARY] = "canary",
+	[VM_SOURCE_HANDOFF] = "handoff",
 };
 
 const char *vm_source_to_string(enum vm_source s)
@@ -31,6 +32,7 @@ struct vm *vm_new(enum vm_source source)
 		return NULL;
 	vm->source = source;
 	vm->pidfd = -1;
+	vm->conn_fd = -1;
 	vm->vm_target_fd = -1;
 	return vm;
 }
@@ -49,6 +51,12 @@ struct vm *vm_free(struct vm *vm)
 	free(vm->uuid);
 	free(vm->vmm);
 	free(vm->kvm_id);
+	for (size_t i = 0; i < vm->n_labels; i++) {
+		free(vm->label_names[i]);
+		free(vm->label_values_escaped[i]);
+	}
+	free(vm->label_names);
+	free(vm->label_values_escaped);
 	free(vm);
 	return NULL;
 }
@@ -137,7 +145,7 @@ int collector_prepare_file(struct collector *c, struct kvmstats_file *f)
 	return 0;
 }
 
-static bool name_taken(const struct collector *c, const char *name)
+bool collector_name_taken(const struct collector *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_vms; i++)
 		if (strcmp(c->vms[i]->name, name) == 0)
@@ -145,15 +153,42 @@ static bool name_taken(const struct collector *c, const char *name)
 	return false;
 }
 
+ssize_t collector_find_vm(const struct collector *c, const struct vm *vm)
+{
+	for (size_t i = 0; i < c->n_vms; i++)
+		if (c->vms[i] == vm)
+			return (ssize_t)i;
+	return -1;
+}
+
+int collector_reserve(struct collector *c, size_t n)
+{
+	size_t cap = c->cap_vms ? c->cap_vms : 16;
+	struct vm **p;
+
+	if (n > SIZE_MAX / 4 - c->n_vms)
+		return -ENOMEM;
+	while (cap < c->n_vms + n)
+		cap *= 2;
+	if (cap == c->cap_vms)
+		return 0;
+	p = reallocarray(c->vms, cap, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	c->vms = p;
+	c->cap_vms = cap;
+	return 0;
+}
+
 int collector_add_vm(struct collector *c, struct vm *vm)
 {
 	struct outbuf b = { 0 };
 
 	/* Names stay stable for a VM's life: the newcomer yields on a clash. */
-	if (name_taken(c, vm->name)) {
+	if (collector_name_taken(c, vm->name)) {
 		char *alt = NULL;
 
-		for (unsigned k = 0; !alt || name_taken(c, alt); k++) {
+		for (unsigned k = 0; !alt || collector_name_taken(c, alt); k++) {
 			free(alt);
 			if ((k == 0 && vm->pid > 0 ? asprintf(&alt, "%s-%d", vm->name, (int)vm->pid)
 						   : asprintf(&alt, "%s-%u", vm->name, k + 1)) < 0) {
@@ -163,27 +198,24 @@ int collector_add_vm(struct collector *c, struct vm *vm)
 		}
 		free(vm->name);
 		vm->name = alt;
+		free(vm->name_escaped);
+		vm->name_escaped = NULL;
 	}
 
-	escape_puts(&b, vm->name, ESCAPE_LABEL_VALUE);
-	outbuf_putc(&b, '\0');
-	if (b.failed) {
-		outbuf_release(&b);
-		vm_free(vm);
-		return -ENOMEM;
-	}
-	vm->name_escaped = b.data;
-
-	if (c->n_vms == c->cap_vms) {
-		size_t cap = c->cap_vms ? c->cap_vms * 2 : 16;
-		struct vm **p = reallocarray(c->vms, cap, sizeof(*p));
-
-		if (!p) {
+	if (!vm->name_escaped) {
+		escape_puts(&b, vm->name, ESCAPE_LABEL_VALUE);
+		outbuf_putc(&b, '\0');
+		if (b.failed) {
+			outbuf_release(&b);
 			vm_free(vm);
 			return -ENOMEM;
 		}
-		c->vms = p;
-		c->cap_vms = cap;
+		vm->name_escaped = b.data;
+	}
+
+	if (collector_reserve(c, 1) < 0) {
+		vm_free(vm);
+		return -ENOMEM;
 	}
 	c->vms[c->n_vms++] = vm;
 	return 0;
@@ -215,9 +247,10 @@ static double monotonic_seconds(void)
 }
 
 /*
- * Marks VMs whose process has exited, with one poll() over every pidfd: the
- * main thread removes them as soon as it wakes, but a scrape racing with it
- * must not report a dead VM's last values as current.
+ * Marks VMs whose process has exited or whose hand-off connection hung up,
+ * with one poll() over every pidfd and connection: the main thread removes
+ * them as soon as it wakes, but a scrape racing with it must not report a
+ * dead VM's last values as current.
  */
 static void check_liveness(struct collector *c)
 {
@@ -234,12 +267,19 @@ static void check_liveness(struct collector *c)
 	for (size_t i = 0; i < c->n_vms; i++)
 		if (c->vms[i]->pidfd >= 0)
 			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->pidfd, .events = POLLIN };
+		else if (c->vms[i]->conn_fd >= 0)
+			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->conn_fd,
+							   .events = POLLRDHUP };
 	if (n == 0 || poll(c->pollfds, n, 0) <= 0)
 		return;
 	n = 0;
-	for (size_t i = 0; i < c->n_vms; i++)
-		if (c->vms[i]->pidfd >= 0 && (c->pollfds[n++].revents & (POLLIN | POLLHUP)))
+	for (size_t i = 0; i < c->n_vms; i++) {
+		short gone = c->vms[i]->pidfd >= 0 ? POLLIN | POLLHUP : POLLRDHUP | POLLHUP;
+
+		if ((c->vms[i]->pidfd >= 0 || c->vms[i]->conn_fd >= 0) &&
+		    (c->pollfds[n++].revents & gone))
 			c->vms[i]->exited = true;
+	}
 }
 
 int collector_collect(struct collector *c, struct outbuf *out)

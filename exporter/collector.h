@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The set of VMs being observed, and the scrape that turns them into an
- * exposition. Sources (procfs, stats files, canary) add and remove VMs from
+ * exposition. Sources (procfs, hand-off, stats files, canary) add and remove VMs from
  * the main thread; HTTP threads scrape. One mutex orders the two.
  */
 #pragma once
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "handoff_msg.h"
 #include "kvmstats.h"
 #include "outbuf.h"
 #include "translate.h"
@@ -21,6 +22,7 @@ enum vm_source {
 	VM_SOURCE_PROCFS,
 	VM_SOURCE_FILE,
 	VM_SOURCE_CANARY,
+	VM_SOURCE_HANDOFF,
 	VM_SOURCE__MAX,
 };
 
@@ -41,6 +43,10 @@ struct vm {
 	pid_t pid;           /* the process holding the fds; 0 for files */
 	enum vm_source source;
 	int pidfd;           /* watched for exit; -1 when there is no process */
+	int conn_fd;         /* hand-off connection (not owned): hung up = gone; else -1 */
+	char **label_names;  /* extra kvm_vm_info labels (hand-off), valid names */
+	char **label_values_escaped; /* their values, escaped for a label value */
+	size_t n_labels;
 	struct kvmstats_file *vm_file; /* may be NULL (e.g. only vCPU fds are held) */
 	int vm_target_fd;    /* fd number of vm_file in the VMM, or -1 */
 	bool vm_read_ok;
@@ -77,6 +83,10 @@ struct collector {
 	bool canary_enabled;
 	bool canary_up;
 	uint64_t canary_bursts;
+	bool handoff_enabled;
+	size_t handoff_connections;
+	uint64_t handoff_messages;
+	uint64_t handoff_rejected[HANDOFF_REJECT__MAX];
 };
 
 /* Initialises an empty collector. 0 or -ENOMEM. */
@@ -103,9 +113,17 @@ int collector_prepare_file(struct collector *c, struct kvmstats_file *f);
 
 /*
  * Takes ownership of vm, makes its name unique (suffixing "-<pid>" or "-N")
- * and escapes it. Call with the lock held. 0 or -ENOMEM (vm freed).
+ * and escapes it (a name_escaped set by the caller is kept if the name is).
+ * Call with the lock held. 0 or -ENOMEM (vm freed). Cannot fail when the
+ * name is free, name_escaped is set and collector_reserve() made room.
  */
 int collector_add_vm(struct collector *c, struct vm *vm);
+/* Makes room for n more VMs, so that adding them needs no allocation. 0 or -ENOMEM. */
+int collector_reserve(struct collector *c, size_t n);
+/* Whether a VM of that name is tracked. */
+bool collector_name_taken(const struct collector *c, const char *name);
+/* The index of vm in c->vms, or -1. */
+ssize_t collector_find_vm(const struct collector *c, const struct vm *vm);
 /* Removes and frees VM i. Call with the lock held. */
 void collector_remove_vm(struct collector *c, size_t i);
 

@@ -295,7 +295,16 @@ static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms)
 		escape_puts(out, vm->kvm_id ? vm->kvm_id : "", ESCAPE_LABEL_VALUE);
 		outbuf_puts(out, "\",source=\"");
 		outbuf_puts(out, vm_source_to_string(vm->source));
-		outbuf_puts(out, "\"} 1\n");
+		outbuf_putc(out, '"');
+		/* Hand-off labels: names validated, values escaped when registered. */
+		for (size_t j = 0; j < vm->n_labels; j++) {
+			outbuf_putc(out, ',');
+			outbuf_puts(out, vm->label_names[j]);
+			outbuf_puts(out, "=\"");
+			outbuf_puts(out, vm->label_values_escaped[j]);
+			outbuf_putc(out, '"');
+		}
+		outbuf_puts(out, "} 1\n");
 	}
 }
 
@@ -381,6 +390,24 @@ int exposition_write_self(struct outbuf *out, const struct collector *c, double 
 				   "Scans of /proc for stats fds.", "counter");
 		outbuf_printf(out, "kvmstats_exporter_procfs_scans_total %llu\n",
 			      (unsigned long long)c->procfs_scans);
+	}
+
+	if (c->handoff_enabled) {
+		write_gauge_header(out, "kvmstats_exporter_handoff_connections",
+				   "Open connections on the hand-off socket.", "gauge");
+		outbuf_printf(out, "kvmstats_exporter_handoff_connections %zu\n",
+			      c->handoff_connections);
+		write_gauge_header(out, "kvmstats_exporter_handoff_messages_total",
+				   "Messages received on hand-off connections, accepted or not.",
+				   "counter");
+		outbuf_printf(out, "kvmstats_exporter_handoff_messages_total %llu\n",
+			      (unsigned long long)c->handoff_messages);
+		write_gauge_header(out, "kvmstats_exporter_handoff_rejected_total",
+				   "Hand-off messages and connections refused, by reason.", "counter");
+		for (unsigned r = 0; r < HANDOFF_REJECT__MAX; r++)
+			outbuf_printf(out, "kvmstats_exporter_handoff_rejected_total{reason=\"%s\"} %llu\n",
+				      handoff_reject_to_string(r),
+				      (unsigned long long)c->handoff_rejected[r]);
 	}
 
 	if (c->canary_enabled) {

@@ -4,16 +4,25 @@
  *
  * We bind every listen socket ourselves (so that an error names the address
  * the operator wrote, and so that ":port" means dual-stack IPv6+IPv4) and give
- * each one to its own MHD daemon with one internal polling thread. A daemon
- * without a thread pool and without thread-per-connection calls the access
- * handler from that one thread only, so each daemon's exposition buffer is
- * used by one thread at a time and needs no lock.
+ * each one to its own MHD daemon with a thread per connection: a slow scrape,
+ * a bcrypt check or a slow client holds up its own connection only, and
+ * --web.max-requests is what bounds the concurrent collections. Exposition
+ * buffers come from a small pool, so a steady scraper reuses the same memory.
+ *
+ * The web config adds TLS (GnuTLS through MHD; client certificates checked
+ * during the handshake), basic auth (basicauth.c), extra headers and a rate
+ * limit, all in front of every endpoint, as in the exporter-toolkit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,13 +32,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "basicauth.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "macro.h"
 #include "outbuf.h"
+#include "webconfig.h"
 
 #define CONTENT_TYPE_EXPOSITION "text/plain; version=0.0.4; charset=utf-8"
 #define CONTENT_TYPE_TEXT       "text/plain; charset=utf-8"
@@ -44,6 +56,16 @@
 #define HTTP_PER_IP_CONNECTION_LIMIT 16u
 #define HTTP_CONNECTION_TIMEOUT_SEC  30u
 #define HTTP_LISTEN_BACKLOG          64
+/*
+ * Per connection, for the request line, the headers and the reply's headers:
+ * a request that does not fit (a huge URL or header) is refused with a 4xx
+ * and closed. Prometheus sends a few hundred bytes.
+ */
+#define HTTP_CONNECTION_MEMORY_LIMIT (32u * 1024u)
+/* Exposition buffers kept for reuse; more concurrent scrapes allocate and free their own. */
+#define EXPOSITION_POOL_MAX 4
+
+#define AUTH_REALM "kvmstats_exporter"
 
 /* "[" + host + "%" + zone + "]:" + port */
 #define ADDRESS_BUFSIZE (NI_MAXHOST + 16)
@@ -54,9 +76,23 @@ struct http_listener {
 	int fd; /* ours until handed to MHD, then -1 */
 	/* While MHD_start_daemon() runs, MHD's messages explain a failure: log them louder. */
 	atomic_bool starting;
-	/* Reused across scrapes; touched only by this daemon's polling thread. */
-	struct outbuf exposition;
 	char address[ADDRESS_BUFSIZE]; /* as bound, for logs */
+};
+
+/* One per connection (MHD's socket context), from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED. */
+struct http_connection {
+	struct http_listener *listener;
+	/* The TLS handshake's check of the client certificate passed (tls_verify_client()). */
+	bool client_verified;
+};
+
+/* golang.org/x/time/rate semantics: burst tokens, one more every interval. */
+struct rate_limiter {
+	pthread_mutex_t lock;
+	uint64_t interval_usec; /* 0: off */
+	unsigned burst;
+	double tokens;
+	uint64_t last_usec;
 };
 
 struct http_server {
@@ -66,6 +102,16 @@ struct http_server {
 	int (*collect)(void *userdata, struct outbuf *out);
 	bool (*ready)(void *userdata);
 	void *userdata;
+	const struct webconfig *web; /* NULL: plain HTTP, no auth */
+	struct basicauth *auth;      /* NULL: no basic_auth_users */
+	struct rate_limiter limiter;
+	unsigned max_requests;
+	atomic_uint in_flight; /* requests to telemetry_path being answered */
+	/* Every request from the handler's first call to MHD's completion notice. */
+	atomic_uint active;
+	pthread_mutex_t pool_lock;
+	struct outbuf *pool[EXPOSITION_POOL_MAX];
+	size_t n_pool;
 	struct http_listener *listeners;
 	size_t n_listeners;
 	size_t n_allocated;
@@ -375,19 +421,254 @@ fail_msg:
 	                 strerror(-r));
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *content_type,
-                             const void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+/* ---- TLS client certificates ------------------------------------------------------------ */
+
+/* Go's net.IP.String(): an IPv4-mapped IPv6 address prints as IPv4. */
+static void format_san_ip(const unsigned char *ip, size_t len, char *buf, size_t buflen)
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	buf[0] = '\0';
+	if (len == 4)
+		inet_ntop(AF_INET, ip, buf, (socklen_t)buflen);
+	else if (len == 16 && memcmp(ip, v4mapped, sizeof(v4mapped)) == 0)
+		inet_ntop(AF_INET, ip + 12, buf, (socklen_t)buflen);
+	else if (len == 16)
+		inet_ntop(AF_INET6, ip, buf, (socklen_t)buflen);
+}
+
+/* client_allowed_sans: one of the leaf's DNS, e-mail, IP or URI SANs must be listed. */
+static bool cert_has_allowed_san(const gnutls_datum_t *der, const struct webconfig *w)
+{
+	gnutls_x509_crt_t crt;
+	bool found = false;
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return false;
+	}
+	for (unsigned seq = 0; !found; seq++) {
+		unsigned char buf[1024];
+		char text[INET6_ADDRSTRLEN + 1];
+		const char *value = NULL;
+		size_t size = sizeof(buf) - 1;
+		unsigned critical;
+		int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, buf, &size, &critical);
+
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+			continue; /* longer than any name we could have listed */
+		if (type < 0)
+			break;
+		buf[size] = '\0';
+		switch (type) {
+		case GNUTLS_SAN_DNSNAME:
+		case GNUTLS_SAN_RFC822NAME:
+		case GNUTLS_SAN_URI:
+			if (strlen((char *)buf) == size)
+				value = (const char *)buf;
+			break;
+		case GNUTLS_SAN_IPADDRESS:
+			format_san_ip(buf, size, text, sizeof(text));
+			value = text;
+			break;
+		default:
+			break;
+		}
+		for (size_t i = 0; value && *value && i < w->n_client_allowed_sans && !found; i++)
+			found = strcmp(value, w->client_allowed_sans[i]) == 0;
+	}
+	gnutls_x509_crt_deinit(crt);
+	return found;
+}
+
+/*
+ * Fails the handshake the way Go's crypto/tls does, with an alert the client
+ * can report ("certificate required", "bad certificate"); MHD would just
+ * close the connection.
+ */
+static int tls_reject(gnutls_session_t session, gnutls_alert_description_t alert)
+{
+	if (alert == GNUTLS_A_CERTIFICATE_REQUIRED &&
+	    gnutls_protocol_get_version(session) != GNUTLS_TLS1_3)
+		alert = GNUTLS_A_HANDSHAKE_FAILURE; /* TLS 1.2 has no "certificate required" */
+	(void)gnutls_alert_send(session, GNUTLS_AL_FATAL, alert);
+	return -1;
+}
+
+/*
+ * Whether the session's client certificate (if any) satisfies the web
+ * config: 0, or the TLS alert to refuse the client with.
+ */
+static int tls_client_check(gnutls_session_t session, const struct webconfig *w,
+                            const char *address)
+{
+	const gnutls_datum_t *certs;
+	unsigned n = 0, status = 0;
+
+	certs = gnutls_certificate_get_peers(session, &n);
+	if (!certs || n == 0) {
+		if (w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY ||
+		    w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY ||
+		    w->client_allowed_sans) {
+			log_debug("TLS client rejected: no client certificate", "address=%s",
+			          address);
+			return GNUTLS_A_CERTIFICATE_REQUIRED;
+		}
+		return 0;
+	}
+
+	if (w->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN ||
+	    w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY) {
+		/* Against client_ca, for client authentication (extended key usage), as Go does. */
+		gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		                                 .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+		int r = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+
+		if (r < 0 || status != 0) {
+			gnutls_datum_t why = {NULL, 0};
+
+			if (r >= 0)
+				gnutls_certificate_verification_status_print(
+				        status, GNUTLS_CRT_X509, &why, 0);
+			log_debug("TLS client rejected: certificate not verified",
+			          "address=%s err=\"%s\"", address,
+			          r < 0      ? gnutls_strerror(r)
+			          : why.data ? (char *)why.data
+			                     : "");
+			gnutls_free(why.data);
+			return GNUTLS_A_BAD_CERTIFICATE;
+		}
+	}
+	if (w->client_allowed_sans && !cert_has_allowed_san(&certs[0], w)) {
+		log_debug("TLS client rejected: no allowed SAN in its certificate", "address=%s",
+		          address);
+		return GNUTLS_A_BAD_CERTIFICATE;
+	}
+	return 0;
+}
+
+/*
+ * GnuTLS calls this during the handshake, once the client's Certificate
+ * (possibly empty) has arrived; non-zero aborts the handshake.
+ */
+static int tls_verify_client(gnutls_session_t session)
+{
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *ci;
+	struct http_connection *hc;
+	int alert;
+
+	ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+	hc = ci ? ci->socket_context : NULL;
+	if (!hc)
+		return tls_reject(session, GNUTLS_A_INTERNAL_ERROR);
+	alert = tls_client_check(session, hc->listener->server->web, hc->listener->address);
+	if (alert)
+		return tls_reject(session, (gnutls_alert_description_t)alert);
+	hc->client_verified = true;
+	return 0;
+}
+
+/*
+ * Per connection, before its TLS handshake: asks for (or requires) a client
+ * certificate and installs the check. MHD itself only ever asks ("REQUEST")
+ * when given a client CA, and never verifies.
+ */
+static void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                                   enum MHD_ConnectionNotificationCode code)
+{
+	struct http_listener *l = cls;
+	const struct webconfig *w = l->server->web;
+	const union MHD_ConnectionInfo *ci;
+	struct http_connection *hc;
+	gnutls_session_t session;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	/* Without it, tls_client_ok() and tls_verify_client() fail closed. */
+	hc = calloc(1, sizeof(*hc));
+	if (!hc)
+		return;
+	hc->listener = l;
+	*socket_context = hc;
+
+	if (!w || !w->tls || w->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
+		return;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return;
+	session = ci->tls_session;
+	/* REQUEST even when required: tls_verify_client() refuses, with the right alert. */
+	gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
+	gnutls_session_set_verify_function(session, tls_verify_client);
+}
+
+/*
+ * Whether the connection's client certificate satisfies client_auth_type.
+ * The handshake already enforced it (tls_verify_client()); this is the
+ * fail-closed check that nothing let a connection through unverified.
+ */
+static bool tls_client_ok(const struct webconfig *w, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct http_connection *hc;
+	gnutls_session_t session;
+	unsigned n = 0;
+
+	if (w->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
+		return true;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return false;
+	session = ci->tls_session;
+	gnutls_certificate_get_peers(session, &n);
+	if (n == 0)
+		return (w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUEST ||
+		        w->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN) &&
+		       !w->client_allowed_sans;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	hc = ci ? ci->socket_context : NULL;
+	if (!hc)
+		return false;
+	/* A resumed session skips the Certificate message, and so the callback: check here. */
+	if (!hc->client_verified && gnutls_session_is_resumed(session) &&
+	    tls_client_check(session, w, hc->listener->address) == 0)
+		hc->client_verified = true;
+	return hc->client_verified;
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                             const char *content_type, const void *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	bool ok;
 
 	/* MHD reads from a persistent buffer but never writes to it. */
 	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
 	if (!resp)
 		return MHD_NO;
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
-	    (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES)) {
+	ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
+	if (ok && status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
+	if (ok && status == MHD_HTTP_UNAUTHORIZED)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                             "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
+	/* On every response, as the toolkit sets them before authentication. */
+	for (size_t i = 0; ok && s->web && i < s->web->n_headers; i++)
+		ok = MHD_add_response_header(resp, s->web->headers[i].name,
+		                             s->web->headers[i].value) == MHD_YES;
+	if (!ok) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -396,18 +677,64 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
-static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
+static enum MHD_Result reply_text(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *text)
 {
-	return reply(c, status, CONTENT_TYPE_TEXT, text, strlen(text), MHD_RESPMEM_PERSISTENT);
+	return reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text), MHD_RESPMEM_PERSISTENT);
+}
+
+static struct outbuf *exposition_take(struct http_server *s)
+{
+	struct outbuf *b = NULL;
+
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->n_pool > 0)
+		b = s->pool[--s->n_pool];
+	pthread_mutex_unlock(&s->pool_lock);
+	return b ? b : calloc(1, sizeof(*b));
+}
+
+/* Last in, first out: a lone scraper gets the same buffer, at its grown size, every time. */
+static void exposition_give(struct http_server *s, struct outbuf *b)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	if (s->n_pool < EXPOSITION_POOL_MAX) {
+		s->pool[s->n_pool++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (b) {
+		outbuf_release(b);
+		free(b);
+	}
 }
 
 static enum MHD_Result reply_metrics(struct http_listener *l, struct MHD_Connection *c)
 {
 	struct http_server *s = l->server;
-	struct outbuf *b = &l->exposition;
+	struct outbuf *b;
+	enum MHD_Result ret;
 	char msg[256];
 	int r;
 
+	/* promhttp's MaxRequestsInFlight: refuse at once rather than queue. */
+	if (atomic_fetch_add(&s->in_flight, 1) >= s->max_requests && s->max_requests > 0) {
+		atomic_fetch_sub(&s->in_flight, 1);
+		snprintf(msg, sizeof(msg),
+		         "Limit of concurrent requests reached (%u), try again later.\n",
+		         s->max_requests);
+		log_debug("scrape refused: too many in flight", "address=%s max_requests=%u",
+		          l->address, s->max_requests);
+		return reply(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, CONTENT_TYPE_TEXT, msg,
+		             strlen(msg), MHD_RESPMEM_MUST_COPY);
+	}
+
+	b = exposition_take(s);
+	if (!b) {
+		atomic_fetch_sub(&s->in_flight, 1);
+		return reply_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                  "error collecting metrics: out of memory\n");
+	}
 	outbuf_reset(b);
 	r = s->collect(s->userdata, b);
 	if (r >= 0 && b->failed)
@@ -415,19 +742,49 @@ static enum MHD_Result reply_metrics(struct http_listener *l, struct MHD_Connect
 	if (r < 0) {
 		log_warn("scrape failed", "address=%s err=\"%s\"", l->address, strerror(-r));
 		snprintf(msg, sizeof(msg), "error collecting metrics: %s\n", strerror(-r));
-		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, CONTENT_TYPE_TEXT, msg, strlen(msg),
-		             MHD_RESPMEM_MUST_COPY);
+		ret = reply(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, CONTENT_TYPE_TEXT, msg,
+		            strlen(msg), MHD_RESPMEM_MUST_COPY);
+	} else {
+		/*
+		 * MUST_COPY: MHD sends the body after we return, while the buffer
+		 * goes back to the pool for the next scrape. One memcpy per scrape
+		 * costs far less than collecting.
+		 */
+		ret = reply(s, c, MHD_HTTP_OK, CONTENT_TYPE_EXPOSITION, b->len ? b->data : "",
+		            b->len, MHD_RESPMEM_MUST_COPY);
 	}
+	exposition_give(s, b);
+	atomic_fetch_sub(&s->in_flight, 1);
+	return ret;
+}
 
-	/*
-	 * MUST_COPY: MHD sends the body over several poll rounds, and meanwhile
-	 * a second scraper on this daemon may start the next collection into
-	 * the same buffer, so the buffer cannot be lent to the response. One
-	 * memcpy per scrape costs far less than collecting, and keeps the
-	 * buffer's memory (its capacity survives outbuf_reset()) ours alone.
-	 */
-	return reply(c, MHD_HTTP_OK, CONTENT_TYPE_EXPOSITION, b->len ? b->data : "", b->len,
-	             MHD_RESPMEM_MUST_COPY);
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* rate.Limiter.Allow(): take a token if there is one. */
+static bool rate_limiter_allow(struct rate_limiter *rl)
+{
+	uint64_t now;
+	bool ok;
+
+	if (rl->interval_usec == 0)
+		return true;
+	pthread_mutex_lock(&rl->lock);
+	now = now_usec();
+	rl->tokens += (double)(now - rl->last_usec) / (double)rl->interval_usec;
+	if (rl->tokens > rl->burst)
+		rl->tokens = rl->burst;
+	rl->last_usec = now;
+	ok = rl->tokens >= 1.0;
+	if (ok)
+		rl->tokens -= 1.0;
+	pthread_mutex_unlock(&rl->lock);
+	return ok;
 }
 
 static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -438,23 +795,51 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 	struct http_listener *l = cls;
 	struct http_server *s = l->server;
 
+	/* Counted until http_request_completed(), so that a stop can wait for it. */
+	if (!*con_cls) {
+		*con_cls = s;
+		atomic_fetch_add(&s->active, 1);
+	}
+
+	/* Closing the connection is all a client without a valid certificate gets. */
+	if (s->web && s->web->tls && !tls_client_ok(s->web, c))
+		return MHD_NO;
+	if (!rate_limiter_allow(&s->limiter))
+		return reply_text(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too Many Requests\n");
+	/* Every endpoint, as the toolkit wraps the whole handler. */
+	if (s->auth &&
+	    !basicauth_check(s->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                                          MHD_HTTP_HEADER_AUTHORIZATION)))
+		return reply_text(s, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
+
 	/* GET and HEAD have no body we need, so we answer on the first call. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+		return reply_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
 
 	if (strcmp(url, s->telemetry_path) == 0)
 		return reply_metrics(l, c);
 	if (strcmp(url, "/") == 0)
-		return reply(c, MHD_HTTP_OK, CONTENT_TYPE_HTML, s->landing_page,
+		return reply(s, c, MHD_HTTP_OK, CONTENT_TYPE_HTML, s->landing_page,
 		             s->landing_page_len, MHD_RESPMEM_PERSISTENT);
 	if (strcmp(url, "/-/healthy") == 0)
-		return reply_text(c, MHD_HTTP_OK, "Healthy\n");
+		return reply_text(s, c, MHD_HTTP_OK, "Healthy\n");
 	if (strcmp(url, "/-/ready") == 0) {
 		if (!s->ready || s->ready(s->userdata))
-			return reply_text(c, MHD_HTTP_OK, "Ready\n");
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Not ready\n");
+			return reply_text(s, c, MHD_HTTP_OK, "Ready\n");
+		return reply_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Not ready\n");
 	}
-	return reply_text(c, MHD_HTTP_NOT_FOUND, "Not Found\n");
+	return reply_text(s, c, MHD_HTTP_NOT_FOUND, "Not Found\n");
+}
+
+static void http_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                                   enum MHD_RequestTerminationCode toe)
+{
+	struct http_listener *l = cls;
+
+	if (*con_cls) {
+		atomic_fetch_sub(&l->server->active, 1);
+		*con_cls = NULL;
+	}
 }
 
 /* MHD's messages: mostly per-connection noise a client can cause at will, so debug level. */
@@ -488,9 +873,27 @@ static void close_if_still_ours(int fd, const struct stat *ours)
 
 static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 {
-	const unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	const struct webconfig *w = l->server->web;
+	/* ITC: MHD_quiesce_daemon() (http_server_drain()) needs it with internal threads. */
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	                 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls[5];
+	size_t n_tls = 0;
 	struct stat st;
 	int saved;
+
+	/* MHD keeps these pointers; the web config outlives the daemon. */
+	if (w && w->tls) {
+		flags |= MHD_USE_TLS;
+		tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem};
+		tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem};
+		tls[n_tls++] =
+		        (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, w->priorities};
+		if (w->client_ca_pem)
+			tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+			                                       w->client_ca_pem};
+	}
+	tls[n_tls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	if (fstat(l->fd, &st) < 0)
 		return set_error(errbuf, errlen, -errno, "cannot serve on %s: %s", l->address,
@@ -498,13 +901,17 @@ static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 
 	atomic_store(&l->starting, true);
 	errno = 0;
-	l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_handle_request, l,
-	                             /* first, so that MHD never prints on its own */
-	                             MHD_OPTION_EXTERNAL_LOGGER, http_log_mhd, l,
-	                             MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
-	                             HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	                             HTTP_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	                             HTTP_CONNECTION_TIMEOUT_SEC, MHD_OPTION_END);
+	l->daemon =
+	        MHD_start_daemon(flags, 0, NULL, NULL, http_handle_request, l,
+	                         /* first, so that MHD never prints on its own */
+	                         MHD_OPTION_EXTERNAL_LOGGER, http_log_mhd, l,
+	                         MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
+	                         HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	                         HTTP_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	                         HTTP_CONNECTION_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	                         (size_t)HTTP_CONNECTION_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
+	                         http_notify_connection, l, MHD_OPTION_NOTIFY_COMPLETED,
+	                         http_request_completed, l, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	saved = errno;
 	atomic_store(&l->starting, false);
 	if (!l->daemon) {
@@ -574,6 +981,79 @@ static int landing_page_build(struct http_server *s)
 	return 0;
 }
 
+/* What the web config turned on, once at start. */
+static void web_config_log(const struct webconfig *w)
+{
+	if (!w)
+		return;
+	if (w->tls)
+		log_info("TLS is enabled", "client_auth_type=%s min_version=%s max_version=%s",
+		         webconfig_client_auth_to_string(w->client_auth),
+		         webconfig_tls_version_to_string(w->min_version),
+		         webconfig_tls_version_to_string(w->max_version));
+	else
+		log_info("TLS is disabled", "http2=false");
+	if (w->n_users > 0)
+		log_info("basic authentication is enabled", "users=%zu", w->n_users);
+	if (w->n_users > 0 && !w->tls)
+		log_warn("basic authentication without TLS sends passwords in clear text",
+		         "users=%zu", w->n_users);
+	if (w->http2_requested)
+		log_info("HTTP/2 is not supported; serving HTTP/1.1",
+		         "key=http_server_config.http2");
+	if (w->rate_limit_interval_usec > 0)
+		log_info("rate limit is enabled", "burst=%u interval_usec=%" PRIu64,
+		         w->rate_limit_burst, w->rate_limit_interval_usec);
+}
+
+int http_config_load_web_config(struct http_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct webconfig *w;
+	int r;
+
+	r = webconfig_load(path, &w, err, errlen);
+	if (r < 0)
+		return r;
+	webconfig_free(cfg->web);
+	cfg->web = w;
+	return 0;
+}
+
+void http_config_release(struct http_config *cfg)
+{
+	if (cfg)
+		cfg->web = webconfig_free(cfg->web);
+}
+
+static void close_fds(const int *fds, size_t from, size_t n)
+{
+	for (size_t i = from; i < n; i++)
+		safe_close(fds[i]);
+}
+
+/* Sockets systemd passed (--web.systemd-socket): already bound and listening. */
+static int adopt_listen_fds(struct http_server *s, const int *fds, size_t n, char *errbuf,
+                            size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int flags = fcntl(fds[i], F_GETFL), r;
+
+		/* MHD accepts after poll(); a blocking accept could hang its thread. */
+		if (flags < 0 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) < 0) {
+			r = -errno;
+			close_fds(fds, i, n);
+			return set_error(errbuf, errlen, r, "cannot use socket %d passed by systemd: %s",
+			                 fds[i], strerror(-r));
+		}
+		r = listeners_add(s, fds[i]);
+		if (r < 0) {
+			close_fds(fds, i, n);
+			return set_error(errbuf, errlen, r, "out of memory");
+		}
+	}
+	return 0;
+}
+
 int http_server_start(const struct http_config *cfg, struct http_server **ret, char *errbuf,
                       size_t errlen)
 {
@@ -581,23 +1061,46 @@ int http_server_start(const struct http_config *cfg, struct http_server **ret, c
 	int r;
 
 	if (!cfg || !cfg->collect || !cfg->telemetry_path || cfg->telemetry_path[0] != '/' ||
-	    cfg->n_listen == 0)
+	    (cfg->n_listen == 0 && cfg->n_listen_fds == 0)) {
+		if (cfg)
+			close_fds(cfg->listen_fds, 0, cfg->n_listen_fds);
 		return set_error(errbuf, errlen, -EINVAL, "invalid HTTP server configuration");
+	}
 
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		close_fds(cfg->listen_fds, 0, cfg->n_listen_fds);
 		return set_error(errbuf, errlen, -ENOMEM, "out of memory");
+	}
 	s->collect = cfg->collect;
 	s->ready = cfg->ready;
 	s->userdata = cfg->userdata;
+	s->max_requests = cfg->max_requests;
+	s->web = cfg->web;
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_mutex_init(&s->limiter.lock, NULL);
+	if (s->web) {
+		s->limiter.interval_usec = s->web->rate_limit_interval_usec;
+		s->limiter.burst = s->web->rate_limit_burst;
+		s->limiter.tokens = s->web->rate_limit_burst;
+		s->limiter.last_usec = now_usec();
+	}
 	s->telemetry_path = strdup(cfg->telemetry_path);
-	if (!s->telemetry_path || landing_page_build(s) < 0) {
+	if (!s->telemetry_path || landing_page_build(s) < 0 ||
+	    (s->web && s->web->n_users > 0 && basicauth_new(s->web, &s->auth) < 0)) {
+		close_fds(cfg->listen_fds, 0, cfg->n_listen_fds);
 		r = set_error(errbuf, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	web_config_log(s->web);
 
+	if (cfg->n_listen_fds > 0) {
+		r = adopt_listen_fds(s, cfg->listen_fds, cfg->n_listen_fds, errbuf, errlen);
+		if (r < 0)
+			goto fail;
+	}
 	/* Bind everything first: a bad address fails before anything serves. */
-	for (size_t i = 0; i < cfg->n_listen; i++) {
+	for (size_t i = 0; cfg->n_listen_fds == 0 && i < cfg->n_listen; i++) {
 		_cleanup_free_ char *host = NULL;
 		unsigned port;
 
@@ -632,6 +1135,31 @@ fail:
 	return r;
 }
 
+void http_server_drain(struct http_server *s, unsigned timeout_msec)
+{
+	const struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_listeners; i++) {
+		struct http_listener *l = &s->listeners[i];
+		MHD_socket fd;
+
+		if (!l->daemon)
+			continue;
+		/* The listen socket is ours again; closed after MHD_stop_daemon(). */
+		fd = MHD_quiesce_daemon(l->daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			l->fd = fd;
+	}
+	for (unsigned waited = 0; atomic_load(&s->active) > 0 && waited < timeout_msec;
+	     waited += 10)
+		nanosleep(&tick, NULL);
+	if (atomic_load(&s->active) > 0)
+		log_warn("stopping with requests still in flight", "requests=%u",
+		         atomic_load(&s->active));
+}
+
 struct http_server *http_server_stop(struct http_server *s)
 {
 	if (!s)
@@ -643,8 +1171,14 @@ struct http_server *http_server_stop(struct http_server *s)
 		if (l->daemon)
 			MHD_stop_daemon(l->daemon);
 		safe_close(l->fd);
-		outbuf_release(&l->exposition);
 	}
+	for (size_t i = 0; i < s->n_pool; i++) {
+		outbuf_release(s->pool[i]);
+		free(s->pool[i]);
+	}
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_mutex_destroy(&s->limiter.lock);
+	basicauth_free(s->auth);
 	free(s->listeners);
 	free(s->landing_page);
 	free(s->telemetry_path);

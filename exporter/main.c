@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -24,18 +25,24 @@
 #include "http.h"
 #include "log.h"
 #include "macro.h"
+#include "sdnotify.h"
 #include "source_file.h"
+#include "source_handoff.h"
 #include "source_procfs.h"
 
 struct daemon {
 	struct options opts;
 	struct collector collector;
 	struct procfs_source procfs;
+	struct handoff_source *handoff;
 	struct canary *canary;
 	int epoll_fd;
 	int signal_fd;
 	int timer_fd;
 	int canary_event_fd;
+	struct sdnotify_fds passed_fds; /* sockets from systemd, until taken */
+	struct sdnotify_watchdog *watchdog;
+	size_t status_vms; /* the VM count STATUS= last said */
 };
 
 static int fail_line(const char *fmt, ...) _printf_(1, 2);
@@ -177,6 +184,15 @@ static int daemon_collect(void *userdata, struct outbuf *out)
 	return collector_collect(userdata, out);
 }
 
+/* STATUS= for systemctl status, when the number of VMs changed. */
+static void notify_status(struct daemon *d, bool force)
+{
+	if (!force && d->status_vms == d->collector.n_vms)
+		return;
+	d->status_vms = d->collector.n_vms;
+	(void)sdnotify_status("Serving %zu VMs", d->status_vms);
+}
+
 /* Serves until SIGTERM/SIGINT. */
 static int run_loop(struct daemon *d)
 {
@@ -206,11 +222,69 @@ static int run_loop(struct daemon *d)
 				(void)!read(fd, &count, sizeof(count));
 				if (d->canary)
 					canary_run_burst(d);
+			} else if (fd == sdnotify_watchdog_fd(d->watchdog)) {
+				/* Pings only while daemon_ready() can take the collector lock. */
+				int r = sdnotify_watchdog_dispatch(d->watchdog);
+
+				if (r < 0)
+					log_warn("cannot ping the systemd watchdog", "err=\"%s\"",
+						 strerror(-r));
+			} else if (handoff_source_dispatch(d->handoff, fd, events[i].events)) {
+				continue;
 			} else if (!procfs_vm_exited(&d->procfs, fd)) {
 				/* Not ours any more: stop it from waking us again. */
 				epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 			}
 		}
+		notify_status(d, false);
+	}
+}
+
+static bool is_handoff_peer(void *userdata, pid_t pid)
+{
+	return handoff_source_is_peer(userdata, pid);
+}
+
+static void handoff_start(struct daemon *d)
+{
+	const struct options *o = &d->opts;
+	struct handoff_config cfg = {
+		.path = o->handoff_socket,
+		.create_parent = strcmp(o->handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET) == 0,
+		.allow_uids = o->handoff_allow_uids,
+		.n_allow_uids = o->n_handoff_allow_uids,
+		.allow_gids = o->handoff_allow_gids,
+		.n_allow_gids = o->n_handoff_allow_gids,
+		.max_connections = o->handoff_max_connections,
+	};
+	char why[256];
+	int r;
+
+	if (o->handoff_socket[0] == '\0')
+		return;
+	r = handoff_source_new(&d->collector, d->epoll_fd, &cfg, &d->handoff, why, sizeof(why));
+	if (r < 0) {
+		/* An exporter without /run access still serves its other sources. */
+		log_warn("cannot listen on the hand-off socket; running without it", "path=%s err=\"%s\"",
+			 o->handoff_socket, why);
+		return;
+	}
+	d->procfs.skip_pid = is_handoff_peer;
+	d->procfs.skip_userdata = d->handoff;
+	log_info("listening for hand-offs", "path=%s", o->handoff_socket);
+}
+
+/*
+ * Every held stats fd is an fd: raise the soft limit to the hard one (the
+ * HTTP server uses epoll, so fds above 1024 are fine).
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
@@ -232,9 +306,48 @@ static int write_once(struct daemon *d)
 	return EXIT_SUCCESS;
 }
 
+/*
+ * --web.systemd-socket: every listening stream socket systemd passed, except
+ * the hand-off socket. 0 with at least one fd, or -errno after saying why.
+ */
+static int take_web_sockets(struct daemon *d, int **ret_fds, size_t *ret_n)
+{
+	if (sdnotify_fds_take_stream_listeners(&d->passed_fds, "handoff", ret_fds, ret_n) < 0) {
+		fail_line("out of memory");
+		return -ENOMEM;
+	}
+	if (*ret_n == 0) {
+		fail_line("--web.systemd-socket: systemd passed no listening stream socket "
+			  "(LISTEN_FDS unset or for another process; is the .socket unit active?)");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Tells systemd we serve (Type=notify) and starts the watchdog pings if it asks for them. */
+static int notify_ready(struct daemon *d)
+{
+	int r;
+
+	notify_status(d, true);
+	r = sdnotify_ready(NULL);
+	if (r < 0)
+		log_warn("cannot notify systemd", "err=\"%s\"", strerror(-r));
+	r = sdnotify_watchdog_new(daemon_ready, &d->collector, &d->watchdog);
+	if (r < 0) {
+		log_warn("ignoring the systemd watchdog", "err=\"%s\"", strerror(-r));
+		return 0;
+	}
+	if (d->watchdog && epoll_add(d->epoll_fd, sdnotify_watchdog_fd(d->watchdog)) < 0)
+		return -errno;
+	return 0;
+}
+
 static int daemon_run(struct daemon *d)
 {
 	struct http_server *http = NULL;
+	_cleanup_free_ int *web_fds = NULL;
+	size_t n_web_fds = 0;
 	char why[512];
 	sigset_t mask;
 	int r;
@@ -245,6 +358,12 @@ static int daemon_run(struct daemon *d)
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+
+	/* Also unsets LISTEN_*: no thread may read the environment yet. */
+	r = sdnotify_listen_fds(true, &d->passed_fds);
+	if (r < 0)
+		return fail_line("cannot use the sockets systemd passed (LISTEN_FDS): %s",
+				 strerror(-r));
 
 	r = collector_init(&d->collector, d->opts.per_vcpu);
 	if (r < 0)
@@ -264,6 +383,9 @@ static int daemon_run(struct daemon *d)
 
 	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
 					    .epoll_fd = d->epoll_fd };
+	/* Before the first scan, so that VMMs handing off are not taken twice. */
+	if (!d->opts.once)
+		handoff_start(d);
 	d->collector.procfs_enabled = d->opts.procfs;
 	if (d->opts.procfs && procfs_scan(&d->procfs) < 0)
 		log_error("cannot scan /proc; procfs discovery is off", "err=\"%s\"",
@@ -277,23 +399,47 @@ static int daemon_run(struct daemon *d)
 		d->collector.after_scrape = canary_trigger;
 		d->collector.after_scrape_userdata = d;
 	}
+	if (d->opts.systemd_socket && take_web_sockets(d, &web_fds, &n_web_fds) < 0)
+		return EXIT_FAILURE;
+	if (d->passed_fds.n > 0)
+		log_debug("closing the sockets systemd passed that are not used", "n=%zu",
+			  d->passed_fds.n);
+	sdnotify_fds_release(&d->passed_fds);
 	struct http_config cfg = {
 		.listen = d->opts.listen,
 		.n_listen = d->opts.n_listen,
+		.listen_fds = web_fds,
+		.n_listen_fds = n_web_fds,
 		.telemetry_path = d->opts.telemetry_path,
 		.collect = daemon_collect,
 		.ready = daemon_ready,
 		.userdata = &d->collector,
+		.max_requests = d->opts.max_requests,
 	};
-	r = http_server_start(&cfg, &http, why, sizeof(why));
-	if (r < 0)
+	if (d->opts.web_config_file &&
+	    http_config_load_web_config(&cfg, d->opts.web_config_file, why, sizeof(why)) < 0)
 		return fail_line("%s", why);
+	r = http_server_start(&cfg, &http, why, sizeof(why));
+	if (r < 0) {
+		http_config_release(&cfg);
+		return fail_line("%s", why);
+	}
 	log_info("started", "version=%s vms=%zu per_vcpu=%s procfs=%s canary=%s", PROJECT_VERSION,
 		 d->collector.n_vms, d->opts.per_vcpu ? "true" : "false",
 		 d->opts.procfs ? "true" : "false", d->opts.canary ? "true" : "false");
+	r = notify_ready(d);
+	if (r < 0) {
+		http_server_stop(http);
+		return fail_line("cannot watch the systemd watchdog timer: %s", strerror(-r));
+	}
 
 	r = run_loop(d);
+	(void)sdnotify_stopping(NULL);
+	/* In-flight scrapes finish; systemd's TimeoutStopSec= is longer. */
+	http_server_drain(http, HTTP_DRAIN_TIMEOUT_MSEC);
 	http_server_stop(http);
+	http_config_release(&cfg);
+	d->handoff = handoff_source_free(d->handoff);
 	return r < 0 ? fail_line("event loop failed: %s", strerror(-r)) : EXIT_SUCCESS;
 }
 
@@ -309,9 +455,13 @@ int main(int argc, char **argv)
 	if (r == CLI_EXIT_OK)
 		return EXIT_SUCCESS;
 	log_set_level(d.opts.log_level);
+	raise_fd_limit();
 
 	r = daemon_run(&d);
 
+	handoff_source_free(d.handoff);
+	sdnotify_watchdog_free(d.watchdog);
+	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
 	canary_free(d.canary);
 	safe_close(d.epoll_fd);

@@ -373,6 +373,8 @@ int procfs_scan(struct procfs_source *p)
 		n = list_candidates(dirfd(proc), de->d_name, &cands);
 		if (n == -EACCES || n == -EPERM)
 			denied++;
+		if (n > 0 && p->skip_pid && p->skip_pid(p->skip_userdata, (pid_t)pid))
+			continue;
 		if (n > 0)
 			sync_process(p, (pid_t)pid, cands, (size_t)n);
 	}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "collector.h"
 
@@ -10,6 +11,9 @@ struct procfs_source {
 	struct collector *collector;
 	const char *proc_root; /* "/proc" */
 	int epoll_fd;          /* new VMs' pidfds are added here */
+	/* Processes to leave alone (hand-off peers: their fds come over the socket); may be NULL. */
+	bool (*skip_pid)(void *userdata, pid_t pid);
+	void *skip_userdata;
 	unsigned generation;
 	bool warned_denied;
 	bool warned_getfd;

@@ -510,7 +510,7 @@ def stats_fds_elsewhere(exclude):
 class Fixture:
     """kvmtest_vmm running N VMs, with its dump directory; a context manager."""
 
-    def __init__(self, path, vms, vcpus, hlt, irqchip=False, timeout=60):
+    def __init__(self, path, vms, vcpus, hlt, irqchip=False, timeout=60, extra=()):
         self.vcpus, self.hlt = vcpus, hlt
         self.tmp = tempfile.TemporaryDirectory(prefix='kvmtest-')
         self.dir = self.tmp.name
@@ -518,6 +518,7 @@ class Fixture:
                 '--dump-dir', self.dir, '--ready-file', os.path.join(self.dir, 'ready')]
         if irqchip:
             args.append('--irqchip')
+        args += list(extra)  # e.g. --handoff PATH --name NAME
         log('  starting: ' + ' '.join(args))
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self._readline(timeout)
@@ -605,11 +606,13 @@ def free_port():
 class Exporter:
     """The exporter as an HTTP server on 127.0.0.1; a context manager."""
 
-    def __init__(self, args, timeout=15):
+    def __init__(self, args, timeout=15, prefix=()):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}/metrics'
         self.stderr = tempfile.TemporaryFile()
-        cmd = [exporter_path(), f'--web.listen-address=127.0.0.1:{self.port}'] + list(args)
+        # prefix: a command that execs the exporter (setpriv ...), keeping its pid.
+        cmd = list(prefix) + [exporter_path(), f'--web.listen-address=127.0.0.1:{self.port}']
+        cmd += list(args)
         log('  starting: ' + ' '.join(cmd))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.stderr)

@@ -3,8 +3,9 @@
 """A scrape makes no ioctl and exactly one pread per held stats fd.
 
 strace follows every thread of a running exporter while it serves a few
-scrapes of real VMs (rescans are pushed out of the window with a long
-interval), then the trace is counted.
+scrapes of real VMs, then the trace is counted. The VMs reach the exporter by
+hand-off with procfs discovery off, so that other VMs on the host (other
+tests, other users) can neither add fds nor start a rescan in the window.
 """
 import os
 import shutil
@@ -24,23 +25,32 @@ def main():
     if not shutil.which('strace'):
         kc.skip('strace is not installed (Debian package strace)')
     fixture_bin = kc.fixture_path(sys.argv)
-    with kc.Fixture(fixture_bin, vms=2, vcpus=3, hlt=5), \
-            kc.Exporter(['--kvm.rescan-interval=1h']) as ex:
-        fds = sum(kc.count_stats_fds(ex.pid))
-        if fds != 2 * (1 + 3):
-            kc.fail(f'exporter holds {fds} stats fds, expected {2 * (1 + 3)}')
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, 'trace')
-            st = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=ioctl,pread64',
-                                   '-o', out, '-p', str(ex.pid)],
-                                  stderr=subprocess.PIPE)
-            time.sleep(1.0)  # let strace attach to every thread
-            for _ in range(SCRAPES):
-                ex.scrape()
-            time.sleep(0.2)
-            st.terminate()
-            st.wait(10)
-            trace = open(out).read().splitlines()
+    with tempfile.TemporaryDirectory() as sockdir:
+        sock = os.path.join(sockdir, 'handoff.sock')
+        with kc.Exporter(['--no-kvm.procfs', f'--kvm.handoff-socket={sock}']) as ex, \
+                kc.Fixture(fixture_bin, vms=2, vcpus=3, hlt=5,
+                           extra=['--handoff', sock, '--name', 'sys']):
+            trace_scrapes(ex)
+
+
+def trace_scrapes(ex):
+    """Counts ioctl and pread64 calls of every exporter thread over SCRAPES scrapes."""
+    fds = sum(kc.count_stats_fds(ex.pid))
+    if fds != 2 * (1 + 3):
+        kc.fail(f'exporter holds {fds} stats fds, expected {2 * (1 + 3)}')
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'trace')
+        st = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=ioctl,pread64',
+                               '-o', out, '-p', str(ex.pid)],
+                              stderr=subprocess.PIPE)
+        time.sleep(1.0)  # let strace attach to every thread
+        for _ in range(SCRAPES):
+            ex.scrape()
+        time.sleep(0.2)
+        st.terminate()
+        st.wait(10)
+        with open(out) as f:
+            trace = f.read().splitlines()
     ioctls = [line for line in trace if 'ioctl(' in line]
     preads = [line for line in trace if 'pread64(' in line]
     kc.log(f'  {SCRAPES} scrapes of {fds} fds: {len(preads)} pread64, {len(ioctls)} ioctl')

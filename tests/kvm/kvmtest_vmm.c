@@ -5,6 +5,7 @@
  *
  *   kvmtest_vmm --vms N --vcpus M --hlt H [--irqchip] [--pause]
  *               [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]
+ *               [--handoff PATH [--name NAME] [--label KEY=VALUE]...]
  *
  * One child process per VM, because the exporter's procfs source groups VMs
  * by process. Every vCPU runs the same real-mode code at 0x1000 with CX set
@@ -42,6 +43,13 @@
  * SIGUSR2 to all children, prints "ready" when all are ready and exits on
  * SIGTERM, SIGINT or EOF on a stdin pipe, killing its children.
  *
+ * --handoff PATH: each child, once its stats fds exist, also hands them to
+ * the exporter over its hand-off socket (docs/handoff.md), as
+ * vm.name NAME-<vm index> (--name) or vm-<pid>, with the --label pairs as
+ * vm.labels, and keeps the connection open for its whole life: the VM is
+ * registered while the child lives. An answer other than {"ok":true} is
+ * fatal. The fixture does not reconnect if the exporter restarts.
+ *
  * Exit status 77 when /dev/kvm is missing (meson's "skip").
  */
 #include <errno.h>
@@ -61,8 +69,10 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +82,8 @@
 #define PORT_TICK 0x11
 #define MAX_VCPUS 64
 #define MAX_VMS 64
+#define MAX_LABELS 16
+#define HANDOFF_FDS_PER_MSG 64 /* the protocol's bound */
 
 static const uint8_t guest_code[] = {
 	0xfa,             /* 0: cli */
@@ -86,6 +98,9 @@ struct opts {
 	unsigned vms, vcpus, hlt;
 	bool pause, irqchip;
 	const char *dump_dir, *blob_dir, *ready_file;
+	const char *handoff, *name;
+	const char *labels[MAX_LABELS]; /* "KEY=VALUE" */
+	unsigned n_labels;
 };
 
 struct vm {
@@ -140,6 +155,38 @@ static void write_all(int fd, const void *buf, size_t len, const char *what)
 			die("write %s", what);
 		buf = (const char *)buf + n;
 		len -= (size_t)n;
+	}
+}
+
+/* Sends one hand-off message with its fds and insists on {"ok":true}. */
+static void handoff_send(int sock, const char *msg, const int *fds, unsigned n_fds)
+{
+	char control[CMSG_SPACE(HANDOFF_FDS_PER_MSG * sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	char answer[4096];
+	ssize_t n;
+
+	if (n_fds > 0) {
+		struct cmsghdr *cm;
+
+		mh.msg_control = control;
+		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+	}
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+		die("hand-off sendmsg");
+	n = recv(sock, answer, sizeof(answer) - 1, 0);
+	if (n < 0)
+		die("hand-off: no answer");
+	answer[n] = '\0';
+	if (strcmp(answer, "{\"ok\":true}") != 0) {
+		errno = EPROTO;
+		die("hand-off refused (%s)", answer);
 	}
 }
 
@@ -392,6 +439,70 @@ static void setup_vm(struct vm *vm, const struct opts *o)
 	}
 }
 
+/* Registers the VM on the exporter's hand-off socket; the connection stays open. */
+static void handoff_register(const struct vm *vm, const struct opts *o)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval timeout = { .tv_sec = 10 };
+	int fds[MAX_VCPUS + 1];
+	unsigned n = 0, sent = 0;
+	struct sbuf b = { 0 };
+	char name[300];
+	int sock;
+
+	fds[n++] = vm->vm_stats_fd;
+	for (unsigned i = 0; i < o->vcpus; i++)
+		fds[n++] = vm->vcpu_stats_fd[i];
+	if (o->name)
+		snprintf(name, sizeof(name), "%s-%u", o->name, vm->index);
+	else
+		snprintf(name, sizeof(name), "vm-%d", (int)getpid());
+
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		die("socket");
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", o->handoff);
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("connect %s", o->handoff);
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0)
+		die("SO_RCVTIMEO");
+
+	/* More fds than one message may carry go in later "fds" messages. */
+	for (bool first = true; first || sent < n; first = false) {
+		unsigned k = n - sent < HANDOFF_FDS_PER_MSG ? n - sent : HANDOFF_FDS_PER_MSG;
+
+		b.len = 0;
+		if (first) {
+			sb_printf(&b, "{\"version\": 1, \"vm\": {\"name\": ");
+			sb_json_string(&b, name);
+			sb_printf(&b, ", \"labels\": {");
+			for (unsigned i = 0; i < o->n_labels; i++) {
+				const char *eq = strchr(o->labels[i], '=');
+				char key[128];
+
+				snprintf(key, sizeof(key), "%.*s", (int)(eq - o->labels[i]), o->labels[i]);
+				sb_printf(&b, "%s", i ? ", " : "");
+				sb_json_string(&b, key);
+				sb_printf(&b, ": ");
+				sb_json_string(&b, eq + 1);
+			}
+			sb_printf(&b, "}}, \"fds\": [");
+		} else {
+			sb_printf(&b, "{\"fds\": [");
+		}
+		for (unsigned i = sent; i < sent + k; i++)
+			if (i == 0)
+				sb_printf(&b, "\"vm\"");
+			else
+				sb_printf(&b, "%s\"vcpu:%u\"", i == sent ? "" : ", ", i - 1);
+		sb_printf(&b, "]}");
+		handoff_send(sock, b.p, fds + sent, k);
+		sent += k;
+	}
+	free(b.p);
+	/* Never closed: the VM stays registered until this process exits. */
+}
+
 static void set_runnable(int vcpu_fd)
 {
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
@@ -505,6 +616,8 @@ static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts
 		die("signalfd");
 
 	setup_vm(&vm, o);
+	if (o->handoff)
+		handoff_register(&vm, o);
 	if (!o->pause) {
 		run_guest(&vm, o);
 		save_blobs(&vm, o);
@@ -549,6 +662,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "dump-dir", required_argument, NULL, 'd' },
 		{ "save-blobs", required_argument, NULL, 'b' },
 		{ "ready-file", required_argument, NULL, 'r' },
+		{ "handoff", required_argument, NULL, 'o' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "label", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -565,9 +681,20 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'd': o->dump_dir = optarg; break;
 		case 'b': o->blob_dir = optarg; break;
 		case 'r': o->ready_file = optarg; break;
+		case 'o': o->handoff = optarg; break;
+		case 'N': o->name = optarg; break;
+		case 'l':
+			if (o->n_labels == MAX_LABELS || !strchr(optarg, '=')) {
+				fprintf(stderr, "kvmtest_vmm: --label KEY=VALUE, at most %d\n",
+					MAX_LABELS);
+				exit(2);
+			}
+			o->labels[o->n_labels++] = optarg;
+			break;
 		case 'h':
 			printf("usage: %s --vms N --vcpus M --hlt H [--irqchip] [--pause]\n"
 			       "       [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]\n"
+			       "       [--handoff PATH [--name NAME] [--label KEY=VALUE]...]\n"
 			       "vCPU i makes H+i halt exits and H+i+1 port writes.\n",
 			       argv[0]);
 			exit(0);

@@ -149,6 +149,15 @@ static void test_defaults(void **state)
 	assert_int_equal(p.o.rescan_usec, 5000000);
 	assert_false(p.o.canary);
 	assert_int_equal(p.o.log_level, LOG_LEVEL_INFO);
+	assert_string_equal(p.o.handoff_socket, "/run/kvmstats_exporter/handoff.sock");
+	assert_string_equal(p.o.handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET);
+	/* Root, and the exporter's own user when that is not root. */
+	assert_int_equal(p.o.n_handoff_allow_uids, geteuid() == 0 ? 1 : 2);
+	assert_int_equal(p.o.handoff_allow_uids[0], 0);
+	if (geteuid() != 0)
+		assert_int_equal(p.o.handoff_allow_uids[1], geteuid());
+	assert_int_equal(p.o.n_handoff_allow_gids, 0);
+	assert_int_equal(p.o.handoff_max_connections, 256);
 	parsed_release(&p);
 
 	/* Released options are empty and may be released again. */
@@ -311,6 +320,27 @@ static void test_errors(void **state)
 	        {{"--log.level=verbose"},
 	         "invalid value \"verbose\" for --log.level: expected debug, info, warn or error"},
 	        {{"--log.level", "INFO"}, "invalid value \"INFO\" for --log.level"},
+	        {{"--kvm.handoff-allow-uid=-1"},
+	         "invalid value \"-1\" for --kvm.handoff-allow-uid: expected a user id or the name"},
+	        {{"--kvm.handoff-allow-uid=4294967295"},
+	         "--kvm.handoff-allow-uid: out of range (at most 4294967294)"},
+	        {{"--kvm.handoff-allow-uid=no-such-user-kvmstats"},
+	         "expected a user id or the name of an existing user"},
+	        {{"--kvm.handoff-allow-uid="}, "invalid value \"\" for --kvm.handoff-allow-uid"},
+	        {{"--kvm.handoff-allow-gid=no-such-group-kvmstats"},
+	         "expected a group id or the name of an existing group"},
+	        {{"--kvm.handoff-allow-gid=99999999999999999999"},
+	         "--kvm.handoff-allow-gid: out of range"},
+	        {{"--kvm.handoff-max-connections=0"},
+	         "--kvm.handoff-max-connections: expected a number from 1 to 65536"},
+	        {{"--kvm.handoff-max-connections=65537"},
+	         "invalid value \"65537\" for --kvm.handoff-max-connections"},
+	        {{"--kvm.handoff-max-connections=1k"},
+	         "invalid value \"1k\" for --kvm.handoff-max-connections"},
+	        {{"--kvm.handoff-socket"}, "flag --kvm.handoff-socket needs a value"},
+	        {{"--kvm.handoff-socket=/a", "--kvm.handoff-socket=/b"},
+	         "flag --kvm.handoff-socket given more than once"},
+	        {{"--no-kvm.handoff-socket"}, "flag --kvm.handoff-socket is not a boolean"},
 	        {{"--once=maybe"}, "invalid value \"maybe\" for --once: expected true or false"},
 	        {{"--once="}, "invalid value \"\" for --once"},
 	        {{"--no-once=true"}, "flag --no-once does not take a value (got \"true\")"},
@@ -382,6 +412,13 @@ static void test_help(void **state)
 	        "--log.level=LEVEL",
 	        "Default: info",
 	        "--no-<flag>",
+	        "--kvm.handoff-socket=PATH",
+	        "Default:\n          \"/run/kvmstats_exporter/handoff.sock\"",
+	        "docs/handoff.md",
+	        "--kvm.handoff-allow-uid=UID",
+	        "--kvm.handoff-allow-gid=GID",
+	        "--kvm.handoff-max-connections=N",
+	        "Default: 256",
 	};
 	const char *const forms[] = {"--help", "-h"};
 
@@ -431,6 +468,53 @@ static void test_version(void **state)
 }
 
 /* ---- durations ------------------------------------------------------------------------- */
+
+static void test_handoff_flags(void **state)
+{
+	char path107[108], path108[109];
+	struct parsed p;
+
+	PARSE(&p, "--kvm.handoff-socket=/tmp/h.sock", "--kvm.handoff-allow-uid=1000",
+	      "--kvm.handoff-allow-uid", "root", "--kvm.handoff-allow-gid=root",
+	      "--kvm.handoff-allow-gid", "7", "--kvm.handoff-max-connections=65536");
+	assert_string_equal(p.err, "");
+	assert_int_equal(p.r, CLI_RUN);
+	assert_string_equal(p.o.handoff_socket, "/tmp/h.sock");
+	/* Given users replace the default ones; order is kept. */
+	assert_int_equal(p.o.n_handoff_allow_uids, 2);
+	assert_int_equal(p.o.handoff_allow_uids[0], 1000);
+	assert_int_equal(p.o.handoff_allow_uids[1], 0);
+	assert_int_equal(p.o.n_handoff_allow_gids, 2);
+	assert_int_equal(p.o.handoff_allow_gids[0], 0);
+	assert_int_equal(p.o.handoff_allow_gids[1], 7);
+	assert_int_equal(p.o.handoff_max_connections, 65536);
+	parsed_release(&p);
+
+	/* Empty disables; a gid alone leaves the default users. */
+	PARSE(&p, "--kvm.handoff-socket=", "--kvm.handoff-allow-gid=4294967294",
+	      "--kvm.handoff-max-connections", "1");
+	assert_int_equal(p.r, CLI_RUN);
+	assert_string_equal(p.o.handoff_socket, "");
+	assert_int_equal(p.o.handoff_allow_gids[0], 4294967294u);
+	assert_int_equal(p.o.handoff_allow_uids[0], 0);
+	assert_int_equal(p.o.handoff_max_connections, 1);
+	parsed_release(&p);
+
+	/* A unix socket path has 107 usable bytes. */
+	memset(path107, 'a', sizeof(path107) - 1);
+	path107[0] = '/';
+	path107[sizeof(path107) - 1] = '\0';
+	memcpy(path108, path107, sizeof(path107));
+	strcat(path108, "a");
+	PARSE(&p, "--kvm.handoff-socket", path107);
+	assert_int_equal(p.r, CLI_RUN);
+	assert_string_equal(p.o.handoff_socket, path107);
+	parsed_release(&p);
+	PARSE(&p, "--kvm.handoff-socket", path108);
+	assert_int_equal(p.r, -EINVAL);
+	assert_non_null(strstr(p.err, "longer than a unix socket path may be (107 bytes)"));
+	parsed_release(&p);
+}
 
 static void test_durations(void **state)
 {
@@ -1181,6 +1265,7 @@ int main(void)
 	        cmocka_unit_test(test_error_after_allocations_does_not_leak),
 	        cmocka_unit_test(test_help),
 	        cmocka_unit_test(test_version),
+	        cmocka_unit_test(test_handoff_flags),
 	        cmocka_unit_test(test_durations),
 	        cmocka_unit_test(test_listen_addresses),
 	        cmocka_unit_test(test_log_format),

@@ -1,0 +1,804 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""QEMU 7.2 with KVM under the hand-off shim (contrib/preload), end to end.
+
+    test_qemu_shim.py SHIM.so --mode exporter|standin|robust
+
+exporter  QEMU -> shim -> the exporter's hand-off socket -> /metrics (procfs
+          discovery off): the VM appears under its -name with VM and vCPU
+          stats; every counter, histogram and peak lies between two QMP
+          query-stats readings taken just before and just after the scrape
+          (and equals them while the guest is stopped); restarting the
+          exporter brings the VM back within 10 s without touching QEMU;
+          quitting QEMU removes it by the next scrape and the exporter's
+          stats fds drop to 0.
+standin   the same path against a strict Python implementation of the
+          exporter's side of docs/handoff.md: checks the shim's messages and
+          the fds themselves (ids, roles) and the values read from the
+          received fds against QMP; needs no exporter.
+robust    the shim never makes QEMU fail: no exporter, an exporter that
+          refuses, one that never answers, KVMSTATS_PRELOAD_DISABLE=1 and an
+          empty KVMSTATS_HANDOFF_SOCKET; at most one shim line on stderr.
+
+QEMU is started with -S and no guest OS; `cont` runs SeaBIOS for a moment so
+that counters move. Python stdlib only; SKIP (77) without QEMU or /dev/kvm.
+For a sanitizer run of a shim built with -fsanitize=address, set
+SHIM_PRELOAD_PREFIX to the runtime (e.g. /usr/lib/x86_64-linux-gnu/libasan.so.8):
+it is put first in LD_PRELOAD, and any sanitizer report on QEMU's stderr fails.
+"""
+import argparse
+import json
+import os
+import re
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kvm_common as kc  # noqa: E402
+
+QEMU = 'qemu-system-x86_64'
+VM_NAME = 'web-1'
+VM_UUID = '0b0e8f1a-7c1e-4c5e-9d2a-2a6f5b0c1d3e'
+VCPUS = 2
+ROLES = {'vm'} | {f'vcpu:{i}' for i in range(VCPUS)}
+SHIM_PREFIX = 'kvmstats_preload'
+HEAL_SECONDS = 10  # exporter restart -> VM back
+ASSUMED_HANDOFF_SOURCE = 'handoff'  # kvm_vm_info{source} of hand-off VMs
+
+
+# --- QEMU and QMP ---------------------------------------------------------------
+class QemuExited(Exception):
+    pass
+
+
+class QMP:
+    """A QMP client on a unix socket: one command at a time, events skipped."""
+
+    def __init__(self, path, proc, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise QemuExited()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                break
+            except OSError:
+                s.close()
+                if time.monotonic() > deadline:
+                    kc.fail(f'QMP socket {path} not answering after {timeout}s')
+                time.sleep(0.05)
+        s.settimeout(60)
+        self.sock, self.f = s, s.makefile('rwb')
+        if 'QMP' not in self._read():
+            kc.fail('no QMP greeting')
+        self.cmd('qmp_capabilities')
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise EOFError('QMP connection closed')
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {'execute': name}
+        if args:
+            msg['arguments'] = args
+        self.f.write(json.dumps(msg).encode() + b'\n')
+        self.f.flush()
+        while True:
+            r = self._read()
+            if 'return' in r:
+                return r['return']
+            if 'error' in r:
+                raise RuntimeError(f'QMP {name}: {r["error"]}')
+
+    def close(self):
+        for c in (self.f, self.sock):
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class Qemu:
+    """qemu-system-x86_64 -accel kvm -S under the shim; a context manager."""
+
+    def __init__(self, tmp, tag, shim, env, smp=VCPUS):
+        self.tag = tag
+        qmp_path = os.path.join(tmp, f'{tag}-qmp.sock')
+        self.stderr = open(os.path.join(tmp, f'{tag}.stderr'), 'w+b')
+        args = [shutil.which(QEMU), '-accel', 'kvm', '-S', '-name', f'guest={VM_NAME}',
+                '-uuid', VM_UUID, '-smp', str(smp), '-m', '64', '-display', 'none',
+                '-nodefaults', '-qmp', f'unix:{qmp_path},server=on,wait=off']
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith('KVMSTATS_')}
+        full_env.update(env)
+        if shim:
+            prefix = os.environ.get('SHIM_PRELOAD_PREFIX')
+            full_env['LD_PRELOAD'] = f'{prefix}:{shim}' if prefix else shim
+        else:
+            full_env.pop('LD_PRELOAD', None)
+        shown = ' '.join(f'{k}={v}' for k, v in sorted(env.items()))
+        kc.log(f'  starting: {"LD_PRELOAD=" + shim + " " if shim else ""}{shown} '
+               + ' '.join(args[1:]))
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                     env=full_env)
+        self.pid = self.proc.pid
+        try:
+            self.qmp = QMP(qmp_path, self.proc)
+        except QemuExited:
+            text = self.stderr_text()
+            if re.search(r'(Could not access KVM|failed to initialize kvm|KVM.*not supported)',
+                         text, re.I):
+                kc.skip(f'QEMU cannot use KVM here: {text.strip()[-300:]}')
+            kc.fail(f'QEMU exited with {self.proc.returncode} at start:\n{text}')
+        self.qmp_ready = time.monotonic() - self.started
+
+    def stderr_text(self):
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors='replace')
+
+    def shim_lines(self):
+        text = self.stderr_text()
+        m = re.search(r'^(==\d+==ERROR: \w+Sanitizer|.*runtime error:).*', text, re.M)
+        if m:
+            kc.fail(f'sanitizer report in QEMU {self.tag}:\n{text[m.start():][:4000]}')
+        return [ln for ln in text.splitlines() if ln.startswith(SHIM_PREFIX)]
+
+    def stats_fds(self):
+        return kc.count_stats_fds(self.pid)
+
+    def run_for(self, seconds):
+        """Lets the guest (SeaBIOS, no OS) run for a moment, then stops it."""
+        self.qmp.cmd('cont')
+        time.sleep(seconds)
+        self.qmp.cmd('stop')
+
+    def quit(self, timeout=15):
+        try:
+            self.qmp.cmd('quit')
+        except (EOFError, OSError):
+            pass  # QEMU may close the socket before answering
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            kc.fail(f'QEMU {self.tag} still running {timeout}s after QMP quit')
+        self.qmp.close()
+        return rc
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if hasattr(self, 'qmp'):
+            self.qmp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --- QEMU's own reading of the stats (QMP query-stats), as kvm_common stats ------
+QMP_TYPES = {'cumulative': kc.CUMULATIVE, 'instant': kc.INSTANT, 'peak': kc.PEAK,
+             'linear-histogram': kc.LINEAR_HIST, 'log2-histogram': kc.LOG_HIST}
+QMP_UNITS = {None: kc.UNIT_NONE, 'bytes': kc.UNIT_BYTES, 'seconds': kc.UNIT_SECONDS,
+             'cycles': kc.UNIT_CYCLES, 'boolean': kc.UNIT_BOOLEAN}
+QMP_BASES = {None: kc.BASE_POW10, 10: kc.BASE_POW10, 2: kc.BASE_POW2}
+
+
+def qmp_schemas(qmp):
+    return {s['target']: s['stats'] for s in qmp.cmd('query-stats-schemas', provider='kvm')}
+
+
+def qmp_reading(qmp, schemas):
+    """(vm StatsFile, [vCPU StatsFile by vCPU index]) from query-stats."""
+    def build(kind, vcpu, entry):
+        values = {s['name']: s['value'] for s in entry['stats']}
+        stats = []
+        for d in schemas[kind]:
+            if d['name'] not in values:
+                kc.fail(f'QMP query-stats lacks {kind} stat {d["name"]}')
+            v = values[d['name']]
+            # QEMU (7.2 at least) lists histogram buckets last first: its
+            # add_kvmstat_entry() builds the list with QAPI_LIST_PREPEND. The
+            # standin mode checks this orientation against the fds themselves.
+            vals = [int(x) for x in reversed(v)] if isinstance(v, list) else [int(v)]
+            flags = (QMP_TYPES[d['type']] | QMP_UNITS[d.get('unit')] << 4
+                     | QMP_BASES[d.get('base')] << 8)
+            stats.append(kc.Stat(d['name'], flags, d.get('exponent', 0), len(vals), 0,
+                                 d.get('bucket-size', 0), vals))
+        return kc.StatsFile(kind, vcpu, 'qmp', stats)
+
+    index = {c['qom-path']: c['cpu-index'] for c in qmp.cmd('query-cpus-fast')}
+    vm = [e for e in qmp.cmd('query-stats', target='vm') if e['provider'] == 'kvm']
+    vcpus = [e for e in qmp.cmd('query-stats', target='vcpu') if e['provider'] == 'kvm']
+    if len(vm) != 1 or len(vcpus) != VCPUS:
+        kc.fail(f'QMP query-stats: {len(vm)} VM and {len(vcpus)} vCPU entries')
+    # QMP lists vCPUs in no particular order (7.2: last first): sort by CPU index.
+    vcpus.sort(key=lambda e: index[e['qom-path']])
+    return build('vm', -1, vm[0]), [build('vcpu', index[e['qom-path']], e) for e in vcpus]
+
+
+def monotonic_samples(vm_file, vcpu_files):
+    """Sample names that never decrease: counters, histogram series, peaks."""
+    mono = set()
+    for stats, kind in ((vm_file.stats, 'vm'), (vcpu_files[0].stats, 'vcpu')):
+        for fam in kc.translate(stats, kind):
+            if fam.type == 'counter':
+                mono.add(fam.name + '_total')
+            elif fam.type == 'histogram':
+                mono |= {fam.name + '_bucket', fam.name + '_count', fam.name + '_sum'}
+            elif fam.agg == 'max':
+                mono.add(fam.name)
+    return mono
+
+
+def between(key, got, lo, hi, mono, problems, stopped):
+    """got within [lo, hi] for a monotonic series; any series equal to both while stopped."""
+    if key[0] not in mono and not stopped:
+        return 'moving gauge'
+    if lo == hi:
+        if got != lo:
+            problems.append(f'{kc.fmt_key(key)} = {kc.format_decimal(got)}, QMP read '
+                            f'{kc.format_decimal(lo)} before and after')
+        return 'equal'
+    if key[0] not in mono:
+        return 'moving gauge'
+    if not lo <= got <= hi:
+        problems.append(f'{kc.fmt_key(key)} = {kc.format_decimal(got)}, not within QMP '
+                        f'[{kc.format_decimal(lo)}, {kc.format_decimal(hi)}]')
+    return 'bracketed'
+
+
+# --- the exporter side of docs/handoff.md, in Python ----------------------------
+def _no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError('duplicate key')
+    return dict(pairs)
+
+
+def _text_ok(s, limit):
+    return isinstance(s, str) and 0 < len(s.encode()) <= limit and \
+        not any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in s)
+
+
+class StandIn:
+    """A strict hand-off server in a thread.
+
+    mode 'ok' accepts what the protocol allows and records anything else as a
+    problem of the shim; 'refuse' answers every registration ok:false; 'mute'
+    reads messages and never answers.
+    """
+
+    class Conn:
+        def __init__(self, sock):
+            self.sock = sock
+            self.registered = False
+            self.name = self.uuid = None
+            self.pid = None
+            self.roles = {}   # role -> fd
+            self.ids = {}     # role -> stats file id
+            self.held = []    # fds kept without an answer (mute)
+
+    def __init__(self, path, mode='ok'):
+        self.path, self.mode = path, mode
+        self.lock = threading.Lock()
+        self.problems, self.refusals = [], []
+        self.registrations = 0
+        self.conns = {}
+        self.disconnects = []  # (name, monotonic time)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.wake_r, self.wake_w = os.pipe()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ)
+        sel.register(self.wake_r, selectors.EVENT_READ)
+        while not self.stopping:
+            for key, _ in sel.select():
+                if key.fileobj is self.listener:
+                    c, _ = self.listener.accept()
+                    sel.register(c, selectors.EVENT_READ)
+                    conn = StandIn.Conn(c)
+                    creds = c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+                    conn.pid = int.from_bytes(creds[:4], sys.byteorder)
+                    with self.lock:
+                        self.conns[c] = conn
+                elif key.fileobj is self.wake_r:
+                    continue
+                else:
+                    c = key.fileobj
+                    try:
+                        msg, fds, flags, _ = socket.recv_fds(c, 70000, 256)
+                    except OSError:
+                        msg, fds, flags = b'', [], 0
+                    if not msg:
+                        sel.unregister(c)
+                        self._drop(c)
+                        continue
+                    with self.lock:
+                        self._handle(self.conns[c], msg, fds, flags)
+        for c in list(self.conns):
+            self._drop(c)
+        self.listener.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def _drop(self, c):
+        with self.lock:
+            conn = self.conns.pop(c)
+            for fd in list(conn.roles.values()) + conn.held:
+                os.close(fd)
+            conn.roles, conn.held = {}, []
+            if conn.registered:
+                self.disconnects.append((conn.name, time.monotonic()))
+        c.close()
+
+    def _answer(self, conn, ok, error=None):
+        msg = {'ok': True} if ok else {'ok': False, 'error': error}
+        conn.sock.send(json.dumps(msg).encode())
+
+    def _refuse(self, conn, fds, why):
+        if self.mode == 'ok':
+            self.problems.append(f'shim sent a message the protocol forbids: {why}')
+        self.refusals.append(why)
+        for fd in fds:
+            os.close(fd)
+        self._answer(conn, False, why)
+
+    def _handle(self, conn, raw, fds, flags):
+        if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+            return self._refuse(conn, fds, 'truncated datagram or ancillary data')
+        try:
+            obj = json.loads(raw.decode('utf-8'), object_pairs_hook=_no_duplicate_keys)
+        except (ValueError, UnicodeDecodeError) as e:
+            return self._refuse(conn, fds, f'not JSON: {e}')
+        if not isinstance(obj, dict):
+            return self._refuse(conn, fds, 'not an object')
+        if not conn.registered:
+            self.registrations += 1
+            if set(obj) != {'version', 'vm', 'fds'}:
+                return self._refuse(conn, fds, f'registration keys {sorted(obj)}')
+            if obj['version'] != 1 or isinstance(obj['version'], bool):
+                return self._refuse(conn, fds, f'version {obj["version"]!r}')
+            vm = obj['vm']
+            if not isinstance(vm, dict) or not set(vm) <= {'name', 'uuid', 'labels'} \
+                    or 'name' not in vm:
+                return self._refuse(conn, fds, f'vm object {vm!r}')
+            if not _text_ok(vm['name'], 253):
+                return self._refuse(conn, fds, f'vm.name {vm["name"]!r}')
+            if 'uuid' in vm and not _text_ok(vm['uuid'], 64):
+                return self._refuse(conn, fds, f'vm.uuid {vm["uuid"]!r}')
+            if any(c.registered and c.name == vm['name'] for c in self.conns.values()):
+                return self._refuse(conn, fds, f'name {vm["name"]!r} is taken')
+            if self.mode == 'refuse':
+                for fd in fds:
+                    os.close(fd)
+                return self._answer(conn, False, 'refused by the test')
+        elif set(obj) != {'fds'}:
+            return self._refuse(conn, fds, f'later message keys {sorted(obj)} (expected fds)')
+        roles = obj['fds']
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            return self._refuse(conn, fds, f'fds {roles!r}')
+        if len(roles) != len(fds) or len(fds) > 64:
+            return self._refuse(conn, fds, f'{len(roles)} roles for {len(fds)} fds')
+        if len(set(roles)) != len(roles) or set(roles) & set(conn.roles):
+            return self._refuse(conn, fds, f'repeated role in {roles}')
+        ids = {}
+        for role, fd in zip(roles, fds):
+            m = re.fullmatch(r'vcpu:(0|[1-9][0-9]*)', role)
+            if role != 'vm' and not m:
+                return self._refuse(conn, fds, f'unknown role {role!r}')
+            try:
+                f = kc.parse_blob(os.pread(fd, 1 << 20, 0))
+            except Exception as e:  # noqa: BLE001 - anything unreadable is refused
+                return self._refuse(conn, fds, f'{role}: not a KVM stats fd ({e})')
+            want = r'kvm-\d+' if role == 'vm' else rf'kvm-\d+/vcpu-{m.group(1)}'
+            if not re.fullmatch(want, f.id):
+                return self._refuse(conn, fds, f'{role}: stats file id {f.id!r}')
+            ids[role] = f.id
+        if self.mode == 'mute':
+            conn.held += fds
+            return None
+        if not conn.registered:
+            conn.registered, conn.name, conn.uuid = True, obj['vm']['name'], obj['vm'].get('uuid')
+        conn.roles.update(zip(roles, fds))
+        conn.ids.update(ids)
+        return self._answer(conn, True)
+
+    def vm(self, name):
+        """A snapshot of the registered VM of that name: (pid, uuid, roles set, ids), or None."""
+        with self.lock:
+            for c in self.conns.values():
+                if c.registered and c.name == name:
+                    return c.pid, c.uuid, set(c.roles), dict(c.ids)
+        return None
+
+    def read(self, name):
+        """{role: StatsFile} read from the fds the server holds for the VM."""
+        with self.lock:
+            for c in self.conns.values():
+                if c.registered and c.name == name:
+                    return {r: kc.parse_blob(os.pread(fd, 1 << 20, 0)) for r, fd in c.roles.items()}
+        kc.fail(f'VM {name} is not registered with the stand-in')
+
+    def stop(self):
+        self.stopping = True
+        os.write(self.wake_w, b'x')
+        self.thread.join(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.stopping:
+            self.stop()
+
+
+def wait_for(what, pred, timeout, diagnose=None):
+    """Polls pred() until true; returns the seconds it took, fails after timeout."""
+    start = time.monotonic()
+    while True:
+        v = pred()
+        if v:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            kc.fail(f'{what}: not after {timeout}s' + (diagnose() if diagnose else ''))
+        time.sleep(0.05)
+
+
+def check_shim_lines(qemu, at_most, what):
+    lines = qemu.shim_lines()
+    for ln in lines:
+        kc.log(f'    shim said: {ln}')
+    if len(lines) > at_most:
+        kc.fail(f'{what}: {len(lines)} shim lines on stderr, at most {at_most} expected')
+    if len(set(ln.split(': ', 1)[-1] for ln in lines)) != len(lines):
+        kc.fail(f'{what}: the shim repeated a line')
+    return lines
+
+
+# --- mode: standin ----------------------------------------------------------------
+def compare_raw(files, before, after, problems, stopped):
+    """Values read from the handed-off fds against QMP, stat by stat, per file."""
+    counts = {}
+    qb = {'vm': before[0], **{f'vcpu:{i}': v for i, v in enumerate(before[1])}}
+    qa = {'vm': after[0], **{f'vcpu:{i}': v for i, v in enumerate(after[1])}}
+    for role, f in files.items():
+        b = {s.name: s for s in qb[role].stats}
+        a = {s.name: s for s in qa[role].stats}
+        for s in f.stats:
+            if s.name not in b:
+                problems.append(f'{role}: {s.name} is not in QMP query-stats')
+                continue
+            for i, v in enumerate(s.values):
+                key = (f'{s.name}[{i}]' if s.size > 1 else s.name, (('role', role),))
+                mono = {key[0]} if s.type != kc.INSTANT else set()
+                how = between(key, Fraction(v), Fraction(b[s.name].values[i]),
+                              Fraction(a[s.name].values[i]), mono, problems, stopped)
+                counts[how] = counts.get(how, 0) + 1
+    return counts
+
+
+def standin_values(server, qemu, schemas, what, stopped=True):
+    before = qmp_reading(qemu.qmp, schemas)
+    files = server.read(VM_NAME)
+    after = qmp_reading(qemu.qmp, schemas)
+    problems = []
+    counts = compare_raw(files, before, after, problems, stopped)
+    if not kc.report(problems, f'{what}: handed-off fds against QMP ({counts})'):
+        sys.exit(1)
+    return files
+
+
+def mode_standin(shim, tmp):
+    sock = os.path.join(tmp, 'h.sock')
+    with StandIn(sock) as server, \
+            Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
+        took = wait_for('registration of vm, vcpu:0, vcpu:1',
+                        lambda: (server.vm(VM_NAME) or (0, 0, set()))[2] == ROLES, 10)
+        pid, uuid, roles, ids = server.vm(VM_NAME)
+        kc.log(f'  ok: registered {sorted(roles)} as "{VM_NAME}" {took:.2f}s after QMP was up;'
+               f' ids {ids}')
+        if pid != qemu.pid:
+            kc.fail(f'peer pid {pid}, QEMU is {qemu.pid}')
+        if uuid != VM_UUID:
+            kc.fail(f'uuid {uuid!r}, QEMU has -uuid {VM_UUID}')
+        if ids['vm'] != f'kvm-{qemu.pid}':
+            kc.fail(f'VM stats id {ids["vm"]}, expected kvm-{qemu.pid}')
+        vcpu_pids = {r: int(re.match(r'kvm-(\d+)/', i).group(1)) for r, i in ids.items()
+                     if r != 'vm'}
+        tids = {int(t) for t in os.listdir(f'/proc/{qemu.pid}/task')}
+        for r, p in vcpu_pids.items():
+            if p not in tids:
+                kc.fail(f'{r}: id pid {p} is not a thread of QEMU {qemu.pid}')
+        threads = {f'vcpu:{c["cpu-index"]}': c['thread-id']
+                   for c in qemu.qmp.cmd('query-cpus-fast')}
+        if vcpu_pids != threads:
+            kc.fail(f'vCPU stats ids name tasks {vcpu_pids}, QEMU\'s vCPU threads are {threads}')
+        kc.log(f'  note: the vCPU stats ids name QEMU\'s vCPU threads ({threads}), not its '
+               f'pid {qemu.pid}: KVM writes the id with the creating task\'s pid')
+        if qemu.stats_fds() != (1, VCPUS):
+            kc.fail(f'QEMU holds {qemu.stats_fds()} (VM, vCPU) stats fds, expected (1, {VCPUS})')
+        schemas = qmp_schemas(qemu.qmp)
+        standin_values(server, qemu, schemas, 'stopped at -S')
+        qemu.run_for(0.5)
+        files = standin_values(server, qemu, schemas, 'after running 0.5s, stopped')
+        exits = sum(s.values[0] for r, f in files.items() if r != 'vm' for s in f.stats
+                    if s.name == 'exits')
+        if exits == 0:
+            kc.fail('no vCPU exits after running the guest: the values prove nothing')
+        qemu.qmp.cmd('cont')
+        for i in range(3):
+            standin_values(server, qemu, schemas, f'running, reading {i + 1}', stopped=False)
+            time.sleep(0.2)
+        qemu.qmp.cmd('stop')
+
+        # The exporter restarts: the shim registers everything again by itself.
+        server.stop()
+        down = time.monotonic()
+        time.sleep(1.5)
+        with StandIn(sock) as server2:
+            took = wait_for('re-registration after the restart',
+                            lambda: (server2.vm(VM_NAME) or (0, 0, set()))[2] == ROLES,
+                            HEAL_SECONDS)
+            kc.log(f'  ok: registered again {took:.2f}s after the new server came up '
+                   f'({time.monotonic() - down:.2f}s after the old one went away)')
+            standin_values(server2, qemu, schemas, 'after the restart')
+            lines = check_shim_lines(qemu, 3, 'restart')
+            if not lines:
+                kc.fail('the shim said nothing about losing the exporter')
+
+            t_quit = time.monotonic()
+            rc = qemu.quit()
+            if rc != 0:
+                kc.fail(f'QEMU exited with {rc}')
+            wait_for('the stand-in seeing the connection close',
+                     lambda: any(n == VM_NAME for n, _ in server2.disconnects), 5)
+            gone = [t for n, t in server2.disconnects if n == VM_NAME][0] - t_quit
+            kc.log(f'  ok: connection closed {gone:.2f}s after QMP quit')
+            if server2.problems or server.problems:
+                kc.fail('protocol problems:\n  ' + '\n  '.join(server.problems + server2.problems))
+    mine = kc.count_stats_fds(os.getpid())
+    if mine != (0, 0):
+        kc.fail(f'the stand-in still holds {mine} stats fds')
+    print('PASS: shim hands off QEMU\'s stats fds per docs/handoff.md; values match QMP; '
+          'restart healed; fds released on quit')
+
+
+# --- mode: exporter -------------------------------------------------------------------
+def vm_series(expo, name):
+    return {k: v for k, v in expo.samples.items()
+            if k[0].startswith('kvm_') and dict(k[1]).get('vm') == name}
+
+
+def exporter_values(exp, qemu, schemas, what, stopped=True):
+    """Scrape between two QMP readings; every series checked against them."""
+    before = qmp_reading(qemu.qmp, schemas)
+    text = exp.scrape()
+    after = qmp_reading(qemu.qmp, schemas)
+    expo = kc.Exposition(text)
+    lo, families = kc.expected_vm(VM_NAME, before[0], before[1], per_vcpu=False)
+    hi, _ = kc.expected_vm(VM_NAME, after[0], after[1], per_vcpu=False)
+    mono = monotonic_samples(before[0], before[1])
+    families[kc.INFO_FAMILY] = 'gauge'
+    problems = list(expo.errors)
+    got = {k: v for k, v in vm_series(expo, VM_NAME).items() if k[0] != kc.INFO_FAMILY}
+    counts = {}
+    for key, b in lo.items():
+        if key not in got:
+            problems.append(f'missing: {kc.fmt_key(key)}')
+            continue
+        how = between(key, got[key][0], b, hi[key], mono, problems, stopped)
+        counts[how] = counts.get(how, 0) + 1
+    for key in got:
+        if key not in lo:
+            problems.append(f'extra: {kc.fmt_key(key)} {got[key][1]}')
+    problems += kc.check_families(expo, families)
+    if not kc.report(problems[:30], f'{what}: {len(lo)} series against QMP ({counts})'):
+        sys.exit(1)
+    return expo
+
+
+def check_info(expo, qemu):
+    infos = [dict(k[1]) for k in expo.samples if k[0] == kc.INFO_FAMILY
+             and dict(k[1]).get('vm') == VM_NAME]
+    if len(infos) != 1:
+        kc.fail(f'{len(infos)} kvm_vm_info series for vm="{VM_NAME}"')
+    want = {'vm': VM_NAME, 'uuid': VM_UUID, 'pid': str(qemu.pid), 'vmm': 'qemu',
+            'kvm_id': f'kvm-{qemu.pid}', 'source': ASSUMED_HANDOFF_SOURCE}
+    if infos[0] != want:
+        kc.fail(f'kvm_vm_info labels {infos[0]}, expected {want}')
+    kc.log(f'  ok: kvm_vm_info {infos[0]}')
+
+
+def diagnose(exp, qemu):
+    """What the exporter and the shim said, for a failure message."""
+    return (f'\n  exporter holds {kc.count_stats_fds(exp.pid)} stats fds; its log:\n'
+            + exp.log_text() + '\n  shim lines on QEMU\'s stderr:\n' + '\n'.join(qemu.shim_lines()))
+
+
+def registered(exp, name):
+    """True once /metrics shows the VM with its VM and vCPU stats and the exporter holds all fds."""
+    try:
+        expo = kc.Exposition(exp.scrape())
+    except OSError:
+        return False
+    names = {k[0] for k in vm_series(expo, name)}
+    return (kc.INFO_FAMILY in names and any(n.startswith('kvm_vm_pages') for n in names)
+            and any(n.startswith('kvm_vcpu_exits') for n in names)
+            and kc.count_stats_fds(exp.pid) == (1, VCPUS))
+
+
+def mode_exporter(shim, tmp):
+    exe = kc.exporter_path()
+    helptext = subprocess.run([exe, '--help'], capture_output=True, text=True).stdout
+    if '--kvm.handoff-socket' not in helptext:
+        kc.skip('the exporter has no --kvm.handoff-socket yet (hand-off server not built)')
+    sock = os.path.join(tmp, 'h.sock')
+    args = ['--no-kvm.procfs', f'--kvm.handoff-socket={sock}']
+    exp = kc.Exporter(args)
+    try:
+        base = kc.count_stats_fds(exp.pid)
+        if base != (0, 0):
+            kc.fail(f'exporter holds {base} stats fds before any VM')
+        with Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
+            took = wait_for(f'vm="{VM_NAME}" with VM and vCPU stats on /metrics',
+                            lambda: registered(exp, VM_NAME), 10,
+                            lambda: diagnose(exp, qemu))
+            kc.log(f'  ok: vm="{VM_NAME}" on /metrics {took:.2f}s after QMP was up; exporter '
+                   f'holds {kc.count_stats_fds(exp.pid)} stats fds')
+            schemas = qmp_schemas(qemu.qmp)
+            expo = exporter_values(exp, qemu, schemas, 'stopped at -S')
+            check_info(expo, qemu)
+            qemu.run_for(0.5)
+            expo = exporter_values(exp, qemu, schemas, 'after running 0.5s, stopped')
+            exits = [v for k, v in vm_series(expo, VM_NAME).items()
+                     if k[0] == 'kvm_vcpu_exits_total']
+            if not exits or exits[0][0] == 0:
+                kc.fail(f'kvm_vcpu_exits_total is {exits}: the guest did not run')
+            qemu.qmp.cmd('cont')
+            for i in range(3):
+                exporter_values(exp, qemu, schemas, f'running, scrape {i + 1}', stopped=False)
+                time.sleep(0.2)
+            qemu.qmp.cmd('stop')
+
+            # Restart the exporter on the same socket path; QEMU is not touched.
+            if not exp.close():
+                kc.fail(f'exporter exited with {exp.proc.returncode} on SIGTERM:\n'
+                        + exp.log_text())
+            down = time.monotonic()
+            exp = kc.Exporter(args)
+            took = wait_for(f'vm="{VM_NAME}" back after the exporter restart',
+                            lambda: registered(exp, VM_NAME), HEAL_SECONDS,
+                            lambda: diagnose(exp, qemu))
+            kc.log(f'  ok: back {took:.2f}s after the new exporter answered '
+                   f'({time.monotonic() - down:.2f}s after the old one exited)')
+            expo = exporter_values(exp, qemu, schemas, 'after the exporter restart')
+            check_info(expo, qemu)
+            check_shim_lines(qemu, 3, 'exporter restart')
+
+            rc = qemu.quit()
+            if rc != 0:
+                kc.fail(f'QEMU exited with {rc}')
+            left = vm_series(kc.Exposition(exp.scrape()), VM_NAME)
+            if left:
+                kc.fail(f'{len(left)} series of vm="{VM_NAME}" on the first scrape after QEMU '
+                        f'exited, e.g. {kc.fmt_key(next(iter(left)))}')
+            kc.log('  ok: the VM is gone from the first scrape after QEMU exited')
+            took = wait_for('the exporter releasing the stats fds',
+                            lambda: kc.count_stats_fds(exp.pid) == (0, 0), 5)
+            kc.log(f'  ok: exporter stats fds back to 0 ({took:.2f}s)')
+    finally:
+        if not exp.close():
+            kc.fail(f'exporter exited with {exp.proc.returncode} on SIGTERM:\n{exp.log_text()}')
+    print('PASS: QEMU under the shim observed end to end through the exporter; values within '
+          'QMP readings; restart healed; VM and fds released on quit')
+
+
+# --- mode: robust ---------------------------------------------------------------------
+def qemu_healthy(qemu, what):
+    """QEMU answers QMP, runs its guest and reads its own stats."""
+    qemu.run_for(0.3)
+    if qemu.qmp.cmd('query-status')['status'] != 'paused':
+        kc.fail(f'{what}: QEMU not paused after stop')
+    if len(qemu.qmp.cmd('query-stats', target='vcpu')) != VCPUS:
+        kc.fail(f'{what}: query-stats does not list {VCPUS} vCPUs')
+
+
+def robust_case(shim, tmp, tag, env, want_fds, at_most_lines, wait=3.5, max_start=None):
+    with Qemu(tmp, tag, shim, env) as qemu:
+        kc.log(f'  QMP up {qemu.qmp_ready:.2f}s after start')
+        # A VMM thread waiting for the exporter's answer (2 s timeout) would show here.
+        if max_start is not None and qemu.qmp_ready >= max_start:
+            kc.fail(f'{tag}: QMP up only {qemu.qmp_ready:.2f}s after start')
+        qemu_healthy(qemu, tag)
+        time.sleep(wait)  # several retry periods of the shim
+        qemu_healthy(qemu, tag)
+        if qemu.stats_fds() != want_fds:
+            kc.fail(f'{tag}: QEMU holds {qemu.stats_fds()} stats fds, expected {want_fds}')
+        t = time.monotonic()
+        rc = qemu.quit()
+        if rc != 0:
+            kc.fail(f'{tag}: QEMU exited with {rc}:\n{qemu.stderr_text()}')
+        lines = check_shim_lines(qemu, at_most_lines, tag)
+        kc.log(f'  ok: {tag}: QEMU ran, answered QMP and quit cleanly in '
+               f'{time.monotonic() - t:.2f}s; {len(lines)} shim line(s); stats fds {want_fds}')
+        return lines
+
+
+def mode_robust(shim, tmp):
+    full = (1, VCPUS)
+    missing = os.path.join(tmp, 'absent', 'h.sock')
+    lines = robust_case(shim, tmp, 'no-exporter', {'KVMSTATS_HANDOFF_SOCKET': missing}, full, 1)
+    if len(lines) != 1:
+        kc.fail('no shim line although the exporter is absent')
+
+    sock = os.path.join(tmp, 'refusing.sock')
+    with StandIn(sock, mode='refuse') as server:
+        lines = robust_case(shim, tmp, 'refusing', {'KVMSTATS_HANDOFF_SOCKET': sock}, full, 1,
+                            wait=5)
+        # Backoff after refusals: 1 s, 2 s, 4 s...: a handful of attempts, not one per second.
+        if not 2 <= server.registrations <= 5:
+            kc.fail(f'{server.registrations} registrations in ~6 s against a refusing exporter')
+        kc.log(f'  ok: {server.registrations} registration attempts in ~6 s (backing off)')
+
+    sock = os.path.join(tmp, 'mute.sock')
+    with StandIn(sock, mode='mute'):
+        robust_case(shim, tmp, 'mute', {'KVMSTATS_HANDOFF_SOCKET': sock}, full, 1, wait=5,
+                    max_start=2.0)
+
+    sock = os.path.join(tmp, 'disabled.sock')
+    with StandIn(sock) as server:
+        robust_case(shim, tmp, 'disabled', {'KVMSTATS_HANDOFF_SOCKET': sock,
+                                            'KVMSTATS_PRELOAD_DISABLE': '1'}, (0, 0), 0, wait=1.5)
+        if server.registrations:
+            kc.fail('KVMSTATS_PRELOAD_DISABLE=1 still handed off')
+
+    robust_case(shim, tmp, 'no-handoff', {'KVMSTATS_HANDOFF_SOCKET': ''}, full, 0, wait=1.5)
+    print('PASS: QEMU unaffected by an absent, refusing or mute exporter; disabled shim is a '
+          'pass-through; empty socket path keeps fds only')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('shim')
+    ap.add_argument('--mode', choices=['exporter', 'standin', 'robust'], required=True)
+    a = ap.parse_args()
+    if not shutil.which(QEMU):
+        kc.skip(f'{QEMU} is not installed (Debian: qemu-system-x86)')
+    kc.require_kvm()
+    shim = os.path.abspath(a.shim)
+    if not os.path.exists(shim):
+        kc.fail(f'shim {shim} not built')
+    with tempfile.TemporaryDirectory(prefix='qemu-shim-') as tmp:
+        {'exporter': mode_exporter, 'standin': mode_standin, 'robust': mode_robust}[a.mode](
+            shim, tmp)
+
+
+if __name__ == '__main__':
+    main()

@@ -126,7 +126,12 @@ static const char *const usage_text[] = {
         "Logging:\n"
         "      --log.level=LEVEL\n"
         "          Only log messages at this severity or above: debug, info, warn or\n"
-        "          error. Logs are logfmt lines on stderr. Default: info.\n"
+        "          error. Default: info.\n"
+        "      --log.format=FORMAT\n"
+        "          How events are written on stderr: logfmt or json (one JSON object\n"
+        "          per line). When stderr is connected to the systemd journal, events\n"
+        "          go to the journal as records with one field per key (VM=, PID=,\n"
+        "          ERR=, ...) whatever the format. Default: logfmt.\n"
         "\n"
         "Boolean flags also take the forms --no-<flag> and --<flag>=true|false. Other\n"
         "flags take their value as --flag=value or --flag value.\n",
@@ -353,6 +358,15 @@ static int set_log_level(struct options *o, const char *value, const char **ret_
 	return 0;
 }
 
+static int set_log_format(struct options *o, const char *value, const char **ret_why)
+{
+	if (log_format_parse(value, &o->log_format) < 0) {
+		*ret_why = "expected logfmt or json";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_web_config_file(struct options *o, const char *value, const char **ret_why)
 {
 	char *copy = NULL;
@@ -407,6 +421,7 @@ static const struct flag flags[] = {
         {.name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval},
         {.name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu)},
         {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
+        {.name = "log.format", .kind = FLAG_VALUE, .set = set_log_format},
         {.name = "help", .kind = FLAG_HELP},
         {.name = "version", .kind = FLAG_VERSION},
 };

@@ -32,6 +32,7 @@ struct options {
 	char *web_config_file;  /* --web.config.file, default none */
 	unsigned max_requests;  /* --web.max-requests, default 40; 0 = no limit */
 	enum log_level log_level; /* --log.level, default info */
+	enum log_format log_format; /* --log.format, default logfmt */
 };
 
 enum cli_result {

@@ -19,9 +19,64 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_sinks.h"
 #include "macro.h"
 
 static _Atomic int log_min_level = LOG_LEVEL_INFO;
+static _Atomic int log_format = LOG_FORMAT_LOGFMT;
+static _Atomic bool log_to_journal = false;
+
+int log_format_parse(const char *s, enum log_format *ret)
+{
+	if (s && strcmp(s, "logfmt") == 0)
+		*ret = LOG_FORMAT_LOGFMT;
+	else if (s && strcmp(s, "json") == 0)
+		*ret = LOG_FORMAT_JSON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void log_set_format(enum log_format format)
+{
+	atomic_store(&log_format, (int)format);
+	atomic_store(&log_to_journal, log_stderr_is_journal());
+}
+
+/* syslog priorities, as the journal wants them. */
+static int level_priority(enum log_level level)
+{
+	switch (level) {
+	case LOG_LEVEL_DEBUG: return 7;
+	case LOG_LEVEL_INFO: return 6;
+	case LOG_LEVEL_WARN: return 4;
+	default: return 3;
+	}
+}
+
+static void write_all(const char *p, size_t n);
+
+/* Journal or JSON; false when the event must still be written as logfmt. */
+static bool log_structured(enum log_level level, const char *ts, const char *lvl, const char *msg,
+			   const char *tail, size_t tail_n)
+{
+	struct outbuf b = { 0 };
+	bool done = false;
+
+	if (atomic_load(&log_to_journal)) {
+		if (log_journal_record(&b, level_priority(level), msg, tail, tail_n) == 0 &&
+		    log_journal_send(b.data, b.len) == 0)
+			done = true;
+		outbuf_reset(&b);
+	}
+	if (!done && atomic_load(&log_format) == LOG_FORMAT_JSON &&
+	    log_json_line(&b, ts, lvl, msg, tail, tail_n) == 0) {
+		write_all(b.data, b.len);
+		done = true;
+	}
+	outbuf_release(&b);
+	return done;
+}
 
 static const char *const level_names[] = {
         [LOG_LEVEL_DEBUG] = "debug",
@@ -214,6 +269,11 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 	}
 
 	format_timestamp(ts, sizeof(ts));
+	if ((atomic_load(&log_format) != LOG_FORMAT_LOGFMT || atomic_load(&log_to_journal)) &&
+	    log_structured(level, ts, lvl, msg, tail, tail_n)) {
+		errno = saved_errno;
+		return;
+	}
 	msg_n = strlen(msg);
 	/* ts=TS level=LVL msg="MSG" TAIL\n */
 	need = 3 + strlen(ts) + 7 + strlen(lvl) + 6 + escaped_len(msg, msg_n) + 1 +

@@ -250,6 +250,8 @@ static void handoff_start(struct daemon *d)
 	const struct options *o = &d->opts;
 	struct handoff_config cfg = {
 		.path = o->handoff_socket,
+		/* Socket activation (FileDescriptorName=handoff) takes precedence over the path. */
+		.listen_fd = sdnotify_fds_take(&d->passed_fds, "handoff"),
 		.create_parent = strcmp(o->handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET) == 0,
 		.allow_uids = o->handoff_allow_uids,
 		.n_allow_uids = o->n_handoff_allow_uids,
@@ -260,8 +262,10 @@ static void handoff_start(struct daemon *d)
 	char why[256];
 	int r;
 
-	if (o->handoff_socket[0] == '\0')
+	if (cfg.listen_fd < 0 && o->handoff_socket[0] == '\0')
 		return;
+	if (cfg.listen_fd >= 0)
+		cfg.path = "(passed by systemd)";
 	r = handoff_source_new(&d->collector, d->epoll_fd, &cfg, &d->handoff, why, sizeof(why));
 	if (r < 0) {
 		/* An exporter without /run access still serves its other sources. */
@@ -271,7 +275,7 @@ static void handoff_start(struct daemon *d)
 	}
 	d->procfs.skip_pid = is_handoff_peer;
 	d->procfs.skip_userdata = d->handoff;
-	log_info("listening for hand-offs", "path=%s", o->handoff_socket);
+	log_info("listening for hand-offs", "path=\"%s\"", cfg.path);
 }
 
 /*
@@ -455,6 +459,7 @@ int main(int argc, char **argv)
 	if (r == CLI_EXIT_OK)
 		return EXIT_SUCCESS;
 	log_set_level(d.opts.log_level);
+	log_set_format(d.opts.log_format);
 	raise_fd_limit();
 
 	r = daemon_run(&d);

@@ -467,6 +467,32 @@ bool handoff_source_dispatch(struct handoff_source *h, int fd, uint32_t events)
 }
 
 /* Binds the socket file, replacing only a stale socket (nobody listening). */
+/* A socket systemd passed must be what we would have made: listening, SOCK_SEQPACKET. */
+static int adopt_socket(struct handoff_source *h, int fd, char *why, size_t why_len)
+{
+	int type = 0, listening = 0, flags;
+	socklen_t len = sizeof(type);
+
+	h->listen_fd = fd; /* ours now, closed by handoff_source_free() on any failure */
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET) {
+		snprintf(why, why_len, "the socket systemd passed is not SOCK_SEQPACKET "
+			 "(use ListenSequentialPacket=)");
+		return -EPROTOTYPE;
+	}
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+		snprintf(why, why_len, "the socket systemd passed is not listening");
+		return -EINVAL;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		snprintf(why, why_len, "cannot make the passed socket non-blocking: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static int bind_socket(struct handoff_source *h, const struct handoff_config *cfg, char *why,
                        size_t why_len)
 {
@@ -542,8 +568,10 @@ int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_c
 	struct handoff_source *h = calloc(1, sizeof(*h));
 	int r;
 
-	if (!h)
+	if (!h) {
+		safe_close(cfg->listen_fd);
 		return -ENOMEM;
+	}
 	*h = (struct handoff_source){.c = c,
 	                             .epoll_fd = epoll_fd,
 	                             .listen_fd = -1,
@@ -557,11 +585,13 @@ int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_c
 	h->pids = calloc(cfg->max_connections + 1, sizeof(*h->pids));
 	h->buf = malloc(HANDOFF_MAX_MESSAGE + 1);
 	if (!h->path || !h->allow_uids || !h->allow_gids || !h->pids || !h->buf) {
+		safe_close(cfg->listen_fd);
 		snprintf(why, why_len, "out of memory");
 		handoff_source_free(h);
 		return -ENOMEM;
 	}
-	r = bind_socket(h, cfg, why, why_len);
+	r = cfg->listen_fd >= 0 ? adopt_socket(h, cfg->listen_fd, why, why_len)
+				: bind_socket(h, cfg, why, why_len);
 	if (r < 0) {
 		handoff_source_free(h);
 		return r;

@@ -14,6 +14,7 @@
 
 struct handoff_config {
 	const char *path;           /* where to bind the SOCK_SEQPACKET socket */
+	int listen_fd;              /* >= 0: a listening socket systemd passed; path is not bound */
 	bool create_parent;         /* make the parent directory (0755) if missing */
 	const uint32_t *allow_uids; /* peers whose uid is listed are accepted ... */
 	size_t n_allow_uids;
@@ -26,8 +27,10 @@ struct handoff_source;
 
 /*
  * Binds and listens at cfg->path (replacing a stale socket file, never a
- * live socket or another kind of file) and watches it on epoll_fd, whose
- * events carry the fd in data.fd. 0, or -errno with why[] naming the step.
+ * live socket or another kind of file), or takes cfg->listen_fd (socket
+ * activation; always owned from here on, the file left to systemd), and
+ * watches it on epoll_fd, whose events carry the fd in data.fd. 0, or -errno
+ * with why[] naming the step.
  */
 int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_config *cfg,
                        struct handoff_source **ret, char *why, size_t why_len);

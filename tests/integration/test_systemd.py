@@ -20,6 +20,7 @@ usage: test_systemd.py verify|security|socket_activate|notify|manpage
 Env: EXPORTER (the binary), TESTS_SOURCE_DIR (tests/). Exit 77 (SKIP) when a
 tool is missing or the binary lacks the systemd wiring, saying which.
 """
+import json
 import os
 import re
 import shutil
@@ -473,6 +474,46 @@ def test_notify():
 
 # --- man page ------------------------------------------------------------------
 
+def test_handoff_activate():
+    """A SEQPACKET socket passed as "handoff" serves hand-offs; the exporter binds no path."""
+    activate = need('systemd-socket-activate', 'systemd')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'handoff.sock')
+        port = free_port()
+        cmd = [activate, '--seqpacket', '-l', path, '--fdname=handoff', exporter(),
+               f'--web.listen-address=127.0.0.1:{port}', '--no-kvm.procfs',
+               f'--kvm.handoff-socket={tmp}/not-bound.sock']
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 15
+            while not os.path.exists(path):
+                if p.poll() is not None or time.monotonic() > deadline:
+                    fail('systemd-socket-activate did not create the socket')
+                time.sleep(0.05)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(10)
+            s.connect(path)  # the first connection makes systemd-socket-activate exec us
+            s.send(json.dumps({'version': 1, 'vm': {'name': 'activated'}, 'fds': []}).encode())
+            answer = json.loads(s.recv(65536))
+            if answer != {'ok': True}:
+                fail(f'hand-off over the passed socket answered {answer}')
+            wait_http(port, p)
+            status, body = get(port, '/metrics')
+            if 'kvmstats_exporter_handoff_connections 1' not in body:
+                fail('the hand-off connection is not counted on /metrics')
+            if os.path.exists(f'{tmp}/not-bound.sock'):
+                fail('the exporter bound --kvm.handoff-socket although systemd passed one')
+            s.close()
+            rc = stop(p)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            err = p.communicate()[1]
+    if rc != 0:
+        fail(f'exit {rc} after SIGTERM:\n{err}')
+    log('  hand-off over a socket passed by systemd: ok:true, counted, no path bound')
+
+
 def test_manpage():
     flags = sorted(set(re.findall(r'^\s+(?:-\w, )?(--[\w.\-\[\]]+)', help_text(), flags=re.M)))
     with tempfile.TemporaryDirectory(prefix='kvmstats-man-') as tmp:
@@ -505,6 +546,7 @@ def test_manpage():
 
 
 TESTS = {'verify': test_verify, 'security': test_security,
+         'handoff_activate': test_handoff_activate,
          'socket_activate': test_socket_activate, 'notify': test_notify,
          'manpage': test_manpage}
 

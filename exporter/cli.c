@@ -69,6 +69,11 @@ static const char *const usage_text[] = {
         "      --web.max-requests=N\n"
         "          Maximum number of scrapes served at the same time; more are\n"
         "          answered 503 at once. 0 means no limit. Default: 40.\n"
+        "      --[no-]web.disable-exporter-metrics\n"
+        "          Leave out the exporter's own kvmstats_exporter_* metrics (build,\n"
+        "          VMs and fds tracked, errors, hand-off and canary counters), except\n"
+        "          kvmstats_exporter_collector_duration_seconds and _success per\n"
+        "          source. Default: off.\n"
         "      --[no-]web.systemd-socket\n"
         "          Serve on the listening stream sockets that systemd passes (socket\n"
         "          activation, e.g. kvmstats_exporter.socket) instead of binding\n"
@@ -122,6 +127,29 @@ static const char *const usage_text[] = {
         "          Export vCPU statistics per vCPU, with a \"vcpu\" label. Off by default:\n"
         "          vCPU statistics are then aggregated per VM (sums, and maxima for\n"
         "          peak values), which keeps the number of series low. Default: off.\n"
+        "\n",
+        "vhost-user tap (docs/vhost-tap.md):\n"
+        "      --vhost.proxy=name=NAME,listen=PATH,backend=PATH[,KEY=VALUE...]\n"
+        "          Sit between a vhost-user frontend (the VMM) and its backend: listen\n"
+        "          on the unix socket listen=PATH, where the frontend connects instead\n"
+        "          of the backend's socket, connect to the backend at backend=PATH,\n"
+        "          relay every message and fd of both channels unchanged, and export\n"
+        "          vhost_user_* metrics labelled proxy=NAME (1 to 64 characters of\n"
+        "          [a-zA-Z0-9_.-], unique). One frontend at a time; a frontend that\n"
+        "          reconnects gets a fresh session. Optional keys:\n"
+        "            shmem=ID:SIZE[;ID:SIZE...]  sizes of the device's shared memory\n"
+        "              regions, for frontends that never announce them (SIZE in bytes\n"
+        "              or with a K, M, G or T suffix);\n"
+        "            trusted=yes  the VMM trusts this backend with host pointers: its\n"
+        "              EXTERNAL_MAP requests are not flagged out_of_process.\n"
+        "          Repeat the flag for several proxies. --once never listens.\n"
+        "          Default: none.\n"
+        "      --vhost.policy=POLICY\n"
+        "          observe: relay everything and count. enforce: do not relay a\n"
+        "          backend request that breaks a rule (malformed, or a mapping that is\n"
+        "          unaligned, out of its region, overlapping, or an EXTERNAL_MAP of an\n"
+        "          untrusted backend); answer it with failure when a reply is due and\n"
+        "          count it in vhost_user_refused_total. Default: observe.\n"
         "\n",
         "Logging:\n"
         "      --log.level=LEVEL\n"
@@ -400,11 +428,44 @@ static int set_max_requests(struct options *o, const char *value, const char **r
 	return 0;
 }
 
+static int set_vhost_proxy(struct options *o, const char *value, const char **ret_why)
+{
+	struct vhost_proxy_config c, *grown;
+	int r;
+
+	r = vhost_proxy_config_parse(value, &c, ret_why);
+	if (r == 0)
+		r = vhost_proxy_config_check_unique(o->vhost_proxies, o->n_vhost_proxies, &c,
+						    ret_why);
+	if (r == 0) {
+		grown = reallocarray(o->vhost_proxies, o->n_vhost_proxies + 1, sizeof(*grown));
+		r = grown ? 0 : -ENOMEM;
+		if (grown) {
+			o->vhost_proxies = grown;
+			grown[o->n_vhost_proxies++] = c;
+			return 0;
+		}
+	}
+	vhost_proxy_config_release(&c);
+	return r;
+}
+
+static int set_vhost_policy(struct options *o, const char *value, const char **ret_why)
+{
+	if (vhost_policy_parse(value, &o->vhost_policy) < 0) {
+		*ret_why = "expected observe or enforce";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct flag flags[] = {
         {.name = "web.listen-address", .kind = FLAG_VALUE, .repeatable = true, .set = set_listen},
         {.name = "web.telemetry-path", .kind = FLAG_VALUE, .set = set_telemetry_path},
         {.name = "web.config.file", .kind = FLAG_VALUE, .set = set_web_config_file},
         {.name = "web.max-requests", .kind = FLAG_VALUE, .set = set_max_requests},
+        {.name = "web.disable-exporter-metrics", .kind = FLAG_BOOL,
+         .offset = offsetof(struct options, disable_exporter_metrics)},
         {.name = "web.systemd-socket", .kind = FLAG_BOOL,
          .offset = offsetof(struct options, systemd_socket)},
         {.name = "once", .kind = FLAG_BOOL, .offset = offsetof(struct options, once)},
@@ -420,6 +481,8 @@ static const struct flag flags[] = {
          .set = set_handoff_max_connections},
         {.name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval},
         {.name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu)},
+        {.name = "vhost.proxy", .kind = FLAG_VALUE, .repeatable = true, .set = set_vhost_proxy},
+        {.name = "vhost.policy", .kind = FLAG_VALUE, .set = set_vhost_policy},
         {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
         {.name = "log.format", .kind = FLAG_VALUE, .set = set_log_format},
         {.name = "help", .kind = FLAG_HELP},
@@ -692,6 +755,9 @@ void options_release(struct options *o)
 	free(o->handoff_allow_uids);
 	free(o->handoff_allow_gids);
 	free(o->web_config_file);
+	for (size_t i = 0; i < o->n_vhost_proxies; i++)
+		vhost_proxy_config_release(&o->vhost_proxies[i]);
+	free(o->vhost_proxies);
 	options_init_defaults(o);
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "vhost_config.h"
 
 /* Where the hand-off socket listens unless --kvm.handoff-socket says otherwise. */
 #define CLI_DEFAULT_HANDOFF_SOCKET "/run/kvmstats_exporter/handoff.sock"
@@ -15,7 +16,8 @@ struct options {
 	char **listen;          /* --web.listen-address, repeatable; default ":9977" */
 	size_t n_listen;
 	char *telemetry_path;   /* --web.telemetry-path, default "/metrics" */
-	bool systemd_socket;    /* --web.systemd-socket, default off */
+	bool systemd_socket;
+	bool disable_exporter_metrics; /* --web.disable-exporter-metrics */    /* --web.systemd-socket, default off */
 	bool once;              /* --once */
 	char **stats_files;     /* --kvm.stats-file, repeatable */
 	size_t n_stats_files;
@@ -33,6 +35,9 @@ struct options {
 	unsigned max_requests;  /* --web.max-requests, default 40; 0 = no limit */
 	enum log_level log_level; /* --log.level, default info */
 	enum log_format log_format; /* --log.format, default logfmt */
+	struct vhost_proxy_config *vhost_proxies; /* --vhost.proxy, repeatable; default none */
+	size_t n_vhost_proxies;
+	enum vhost_policy vhost_policy; /* --vhost.policy, default observe */
 };
 
 enum cli_result {

@@ -282,7 +282,7 @@ static void check_liveness(struct collector *c)
 	}
 }
 
-int collector_collect(struct collector *c, struct outbuf *out)
+int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt)
 {
 	double start;
 	int r;
@@ -292,18 +292,33 @@ int collector_collect(struct collector *c, struct outbuf *out)
 	check_liveness(c);
 
 	/* All reads first, then formatting: one consistent snapshot per scrape. */
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		c->source_read_seconds[s] = 0;
+		c->source_read_ok[s] = true;
+	}
 	for (size_t i = 0; i < c->n_vms; i++) {
 		struct vm *vm = c->vms[i];
+		double t0 = monotonic_seconds();
+		bool ok;
 
 		vm->vm_read_ok = vm->vm_file && !vm->exited && read_file(c, vm->vm_file);
-		for (size_t j = 0; j < vm->n_vcpus; j++)
+		ok = vm->exited || !vm->vm_file || vm->vm_read_ok;
+		for (size_t j = 0; j < vm->n_vcpus; j++) {
 			vm->vcpus[j].read_ok = !vm->exited && read_file(c, vm->vcpus[j].file);
+			ok = ok && (vm->exited || vm->vcpus[j].read_ok);
+		}
+		c->source_read_seconds[vm->source] += monotonic_seconds() - t0;
+		c->source_read_ok[vm->source] = c->source_read_ok[vm->source] && ok;
 	}
 	c->scrapes++;
 
-	r = exposition_write_kvm(out, c->vms, c->n_vms, c->per_vcpu);
+	r = exposition_write_kvm(out, c->vms, c->n_vms, c->per_vcpu, fmt);
 	if (r >= 0)
-		r = exposition_write_self(out, c, monotonic_seconds() - start);
+		r = exposition_write_self(out, c, monotonic_seconds() - start, fmt);
+	if (r >= 0)
+		r = vhost_taps_write_metrics(c->vhost_taps, out, fmt);
+	if (r >= 0)
+		exposition_write_end(out, fmt);
 	pthread_mutex_unlock(&c->lock);
 	if (c->after_scrape)
 		c->after_scrape(c->after_scrape_userdata);

@@ -12,10 +12,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "exposition.h"
 #include "handoff_msg.h"
 #include "kvmstats.h"
 #include "outbuf.h"
 #include "translate.h"
+#include "vhost_tap.h"
 
 /* Where a VM was found; also its `source` label. */
 enum vm_source {
@@ -70,6 +72,11 @@ struct collector {
 	uint64_t read_errors;
 	uint64_t rejected_fds;   /* fds found but refused (malformed, wrong kind) */
 	uint64_t scrapes;
+	/* --web.disable-exporter-metrics: only the per-source read metrics remain. */
+	bool disable_exporter_metrics;
+	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded. */
+	double source_read_seconds[VM_SOURCE__MAX];
+	bool source_read_ok[VM_SOURCE__MAX];
 	bool procfs_enabled;
 	bool procfs_permission_denied;
 	double procfs_scan_seconds;
@@ -87,6 +94,7 @@ struct collector {
 	size_t handoff_connections;
 	uint64_t handoff_messages;
 	uint64_t handoff_rejected[HANDOFF_REJECT__MAX];
+	struct vhost_taps *vhost_taps; /* not owned; its vhost_user_* families, or NULL */
 };
 
 /* Initialises an empty collector. 0 or -ENOMEM. */
@@ -127,8 +135,8 @@ ssize_t collector_find_vm(const struct collector *c, const struct vm *vm);
 /* Removes and frees VM i. Call with the lock held. */
 void collector_remove_vm(struct collector *c, size_t i);
 
-/* Reads every file (one pread each) and writes the exposition; thread-safe. 0 or -errno. */
-int collector_collect(struct collector *c, struct outbuf *out);
+/* Reads every file (one pread each) and writes the exposition in fmt; thread-safe. 0 or -errno. */
+int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt);
 
 /* The translation of a prepared file's schema. */
 const struct kvmstats_translation *file_translation(const struct kvmstats_file *f);

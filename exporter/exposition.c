@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Text exposition (format 0.0.4) of the KVM families and the exporter's own.
+ * Exposition of the KVM families and the exporter's own, in text format 0.0.4
+ * or OpenMetrics 1.0.0. The two differ only in metadata lines (family names,
+ * UNIT, HELP escaping), the spelling of "le" and the final "# EOF"; samples
+ * and values are the same bytes.
  *
  * Every family must be contiguous in the output, but VMs may come from
  * different kernels (saved files) and so have different schemas. The
@@ -122,9 +125,11 @@ static kvmstats_u128 series_value(const struct series *s, const struct kvmstats_
 
 static void write_series(struct outbuf *out, const struct kvmstats_family *f,
 			 const struct kvmstats_schema *schema, const struct vm *vm, int vcpu,
-			 const struct series *s)
+			 const struct series *s, enum exposition_format fmt)
 {
 	const struct kvmstats_desc *d = &schema->descs[f->desc];
+	/* Both spellings are made once per schema; a scrape only picks one. */
+	char *const *le = fmt == EXPOSITION_OPENMETRICS_100 ? f->le_openmetrics : f->le;
 
 	switch (f->type) {
 	case KVMSTATS_METRIC_COUNTER:
@@ -147,7 +152,7 @@ static void write_series(struct outbuf *out, const struct kvmstats_family *f,
 			cumulative += series_value(s, d, b, KVMSTATS_AGG_SUM);
 			outbuf_puts(out, f->name);
 			outbuf_puts(out, "_bucket");
-			put_labels(out, vm, vcpu, f->le[b]);
+			put_labels(out, vm, vcpu, le[b]);
 			outbuf_put_u128(out, cumulative);
 			outbuf_putc(out, '\n');
 		}
@@ -170,29 +175,66 @@ static void write_series(struct outbuf *out, const struct kvmstats_family *f,
 	}
 }
 
-static void write_header(struct outbuf *out, const struct kvmstats_family *f)
+/* Whether a family name ends in "_<unit>", as OpenMetrics requires of a UNIT line. */
+static bool name_has_unit(const char *family, const char *unit)
+{
+	size_t n = strlen(family), u = strlen(unit);
+
+	return n > u + 1 && family[n - u - 1] == '_' && strcmp(family + n - u, unit) == 0;
+}
+
+/*
+ * The metadata of one family. Text 0.0.4 names a counter by its sample
+ * (x_total) and has no units; OpenMetrics names the family (x), wants TYPE,
+ * UNIT, HELP in that order, and escapes '"' in HELP too.
+ */
+static void put_header(struct outbuf *out, enum exposition_format fmt, const char *family,
+		       enum kvmstats_metric_type type, const char *unit, const char *help)
 {
 	static const char *const type_names[] = {
 		[KVMSTATS_METRIC_COUNTER] = "counter",
 		[KVMSTATS_METRIC_GAUGE] = "gauge",
 		[KVMSTATS_METRIC_HISTOGRAM] = "histogram",
 	};
+	const char *total = type == KVMSTATS_METRIC_COUNTER ? "_total" : "";
 
+	if (fmt == EXPOSITION_OPENMETRICS_100) {
+		outbuf_puts(out, "# TYPE ");
+		outbuf_puts(out, family);
+		outbuf_putc(out, ' ');
+		outbuf_puts(out, type_names[type]);
+		/* A unit that is not the name's suffix would fail the whole scrape. */
+		if (unit && name_has_unit(family, unit)) {
+			outbuf_puts(out, "\n# UNIT ");
+			outbuf_puts(out, family);
+			outbuf_putc(out, ' ');
+			outbuf_puts(out, unit);
+		}
+		outbuf_puts(out, "\n# HELP ");
+		outbuf_puts(out, family);
+		outbuf_putc(out, ' ');
+		escape_puts(out, help, ESCAPE_HELP_OPENMETRICS);
+		outbuf_putc(out, '\n');
+		return;
+	}
 	outbuf_puts(out, "# HELP ");
-	outbuf_puts(out, f->metric);
+	outbuf_puts(out, family);
+	outbuf_puts(out, total);
 	outbuf_putc(out, ' ');
-	escape_puts(out, f->help, ESCAPE_HELP_TEXT);
+	escape_puts(out, help, ESCAPE_HELP_TEXT);
 	outbuf_puts(out, "\n# TYPE ");
-	outbuf_puts(out, f->metric);
+	outbuf_puts(out, family);
+	outbuf_puts(out, total);
 	outbuf_putc(out, ' ');
-	outbuf_puts(out, type_names[f->type]);
+	outbuf_puts(out, type_names[type]);
 	outbuf_putc(out, '\n');
 }
 
 /* Writes every series of family f (the family of translation t) for every VM using t. */
 static void write_family_series(struct outbuf *out, const struct kvmstats_family *f,
 				const struct kvmstats_translation *t, struct vm *const *vms,
-				size_t n_vms, bool vcpu_kind, bool per_vcpu)
+				size_t n_vms, bool vcpu_kind, bool per_vcpu,
+				enum exposition_format fmt)
 {
 	for (size_t i = 0; i < n_vms; i++) {
 		struct vm *vm = vms[i];
@@ -204,7 +246,7 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 			if (!vm->vm_read_ok)
 				continue;
 			s = (struct series){ .files = &vm->vm_file, .n = 1, .stride = 0 };
-			write_series(out, f, vm->vm_file->schema, vm, -1, &s);
+			write_series(out, f, vm->vm_file->schema, vm, -1, &s, fmt);
 			continue;
 		}
 		if (per_vcpu) {
@@ -213,7 +255,7 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 					continue;
 				s = (struct series){ .files = &vm->vcpus[j].file, .n = 1 };
 				write_series(out, f, vm->vcpus[j].file->schema, vm,
-					     vm->vcpus[j].file->vcpu, &s);
+					     vm->vcpus[j].file->vcpu, &s, fmt);
 			}
 			continue;
 		}
@@ -224,13 +266,13 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 			continue;
 		s = (struct series){ .files = &vm->vcpus[0].file, .n = vm->n_vcpus,
 				     .stride = sizeof(struct vm_vcpu) };
-		write_series(out, f, vm->vcpus[0].file->schema, vm, -1, &s);
+		write_series(out, f, vm->vcpus[0].file->schema, vm, -1, &s, fmt);
 	}
 }
 
 /* Merges the translations of one kind (VM or vCPU) and writes their families. */
 static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool vcpu_kind,
-		      bool per_vcpu)
+		      bool per_vcpu, enum exposition_format fmt)
 {
 	/* Distinct schemas per kind are few (one per kernel); the bound is generous. */
 	enum { MAX_SCHEMAS = 64 };
@@ -259,7 +301,7 @@ static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, b
 		if (!first)
 			break;
 
-		write_header(out, first);
+		put_header(out, fmt, first->name, first->type, first->unit, first->help);
 		for (size_t i = 0; i < m.n; i++) {
 			if (!current[i] || strcmp(current[i]->name, first->name) != 0)
 				continue;
@@ -267,16 +309,19 @@ static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, b
 			/* Same name, other type (only between foreign saved files): keep the first. */
 			if (current[i]->type != first->type)
 				continue;
-			write_family_series(out, current[i], t[i], vms, n_vms, vcpu_kind, per_vcpu);
+			write_family_series(out, current[i], t[i], vms, n_vms, vcpu_kind, per_vcpu,
+					    fmt);
 		}
 	}
 	return 0;
 }
 
-static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms)
+static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms,
+		       enum exposition_format fmt)
 {
-	outbuf_puts(out, "# HELP kvm_vm_info Identity of each observed VM; the value is always 1.\n"
-			 "# TYPE kvm_vm_info gauge\n");
+	/* A gauge in both formats (not an OpenMetrics info): one family name for both. */
+	put_header(out, fmt, "kvm_vm_info", KVMSTATS_METRIC_GAUGE, NULL,
+		   "Identity of each observed VM; the value is always 1.");
 	for (size_t i = 0; i < n_vms; i++) {
 		const struct vm *vm = vms[i];
 
@@ -308,25 +353,38 @@ static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms)
 	}
 }
 
-int exposition_write_kvm(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu)
+const char *exposition_content_type(enum exposition_format fmt)
+{
+	return fmt == EXPOSITION_OPENMETRICS_100
+		       ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+		       : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+int exposition_write_kvm(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu,
+			 enum exposition_format fmt)
 {
 	int r;
 
 	if (n_vms > 0)
-		write_info(out, vms, n_vms);
-	r = write_kind(out, vms, n_vms, false, per_vcpu);
+		write_info(out, vms, n_vms, fmt);
+	r = write_kind(out, vms, n_vms, false, per_vcpu, fmt);
 	if (r < 0)
 		return r;
-	return write_kind(out, vms, n_vms, true, per_vcpu);
+	return write_kind(out, vms, n_vms, true, per_vcpu, fmt);
 }
 
-static void write_gauge_header(struct outbuf *out, const char *name, const char *help,
-			       const char *type)
+void exposition_write_end(struct outbuf *out, enum exposition_format fmt)
 {
-	outbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	if (fmt == EXPOSITION_OPENMETRICS_100)
+		outbuf_puts(out, "# EOF\n");
 }
 
-int exposition_write_self(struct outbuf *out, const struct collector *c, double scrape_seconds)
+/* Self-metric families: counters are named without "_total", as put_header() wants. */
+#define GAUGE   KVMSTATS_METRIC_GAUGE
+#define COUNTER KVMSTATS_METRIC_COUNTER
+
+int exposition_write_self(struct outbuf *out, const struct collector *c, double scrape_seconds,
+			  enum exposition_format fmt)
 {
 	size_t per_source[VM_SOURCE__MAX] = { 0 };
 	size_t fds = 0, skipped = 0;
@@ -342,68 +400,78 @@ int exposition_write_self(struct outbuf *out, const struct collector *c, double 
 			skipped += file_translation(vm->vcpus[j].file)->n_skipped;
 	}
 
-	write_gauge_header(out, "kvmstats_exporter_build_info",
-			   "Version and revision of the exporter; the value is always 1.", "gauge");
+	/* Kept even with --web.disable-exporter-metrics, like node_scrape_collector_*. */
+	put_header(out, fmt, "kvmstats_exporter_collector_duration_seconds", GAUGE, "seconds",
+		   "Time this scrape spent reading the stats files of each source.");
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++)
+		outbuf_printf(out,
+			      "kvmstats_exporter_collector_duration_seconds{collector=\"%s\"} %.6f\n",
+			      vm_source_to_string(s), c->source_read_seconds[s]);
+	put_header(out, fmt, "kvmstats_exporter_collector_success", GAUGE, NULL,
+		   "Whether every stats file of each source read successfully in this scrape.");
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++)
+		outbuf_printf(out, "kvmstats_exporter_collector_success{collector=\"%s\"} %d\n",
+			      vm_source_to_string(s), c->source_read_ok[s] ? 1 : 0);
+	if (c->disable_exporter_metrics)
+		return 0;
+
+	put_header(out, fmt, "kvmstats_exporter_build_info", GAUGE, NULL,
+		   "Version and revision of the exporter; the value is always 1.");
 	outbuf_puts(out, "kvmstats_exporter_build_info{version=\"" PROJECT_VERSION
 			 "\",revision=\"" PROJECT_REVISION "\"} 1\n");
 
-	write_gauge_header(out, "kvmstats_exporter_vms", "VMs currently observed, by source.",
-			   "gauge");
+	put_header(out, fmt, "kvmstats_exporter_vms", GAUGE, NULL,
+		   "VMs currently observed, by source.");
 	for (unsigned s = 0; s < VM_SOURCE__MAX; s++)
 		outbuf_printf(out, "kvmstats_exporter_vms{source=\"%s\"} %zu\n",
 			      vm_source_to_string(s), per_source[s]);
 
-	write_gauge_header(out, "kvmstats_exporter_stats_fds",
-			   "KVM stats files (fds or saved blobs) currently held.", "gauge");
+	put_header(out, fmt, "kvmstats_exporter_stats_fds", GAUGE, NULL,
+		   "KVM stats files (fds or saved blobs) currently held.");
 	outbuf_printf(out, "kvmstats_exporter_stats_fds %zu\n", fds);
 
-	write_gauge_header(out, "kvmstats_exporter_skipped_stats",
-			   "Descriptors in held files not exported: unknown type, unit or base, "
-			   "unrepresentable scale, or a name clash.",
-			   "gauge");
+	put_header(out, fmt, "kvmstats_exporter_skipped_stats", GAUGE, NULL,
+		   "Descriptors in held files not exported: unknown type, unit or base, "
+		   "unrepresentable scale, or a name clash.");
 	outbuf_printf(out, "kvmstats_exporter_skipped_stats %zu\n", skipped);
 
-	write_gauge_header(out, "kvmstats_exporter_read_errors_total",
-			   "Reads of a stats file that failed; its series are left out of that scrape.",
-			   "counter");
+	put_header(out, fmt, "kvmstats_exporter_read_errors", COUNTER, NULL,
+		   "Reads of a stats file that failed; its series are left out of that scrape.");
 	outbuf_printf(out, "kvmstats_exporter_read_errors_total %llu\n",
 		      (unsigned long long)c->read_errors);
 
-	write_gauge_header(out, "kvmstats_exporter_rejected_fds_total",
-			   "Stats fds found but refused (malformed, or not the kind their link said).",
-			   "counter");
+	put_header(out, fmt, "kvmstats_exporter_rejected_fds", COUNTER, NULL,
+		   "Stats fds found but refused (malformed, or not the kind their link said).");
 	outbuf_printf(out, "kvmstats_exporter_rejected_fds_total %llu\n",
 		      (unsigned long long)c->rejected_fds);
 
 	if (c->procfs_enabled) {
-		write_gauge_header(out, "kvmstats_exporter_procfs_scan_duration_seconds",
-				   "Duration of the last /proc scan for stats fds.", "gauge");
+		put_header(out, fmt, "kvmstats_exporter_procfs_scan_duration_seconds", GAUGE,
+			   "seconds", "Duration of the last /proc scan for stats fds.");
 		outbuf_printf(out, "kvmstats_exporter_procfs_scan_duration_seconds %.6f\n",
 			      c->procfs_scan_seconds);
-		write_gauge_header(out, "kvmstats_exporter_procfs_scan_success",
-				   "Whether the last /proc scan could read every process it needed "
-				   "(0 without CAP_SYS_PTRACE).",
-				   "gauge");
+		put_header(out, fmt, "kvmstats_exporter_procfs_scan_success", GAUGE, NULL,
+			   "Whether the last /proc scan could read every process it needed "
+			   "(0 without CAP_SYS_PTRACE).");
 		outbuf_printf(out, "kvmstats_exporter_procfs_scan_success %d\n",
 			      c->procfs_scan_ok ? 1 : 0);
-		write_gauge_header(out, "kvmstats_exporter_procfs_scans_total",
-				   "Scans of /proc for stats fds.", "counter");
+		put_header(out, fmt, "kvmstats_exporter_procfs_scans", COUNTER, NULL,
+			   "Scans of /proc for stats fds.");
 		outbuf_printf(out, "kvmstats_exporter_procfs_scans_total %llu\n",
 			      (unsigned long long)c->procfs_scans);
 	}
 
 	if (c->handoff_enabled) {
-		write_gauge_header(out, "kvmstats_exporter_handoff_connections",
-				   "Open connections on the hand-off socket.", "gauge");
+		put_header(out, fmt, "kvmstats_exporter_handoff_connections", GAUGE, NULL,
+			   "Open connections on the hand-off socket.");
 		outbuf_printf(out, "kvmstats_exporter_handoff_connections %zu\n",
 			      c->handoff_connections);
-		write_gauge_header(out, "kvmstats_exporter_handoff_messages_total",
-				   "Messages received on hand-off connections, accepted or not.",
-				   "counter");
+		put_header(out, fmt, "kvmstats_exporter_handoff_messages", COUNTER, NULL,
+			   "Messages received on hand-off connections, accepted or not.");
 		outbuf_printf(out, "kvmstats_exporter_handoff_messages_total %llu\n",
 			      (unsigned long long)c->handoff_messages);
-		write_gauge_header(out, "kvmstats_exporter_handoff_rejected_total",
-				   "Hand-off messages and connections refused, by reason.", "counter");
+		put_header(out, fmt, "kvmstats_exporter_handoff_rejected", COUNTER, NULL,
+			   "Hand-off messages and connections refused, by reason.");
 		for (unsigned r = 0; r < HANDOFF_REJECT__MAX; r++)
 			outbuf_printf(out, "kvmstats_exporter_handoff_rejected_total{reason=\"%s\"} %llu\n",
 				      handoff_reject_to_string(r),
@@ -411,21 +479,18 @@ int exposition_write_self(struct outbuf *out, const struct collector *c, double 
 	}
 
 	if (c->canary_enabled) {
-		write_gauge_header(out, "kvmstats_exporter_canary_up",
-				   "Whether the canary VM's last burst of guest code ran as expected "
-				   "(KVM works on this host).",
-				   "gauge");
+		put_header(out, fmt, "kvmstats_exporter_canary_up", GAUGE, NULL,
+			   "Whether the canary VM's last burst of guest code ran as expected "
+			   "(KVM works on this host).");
 		outbuf_printf(out, "kvmstats_exporter_canary_up %d\n", c->canary_up ? 1 : 0);
-		write_gauge_header(out, "kvmstats_exporter_canary_bursts_total",
-				   "Bursts of guest code run by the canary VM.", "counter");
+		put_header(out, fmt, "kvmstats_exporter_canary_bursts", COUNTER, NULL,
+			   "Bursts of guest code run by the canary VM.");
 		outbuf_printf(out, "kvmstats_exporter_canary_bursts_total %llu\n",
 			      (unsigned long long)c->canary_bursts);
 	}
 
-	write_gauge_header(out, "kvmstats_exporter_scrape_duration_seconds",
-			   "Time this scrape took to read every stats file and format the KVM "
-			   "metrics.",
-			   "gauge");
+	put_header(out, fmt, "kvmstats_exporter_scrape_duration_seconds", GAUGE, "seconds",
+		   "Time this scrape took to read every stats file and format the KVM metrics.");
 	outbuf_printf(out, "kvmstats_exporter_scrape_duration_seconds %.6f\n", scrape_seconds);
 	return 0;
 }

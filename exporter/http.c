@@ -7,7 +7,9 @@
  * each one to its own MHD daemon with a thread per connection: a slow scrape,
  * a bcrypt check or a slow client holds up its own connection only, and
  * --web.max-requests is what bounds the concurrent collections. Exposition
- * buffers come from a small pool, so a steady scraper reuses the same memory.
+ * buffers (and their gzip state) come from a small pool, so a steady scraper
+ * reuses the same memory. The format (text 0.0.4 or OpenMetrics) and gzip
+ * are negotiated per request (negotiate.h).
  *
  * The web config adds TLS (GnuTLS through MHD; client certificates checked
  * during the handshake), basic auth (basicauth.c), extra headers and a rate
@@ -37,15 +39,16 @@
 
 #include "basicauth.h"
 #include "config.h"
+#include "gzip.h"
 #include "http.h"
 #include "log.h"
 #include "macro.h"
+#include "negotiate.h"
 #include "outbuf.h"
 #include "webconfig.h"
 
-#define CONTENT_TYPE_EXPOSITION "text/plain; version=0.0.4; charset=utf-8"
-#define CONTENT_TYPE_TEXT       "text/plain; charset=utf-8"
-#define CONTENT_TYPE_HTML       "text/html; charset=utf-8"
+#define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+#define CONTENT_TYPE_HTML "text/html; charset=utf-8"
 
 /*
  * Limits, so that idle or hostile clients cannot starve Prometheus: a
@@ -86,6 +89,13 @@ struct http_connection {
 	bool client_verified;
 };
 
+/* What one scrape writes into: the exposition, and its gzip when the client takes that. */
+struct scrape_buffers {
+	struct outbuf text;
+	struct outbuf gzip;
+	struct gzip_encoder *encoder; /* made at the first gzip scrape */
+};
+
 /* golang.org/x/time/rate semantics: burst tokens, one more every interval. */
 struct rate_limiter {
 	pthread_mutex_t lock;
@@ -99,7 +109,7 @@ struct http_server {
 	char *telemetry_path;
 	char *landing_page;
 	size_t landing_page_len;
-	int (*collect)(void *userdata, struct outbuf *out);
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
 	bool (*ready)(void *userdata);
 	void *userdata;
 	const struct webconfig *web; /* NULL: plain HTTP, no auth */
@@ -110,7 +120,7 @@ struct http_server {
 	/* Every request from the handler's first call to MHD's completion notice. */
 	atomic_uint active;
 	pthread_mutex_t pool_lock;
-	struct outbuf *pool[EXPOSITION_POOL_MAX];
+	struct scrape_buffers *pool[EXPOSITION_POOL_MAX];
 	size_t n_pool;
 	struct http_listener *listeners;
 	size_t n_listeners;
@@ -646,18 +656,18 @@ static bool tls_client_ok(const struct webconfig *w, struct MHD_Connection *c)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-static enum MHD_Result reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                             const char *content_type, const void *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode)
+/* A response with the headers every answer carries, or NULL. */
+static struct MHD_Response *response_new(struct http_server *s, unsigned status,
+                                         const char *content_type, const void *body, size_t len,
+                                         enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 	bool ok;
 
 	/* MHD reads from a persistent buffer but never writes to it. */
 	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
 	if (!resp)
-		return MHD_NO;
+		return NULL;
 	ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
 	if (ok && status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
@@ -670,11 +680,29 @@ static enum MHD_Result reply(struct http_server *s, struct MHD_Connection *c, un
 		                             s->web->headers[i].value) == MHD_YES;
 	if (!ok) {
 		MHD_destroy_response(resp);
-		return MHD_NO;
+		return NULL;
 	}
+	return resp;
+}
+
+/* Queues resp (NULL: fails the connection) and drops our reference. */
+static enum MHD_Result response_queue(struct MHD_Connection *c, unsigned status,
+                                      struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                             const char *content_type, const void *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode)
+{
+	return response_queue(c, status, response_new(s, status, content_type, body, len, mode));
 }
 
 static enum MHD_Result reply_text(struct http_server *s, struct MHD_Connection *c, unsigned status,
@@ -683,9 +711,20 @@ static enum MHD_Result reply_text(struct http_server *s, struct MHD_Connection *
 	return reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text), MHD_RESPMEM_PERSISTENT);
 }
 
-static struct outbuf *exposition_take(struct http_server *s)
+static struct scrape_buffers *scrape_buffers_free(struct scrape_buffers *b)
 {
-	struct outbuf *b = NULL;
+	if (!b)
+		return NULL;
+	outbuf_release(&b->text);
+	outbuf_release(&b->gzip);
+	gzip_encoder_free(b->encoder);
+	free(b);
+	return NULL;
+}
+
+static struct scrape_buffers *exposition_take(struct http_server *s)
+{
+	struct scrape_buffers *b = NULL;
 
 	pthread_mutex_lock(&s->pool_lock);
 	if (s->n_pool > 0)
@@ -695,7 +734,7 @@ static struct outbuf *exposition_take(struct http_server *s)
 }
 
 /* Last in, first out: a lone scraper gets the same buffer, at its grown size, every time. */
-static void exposition_give(struct http_server *s, struct outbuf *b)
+static void exposition_give(struct http_server *s, struct scrape_buffers *b)
 {
 	pthread_mutex_lock(&s->pool_lock);
 	if (s->n_pool < EXPOSITION_POOL_MAX) {
@@ -703,18 +742,50 @@ static void exposition_give(struct http_server *s, struct outbuf *b)
 		b = NULL;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
-	if (b) {
-		outbuf_release(b);
-		free(b);
+	scrape_buffers_free(b);
+}
+
+/* Compresses b->text into b->gzip. 0 or -errno. */
+static int exposition_gzip(struct scrape_buffers *b)
+{
+	int r;
+
+	if (!b->encoder) {
+		r = gzip_encoder_new(&b->encoder);
+		if (r < 0)
+			return r;
 	}
+	return gzip_encode(b->encoder, b->text.data, b->text.len, &b->gzip);
+}
+
+/* 200 with the exposition; MUST_COPY, as the buffer goes back to the pool before MHD sends. */
+static enum MHD_Result reply_exposition(struct http_server *s, struct MHD_Connection *c,
+                                        enum exposition_format fmt, const struct outbuf *body,
+                                        bool gzip)
+{
+	struct MHD_Response *resp;
+
+	resp = response_new(s, MHD_HTTP_OK, exposition_content_type(fmt),
+	                    body->len ? body->data : "", body->len, MHD_RESPMEM_MUST_COPY);
+	/* The body depends on both request headers: a cache must key on both. */
+	if (resp && (MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+	                                     "Accept, Accept-Encoding") != MHD_YES ||
+	             (gzip && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+	                                              "gzip") != MHD_YES))) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return response_queue(c, MHD_HTTP_OK, resp);
 }
 
 static enum MHD_Result reply_metrics(struct http_listener *l, struct MHD_Connection *c)
 {
 	struct http_server *s = l->server;
-	struct outbuf *b;
+	struct scrape_buffers *b;
+	enum exposition_format fmt;
 	enum MHD_Result ret;
 	char msg[256];
+	bool gzip;
 	int r;
 
 	/* promhttp's MaxRequestsInFlight: refuse at once rather than queue. */
@@ -735,10 +806,17 @@ static enum MHD_Result reply_metrics(struct http_listener *l, struct MHD_Connect
 		return reply_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                  "error collecting metrics: out of memory\n");
 	}
-	outbuf_reset(b);
-	r = s->collect(s->userdata, b);
-	if (r >= 0 && b->failed)
+	fmt = negotiate_format(
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+	gzip = negotiate_gzip(
+	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+	outbuf_reset(&b->text);
+	r = s->collect(s->userdata, &b->text, fmt);
+	if (r >= 0 && b->text.failed)
 		r = -ENOMEM;
+	/* HEAD too: its Content-Length is the one GET would send. */
+	if (r >= 0 && gzip)
+		r = exposition_gzip(b);
 	if (r < 0) {
 		log_warn("scrape failed", "address=%s err=\"%s\"", l->address, strerror(-r));
 		snprintf(msg, sizeof(msg), "error collecting metrics: %s\n", strerror(-r));
@@ -750,8 +828,7 @@ static enum MHD_Result reply_metrics(struct http_listener *l, struct MHD_Connect
 		 * goes back to the pool for the next scrape. One memcpy per scrape
 		 * costs far less than collecting.
 		 */
-		ret = reply(s, c, MHD_HTTP_OK, CONTENT_TYPE_EXPOSITION, b->len ? b->data : "",
-		            b->len, MHD_RESPMEM_MUST_COPY);
+		ret = reply_exposition(s, c, fmt, gzip ? &b->gzip : &b->text, gzip);
 	}
 	exposition_give(s, b);
 	atomic_fetch_sub(&s->in_flight, 1);
@@ -1172,10 +1249,8 @@ struct http_server *http_server_stop(struct http_server *s)
 			MHD_stop_daemon(l->daemon);
 		safe_close(l->fd);
 	}
-	for (size_t i = 0; i < s->n_pool; i++) {
-		outbuf_release(s->pool[i]);
-		free(s->pool[i]);
-	}
+	for (size_t i = 0; i < s->n_pool; i++)
+		scrape_buffers_free(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_mutex_destroy(&s->limiter.lock);
 	basicauth_free(s->auth);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP front end (libmicrohttpd): /metrics, /, /-/healthy, /-/ready.
+ * The HTTP front end (libmicrohttpd): /metrics (text 0.0.4 or OpenMetrics,
+ * gzip or not, by the request's Accept and Accept-Encoding), /, /-/healthy,
+ * /-/ready.
  * One MHD daemon per listen address, each with a thread per connection; the
  * collect callback must therefore be thread-safe. TLS, client certificates,
  * basic auth and extra headers come from the web config (webconfig.h).
@@ -10,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "exposition.h"
 #include "outbuf.h"
 #include "webconfig.h"
 
@@ -22,8 +25,11 @@ struct http_config {
 	char *const *listen; /* "host:port", ":port", "[v6]:port" */
 	size_t n_listen;
 	const char *telemetry_path; /* e.g. "/metrics" */
-	/* Fills out with a text 0.0.4 exposition (also for HEAD); 0 or -errno (answered 500). */
-	int (*collect)(void *userdata, struct outbuf *out);
+	/*
+	 * Fills out with an exposition in the negotiated format (also for HEAD);
+	 * 0 or -errno (answered 500).
+	 */
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
 	/* True once the first discovery is done (for /-/ready). */
 	bool (*ready)(void *userdata);
 	void *userdata;

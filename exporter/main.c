@@ -29,6 +29,7 @@
 #include "source_file.h"
 #include "source_handoff.h"
 #include "source_procfs.h"
+#include "vhost_tap.h"
 
 struct daemon {
 	struct options opts;
@@ -36,6 +37,7 @@ struct daemon {
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
 	struct canary *canary;
+	struct vhost_taps *vhost; /* --vhost.proxy: the tap's proxies, or NULL */
 	int epoll_fd;
 	int signal_fd;
 	int timer_fd;
@@ -179,9 +181,9 @@ static bool daemon_ready(void *userdata)
 	return ready;
 }
 
-static int daemon_collect(void *userdata, struct outbuf *out)
+static int daemon_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
 {
-	return collector_collect(userdata, out);
+	return collector_collect(userdata, out, fmt);
 }
 
 /* STATUS= for systemctl status, when the number of VMs changed. */
@@ -297,7 +299,7 @@ static int write_once(struct daemon *d)
 	struct outbuf out = { 0 };
 	int r;
 
-	r = collector_collect(&d->collector, &out);
+	r = collector_collect(&d->collector, &out, EXPOSITION_TEXT_004);
 	if (r < 0) {
 		outbuf_release(&out);
 		return fail_line("collecting metrics failed: %s", strerror(-r));
@@ -372,6 +374,7 @@ static int daemon_run(struct daemon *d)
 	r = collector_init(&d->collector, d->opts.per_vcpu);
 	if (r < 0)
 		return fail_line("out of memory");
+	d->collector.disable_exporter_metrics = d->opts.disable_exporter_metrics;
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epoll_fd < 0 || setup_loop(d) < 0)
 		return fail_line("cannot set up the event loop: %s", strerror(errno));
@@ -398,6 +401,15 @@ static int daemon_run(struct daemon *d)
 
 	if (d->opts.once)
 		return write_once(d);
+
+	/* After the signals are blocked: the relay threads inherit the mask. */
+	if (d->opts.n_vhost_proxies > 0) {
+		r = vhost_taps_start(d->opts.vhost_proxies, d->opts.n_vhost_proxies,
+				     d->opts.vhost_policy, &d->vhost, why, sizeof(why));
+		if (r < 0)
+			return fail_line("%s", why);
+		d->collector.vhost_taps = d->vhost; /* no scrape runs yet */
+	}
 
 	if (d->canary) {
 		d->collector.after_scrape = canary_trigger;
@@ -444,6 +456,9 @@ static int daemon_run(struct daemon *d)
 	http_server_stop(http);
 	http_config_release(&cfg);
 	d->handoff = handoff_source_free(d->handoff);
+	/* No scrape runs any more: the proxies can go. */
+	d->collector.vhost_taps = NULL;
+	d->vhost = vhost_taps_free(d->vhost);
 	return r < 0 ? fail_line("event loop failed: %s", strerror(-r)) : EXIT_SUCCESS;
 }
 
@@ -465,6 +480,7 @@ int main(int argc, char **argv)
 	r = daemon_run(&d);
 
 	handoff_source_free(d.handoff);
+	vhost_taps_free(d.vhost);
 	sdnotify_watchdog_free(d.watchdog);
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "scale.h"
@@ -175,4 +180,182 @@ int kvmstats_format_scaled(char *buf, size_t len, kvmstats_u128 v, unsigned base
 	}
 	buf[pos] = '\0';
 	return (int)pos;
+}
+
+/* ---- OpenMetrics canonical floats -------------------------------------------------- */
+
+/* Significant digits d[0].d[1]...d[nd-1] times 10^exp. */
+struct sci {
+	char d[24];
+	int nd;
+	int exp;
+};
+
+/* Reads what "%.*e" printed: "d.ddde+XX", or "de+XX" at precision 0. */
+static int sci_parse(const char *s, struct sci *x)
+{
+	x->nd = 0;
+	for (; *s && *s != 'e'; s++) {
+		if (*s < '0' || *s > '9')
+			continue; /* the decimal point */
+		if (x->nd == (int)sizeof(x->d))
+			return -EINVAL;
+		x->d[x->nd++] = *s;
+	}
+	if (*s != 'e' || x->nd == 0)
+		return -EINVAL;
+	x->exp = (int)strtol(s + 1, NULL, 10);
+	return 0;
+}
+
+/* The float64 nearest to x. */
+static double sci_value(const struct sci *x)
+{
+	char buf[48];
+
+	snprintf(buf, sizeof(buf), "%c.%.*se%d", x->d[0], x->nd - 1, x->d + 1, x->exp);
+	return strtod(buf, NULL);
+}
+
+/* Adds one unit in the last place (9.99e0 -> 1.00e1). */
+static void sci_bump(struct sci *x)
+{
+	int i = x->nd - 1;
+
+	while (i >= 0 && x->d[i] == '9')
+		x->d[i--] = '0';
+	if (i >= 0) {
+		x->d[i]++;
+		return;
+	}
+	x->d[0] = '1';
+	x->exp++;
+}
+
+/*
+ * The fewest significant digits that read back as v, as Go's shortest
+ * formatting finds them. glibc's "%.*e" rounds correctly, so at each
+ * precision its candidate is the nearest one; only just above a power of
+ * two, where the gap to the float below is half the gap above, can the
+ * nearest candidate (below v) miss while the next one up still reads back.
+ */
+static int sci_shortest(double v, struct sci *ret)
+{
+	int exp2;
+	bool pow2 = frexp(v, &exp2) == 0.5;
+
+	/* 17 significant digits always read back. */
+	for (int prec = 0; prec <= 16; prec++) {
+		char e[48];
+		struct sci x;
+		double back;
+
+		snprintf(e, sizeof(e), "%.*e", prec, v);
+		if (sci_parse(e, &x) < 0)
+			return -EINVAL;
+		back = sci_value(&x);
+		if (back != v && pow2 && back < v) {
+			sci_bump(&x);
+			back = sci_value(&x);
+		}
+		if (back != v)
+			continue;
+		while (x.nd > 1 && x.d[x.nd - 1] == '0')
+			x.nd--;
+		*ret = x;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Go's strconv.FormatFloat(v, 'g', -1, 64), then ".0" if it looks like an integer. */
+static int sci_render(const struct sci *x, char *buf, size_t len)
+{
+	char out[KVMSTATS_CANONICAL_BUFSIZE + 16];
+	size_t n = 0;
+
+	if (x->exp < -4 || x->exp >= 6) {
+		out[n++] = x->d[0];
+		if (x->nd > 1) {
+			out[n++] = '.';
+			memcpy(out + n, x->d + 1, (size_t)x->nd - 1);
+			n += (size_t)x->nd - 1;
+		}
+		/* Go prints at least two exponent digits: 1e-09, 1e+06, 1e+100. */
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "e%c%02d", x->exp < 0 ? '-' : '+',
+				      abs(x->exp));
+	} else if (x->exp >= 0) {
+		int int_digits = x->exp + 1;
+
+		for (int i = 0; i < int_digits; i++)
+			out[n++] = i < x->nd ? x->d[i] : '0';
+		if (x->nd > int_digits) {
+			out[n++] = '.';
+			memcpy(out + n, x->d + int_digits, (size_t)(x->nd - int_digits));
+			n += (size_t)(x->nd - int_digits);
+		}
+	} else {
+		out[n++] = '0';
+		out[n++] = '.';
+		for (int i = x->exp; i < -1; i++)
+			out[n++] = '0';
+		memcpy(out + n, x->d, (size_t)x->nd);
+		n += (size_t)x->nd;
+	}
+	if (!memchr(out, '.', n) && !memchr(out, 'e', n)) {
+		out[n++] = '.';
+		out[n++] = '0';
+	}
+	if (len < n + 1)
+		return -ENOBUFS;
+	memcpy(buf, out, n);
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* Digits with at most one point between digits: what kvmstats_format_scaled() writes. */
+static bool plain_decimal(const char *s)
+{
+	bool point = false;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s; s++) {
+		if (*s == '.' && !point && s[1] >= '0' && s[1] <= '9')
+			point = true;
+		else if (*s < '0' || *s > '9')
+			return false;
+	}
+	return true;
+}
+
+int kvmstats_format_canonical(char *buf, size_t len, const char *decimal)
+{
+	locale_t c_locale, old;
+	struct sci x;
+	double v;
+	int r = -EINVAL;
+
+	if (strcmp(decimal, "+Inf") == 0) {
+		if (len < sizeof("+Inf"))
+			return -ENOBUFS;
+		memcpy(buf, "+Inf", sizeof("+Inf"));
+		return (int)sizeof("+Inf") - 1;
+	}
+	if (!plain_decimal(decimal))
+		return -EINVAL;
+
+	/* strtod() and printf() use the locale's decimal point: pin "C", for this thread only. */
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	if (c_locale == (locale_t)0)
+		return -ENOMEM;
+	old = uselocale(c_locale);
+	v = strtod(decimal, NULL);
+	if (isfinite(v))
+		r = sci_shortest(v, &x);
+	uselocale(old);
+	freelocale(c_locale);
+	if (r < 0)
+		return r;
+	return sci_render(&x, buf, len);
 }

@@ -32,3 +32,18 @@ int kvmstats_format_scaled(char *buf, size_t len, kvmstats_u128 v, unsigned base
 
 /* Writes v in decimal; returns the length (excluding the NUL) or -ENOBUFS. */
 int kvmstats_format_u128(char *buf, size_t len, kvmstats_u128 v);
+
+/* Enough for kvmstats_format_canonical() of any float64 ("1.2345678901234567e+308"), with the NUL. */
+#define KVMSTATS_CANONICAL_BUFSIZE 32
+
+/*
+ * Writes the float64 nearest to a non-negative plain decimal (as
+ * kvmstats_format_scaled() writes it) in the canonical form OpenMetrics asks
+ * for in "le" labels: Go's shortest %g, with ".0" appended when that has
+ * neither a point nor an exponent ("0.0", "1.0", "0.001", "100000.0",
+ * "1e+06", "1e-09", "4.294967295"). Prometheus 3 normalises every "le" it
+ * ingests to this form. "+Inf" is kept. Independent of the locale. Returns
+ * the length (excluding the NUL), -EINVAL when decimal is not such a number
+ * (or beyond float64), -ENOBUFS, or -ENOMEM.
+ */
+int kvmstats_format_canonical(char *buf, size_t len, const char *decimal);

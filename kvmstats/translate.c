@@ -106,6 +106,9 @@ static void family_release(struct kvmstats_family *f)
 	for (uint32_t i = 0; f->le && i < f->n_buckets; i++)
 		free(f->le[i]);
 	free(f->le);
+	for (uint32_t i = 0; f->le_openmetrics && i < f->n_buckets; i++)
+		free(f->le_openmetrics[i]);
+	free(f->le_openmetrics);
 }
 
 struct kvmstats_translation *kvmstats_translation_free(struct kvmstats_translation *t)
@@ -169,6 +172,19 @@ static int family_init(struct kvmstats_family *f, const struct kvmstats_desc *d,
 		f->le[d->size - 1] = strdup("+Inf");
 		if (!f->le[d->size - 1])
 			return -ENOMEM;
+		f->le_openmetrics = calloc(d->size, sizeof(char *));
+		if (!f->le_openmetrics)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < d->size; i++) {
+			char bound[KVMSTATS_CANONICAL_BUFSIZE];
+
+			r = kvmstats_format_canonical(bound, sizeof(bound), f->le[i]);
+			if (r < 0)
+				return r;
+			f->le_openmetrics[i] = strdup(bound);
+			if (!f->le_openmetrics[i])
+				return -ENOMEM;
+		}
 	} else if (d->type == KVMSTATS_TYPE_CUMULATIVE && d->unit != KVMSTATS_UNIT_BOOLEAN) {
 		f->type = KVMSTATS_METRIC_COUNTER;
 	} else {

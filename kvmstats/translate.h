@@ -37,6 +37,7 @@ struct kvmstats_family {
 	int32_t sum_desc; /* histograms: companion cumulative descriptor for _sum, or -1 */
 	uint32_t n_buckets; /* histograms: descriptor size */
 	char **le;        /* histograms: n_buckets bound strings, the last "+Inf" */
+	char **le_openmetrics; /* the same bounds in OpenMetrics' canonical float form */
 };
 
 /* All families of one schema, sorted by name. */

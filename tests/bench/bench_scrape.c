@@ -760,14 +760,15 @@ static int run_one(struct bench *b, unsigned k, long slot)
 	case M_SCRAPE_VCPU:
 		b->c.per_vcpu = k == M_SCRAPE_VCPU;
 		outbuf_reset(&m->out);
-		r = collector_collect(&b->c, &m->out);
+		r = collector_collect(&b->c, &m->out, EXPOSITION_TEXT_004);
 		break;
 	case M_FORMAT_AGG:
 	case M_FORMAT_VCPU:
 		outbuf_reset(&m->out);
-		r = exposition_write_kvm(&m->out, b->c.vms, b->c.n_vms, k == M_FORMAT_VCPU);
+		r = exposition_write_kvm(&m->out, b->c.vms, b->c.n_vms, k == M_FORMAT_VCPU,
+					 EXPOSITION_TEXT_004);
 		if (r >= 0)
-			r = exposition_write_self(&m->out, &b->c, 0.0);
+			r = exposition_write_self(&m->out, &b->c, 0.0, EXPOSITION_TEXT_004);
 		if (r >= 0 && m->out.failed)
 			r = -ENOMEM;
 		break;

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from decimal import Decimal
 from fractions import Fraction
 
 # --- what this checker assumes beyond design.md section 5 ---------------------
@@ -295,6 +296,49 @@ def format_decimal(x):
         return sign + digits
     digits = digits.rjust(k + 1, '0')
     return sign + digits[:-k] + '.' + digits[-k:]
+
+
+def canonical_float(x):
+    """The OpenMetrics canonical spelling of an "le" bound (a Fraction or INF).
+
+    Go's strconv.FormatFloat(f, 'g', -1, 64) with ".0" appended when there is
+    neither a point nor an exponent (OpenMetrics 1.0, "Canonical Numbers";
+    Prometheus 3 normalises every le to it). Python's repr() finds the same
+    shortest digits; only the switch to exponent notation differs (Go: below
+    1e-4 or from 1e6 on).
+    """
+    if x == INF:
+        return '+Inf'
+    f = float(x)  # correctly rounded, as Go's ParseFloat of the exact decimal
+    if f == 0:
+        return '0.0'
+    sign, digits, exp = Decimal(repr(f)).as_tuple()
+    digits = list(digits)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits.pop()
+        exp += 1
+    ds = ''.join(map(str, digits))
+    e10 = exp + len(ds) - 1  # the value is d.ddd * 10^e10
+    if e10 < -4 or e10 >= 6:
+        s = ds[0] + ('.' + ds[1:] if len(ds) > 1 else '') + f'e{"-" if e10 < 0 else "+"}{abs(e10):02d}'
+    elif e10 >= 0:
+        whole = e10 + 1
+        s = ds.ljust(whole, '0') if len(ds) <= whole else ds[:whole] + '.' + ds[whole:]
+    else:
+        s = '0.' + '0' * (-e10 - 1) + ds
+    if '.' not in s and 'e' not in s:
+        s += '.0'
+    return ('-' if sign else '') + s
+
+
+def openmetrics_expected(expected):
+    """Expected samples (expected_from_dumps) with le spelled as OpenMetrics does."""
+    out = {}
+    for (name, labels), v in expected.items():
+        labels = tuple((k, canonical_float(INF if lv == '+Inf' else Fraction(lv)) if k == 'le' else lv)
+                       for k, lv in labels)
+        out[(name, labels)] = v
+    return out
 
 
 # --- exposition parsing (text format 0.0.4) -------------------------------------

@@ -827,7 +827,7 @@ struct fake {
 
 static struct fake fake;
 
-static int fake_collect(void *userdata, struct outbuf *out)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
 {
 	struct fake *f = userdata;
 

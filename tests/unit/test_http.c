@@ -4,7 +4,8 @@
  * (http.c): --web.max-requests with a collect callback that blocks, basic
  * auth, extra headers, the rate limit and the request size limit over plain
  * HTTP with a raw-socket client, and TLS with client certificates through a
- * GnuTLS client, all on loopback. test_cli.c covers the routes themselves.
+ * GnuTLS client, all on loopback; content negotiation (OpenMetrics, gzip,
+ * also for HEAD). test_cli.c covers the routes themselves.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -34,7 +36,8 @@
 #include "outbuf.h"
 #include "webconfig.h"
 
-#define BODY "# HELP x X.\n# TYPE x gauge\nx 1\n"
+#define BODY    "# HELP x X.\n# TYPE x gauge\nx 1\n"
+#define BODY_OM "# TYPE x gauge\n# HELP x X.\nx 1\n# EOF\n"
 /* alice:secret, hashed at cost 4 below; base64 of the pairs. */
 #define AUTH_GOOD  "Basic YWxpY2U6c2VjcmV0"
 #define AUTH_WRONG "Basic YWxpY2U6d3Jvbmc="
@@ -48,9 +51,10 @@ static struct {
 	bool block;
 	unsigned inside; /* collections in progress */
 	atomic_uint calls;
+	atomic_int last_fmt;
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-static int fake_collect(void *userdata, struct outbuf *out)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
 {
 	pthread_mutex_lock(&fake.lock);
 	fake.inside++;
@@ -60,7 +64,8 @@ static int fake_collect(void *userdata, struct outbuf *out)
 	fake.inside--;
 	pthread_mutex_unlock(&fake.lock);
 	atomic_fetch_add(&fake.calls, 1);
-	outbuf_puts(out, BODY);
+	atomic_store(&fake.last_fmt, (int)fmt);
+	outbuf_puts(out, fmt == EXPOSITION_OPENMETRICS_100 ? BODY_OM : BODY);
 	return 0;
 }
 
@@ -94,6 +99,7 @@ struct http_reply {
 	char *raw;
 	char *headers; /* into raw */
 	char *body;    /* into raw */
+	size_t body_len; /* gzip bodies have NUL bytes */
 };
 
 static void http_reply_release(struct http_reply *r)
@@ -127,12 +133,14 @@ static void parse_reply(char *raw, size_t len, struct http_reply *ret)
 	if (!end)
 		fail_msg("no complete reply: \"%s\"", raw);
 	*end = '\0';
-	*ret = (struct http_reply){.raw = raw, .headers = raw, .body = end + 4};
+	*ret = (struct http_reply){
+	        .raw = raw, .headers = raw, .body = end + 4, .body_len = len - (size_t)(end + 4 - raw)};
 	assert_int_equal(sscanf(raw, "HTTP/1.1 %d ", &ret->status), 1);
 }
 
-/* One GET on a fresh connection; extra is more header lines ("Name: value\r\n..."). */
-static void http_get(unsigned port, const char *path, const char *extra, struct http_reply *ret)
+/* One request on a fresh connection; extra is more header lines ("Name: value\r\n..."). */
+static void http_request(unsigned port, const char *method, const char *path, const char *extra,
+                         struct http_reply *ret)
 {
 	size_t len = 0, cap = 4096, n;
 	char *req, *raw;
@@ -140,8 +148,8 @@ static void http_get(unsigned port, const char *path, const char *extra, struct 
 
 	fd = connect_loopback(port);
 	assert_true(asprintf(&req,
-	                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
-	                     path, extra ? extra : "") > 0);
+	                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
+	                     method, path, extra ? extra : "") > 0);
 	n = strlen(req);
 	/* The server may answer (and close) before reading a huge request to its end. */
 	(void)!send(fd, req, n, MSG_NOSIGNAL);
@@ -166,6 +174,11 @@ static void http_get(unsigned port, const char *path, const char *extra, struct 
 	}
 	close(fd);
 	parse_reply(raw, len, ret);
+}
+
+static void http_get(unsigned port, const char *path, const char *extra, struct http_reply *ret)
+{
+	http_request(port, "GET", path, extra, ret);
 }
 
 static const char *http_header(const struct http_reply *r, const char *name, char *buf, size_t len)
@@ -768,12 +781,132 @@ static void test_tls(void **state)
 	pki_release(&stranger);
 }
 
+/* ---- content negotiation -------------------------------------------------------------- */
+
+/* What a client's inflate makes of a gzip body, NUL-terminated (caller frees). */
+static char *gunzip(const char *in, size_t n)
+{
+	z_stream z = {0};
+	size_t cap = 1024;
+	char *out = malloc(cap);
+
+	assert_non_null(out);
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap - 1;
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(z.avail_in, 0);
+	out[z.total_out] = '\0';
+	inflateEnd(&z);
+	return out;
+}
+
+#define ACCEPT_PROMETHEUS                                                                        \
+	"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"      \
+	"version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+#define CONTENT_TYPE_OM  "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#define CONTENT_TYPE_004 "text/plain; version=0.0.4; charset=utf-8"
+
+/* Checks a 200 of /metrics: content type, Vary, encoding, and the body after decoding. */
+static void check_exposition(const struct http_reply *r, const char *content_type, bool gzip,
+                             const char *body)
+{
+	char h[256];
+
+	assert_int_equal(r->status, 200);
+	assert_string_equal(http_header(r, "Content-Type", h, sizeof(h)), content_type);
+	assert_string_equal(http_header(r, "Vary", h, sizeof(h)), "Accept, Accept-Encoding");
+	assert_int_equal(atoi(http_header(r, "Content-Length", h, sizeof(h))), (int)r->body_len);
+	if (!gzip) {
+		assert_null(http_header(r, "Content-Encoding", h, sizeof(h)));
+		assert_int_equal(r->body_len, strlen(body));
+		assert_memory_equal(r->body, body, r->body_len);
+		return;
+	}
+	assert_string_equal(http_header(r, "Content-Encoding", h, sizeof(h)), "gzip");
+	char *plain = gunzip(r->body, r->body_len);
+	assert_string_equal(plain, body);
+	free(plain);
+}
+
+static void test_negotiation(void **state)
+{
+	unsigned port = free_port();
+	struct http_server *s = start(port, 0, NULL);
+	struct http_reply r, head;
+	char *first;
+	size_t first_len;
+	char h[256];
+
+	/* No Accept, a browser's, curl's: text 0.0.4, uncompressed. */
+	http_get(port, "/metrics", NULL, &r);
+	check_exposition(&r, CONTENT_TYPE_004, false, BODY);
+	assert_int_equal(atomic_load(&fake.last_fmt), EXPOSITION_TEXT_004);
+	http_reply_release(&r);
+	http_get(port, "/metrics", "Accept: text/html,*/*;q=0.8\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_004, false, BODY);
+	http_reply_release(&r);
+
+	/* Prometheus' own header: OpenMetrics, and the collector was asked for it. */
+	http_get(port, "/metrics", ACCEPT_PROMETHEUS, &r);
+	check_exposition(&r, CONTENT_TYPE_OM, false, BODY_OM);
+	assert_int_equal(atomic_load(&fake.last_fmt), EXPOSITION_OPENMETRICS_100);
+	http_reply_release(&r);
+
+	/* gzip: a body any inflate reads back; the same bytes scrape after scrape (reused state). */
+	http_get(port, "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_OM, true, BODY_OM);
+	first_len = r.body_len;
+	first = malloc(first_len);
+	assert_non_null(first);
+	memcpy(first, r.body, first_len);
+	http_reply_release(&r);
+	for (int i = 0; i < 3; i++) {
+		http_get(port, "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip, deflate\r\n",
+		         &r);
+		check_exposition(&r, CONTENT_TYPE_OM, true, BODY_OM);
+		assert_int_equal(r.body_len, first_len);
+		assert_memory_equal(r.body, first, first_len);
+		http_reply_release(&r);
+	}
+	http_get(port, "/metrics", "Accept-Encoding: gzip\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_004, true, BODY);
+	http_reply_release(&r);
+
+	/* HEAD: the headers GET would send, Content-Length of the gzip body included; no body. */
+	http_request(port, "HEAD", "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip\r\n",
+	             &head);
+	assert_int_equal(head.status, 200);
+	assert_int_equal(head.body_len, 0);
+	assert_string_equal(http_header(&head, "Content-Type", h, sizeof(h)), CONTENT_TYPE_OM);
+	assert_string_equal(http_header(&head, "Content-Encoding", h, sizeof(h)), "gzip");
+	assert_int_equal(atoi(http_header(&head, "Content-Length", h, sizeof(h))), (int)first_len);
+	http_reply_release(&head);
+	free(first);
+
+	/* gzip refused or not preferred: identity. */
+	http_get(port, "/metrics", "Accept-Encoding: gzip;q=0, identity\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_004, false, BODY);
+	http_reply_release(&r);
+	http_get(port, "/metrics", "Accept-Encoding: gzip;q=0.5, identity;q=1\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_004, false, BODY);
+	http_reply_release(&r);
+	/* Garbage headers: the defaults, never an error. */
+	http_get(port, "/metrics", "Accept: ;;\"\r\nAccept-Encoding: ,;q=x\r\n", &r);
+	check_exposition(&r, CONTENT_TYPE_004, false, BODY);
+	http_reply_release(&r);
+
+	http_server_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_max_requests), cmocka_unit_test(test_request_size_limit),
 	        cmocka_unit_test(test_basic_auth),   cmocka_unit_test(test_rate_limit),
-	        cmocka_unit_test(test_tls),
+	        cmocka_unit_test(test_tls),          cmocka_unit_test(test_negotiation),
 	};
 
 	/* The server's info lines would drown cmocka's output. */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -256,6 +257,126 @@ static void test_format_u128(void **state)
 	check_u128(U128_MAX - 1, "340282366920938463463374607431768211454");
 }
 
+/* ---- OpenMetrics canonical floats ------------------------------------------------------ */
+
+static void check_canonical(const char *decimal, const char *want)
+{
+	char buf[KVMSTATS_CANONICAL_BUFSIZE];
+	int r;
+
+	memset(buf, 'x', sizeof(buf));
+	r = kvmstats_format_canonical(buf, sizeof(buf), decimal);
+	if (r < 0)
+		fail_msg("%s: error %d, want \"%s\"", decimal, r, want);
+	if (strcmp(buf, want) != 0)
+		fail_msg("%s: got \"%s\", want \"%s\"", decimal, buf, want);
+	assert_int_equal(r, (int)strlen(want));
+	/* Exactly enough room works; one byte less fails. */
+	assert_int_equal(kvmstats_format_canonical(buf, strlen(want) + 1, decimal), r);
+	assert_int_equal(kvmstats_format_canonical(buf, strlen(want), decimal), -ENOBUFS);
+}
+
+/* The examples of the OpenMetrics 1.0 spec ("Canonical Numbers") and Go's %g. */
+static void test_canonical_spec(void **state)
+{
+	(void)state;
+	check_canonical("0", "0.0");
+	check_canonical("0.001", "0.001");
+	check_canonical("0.002", "0.002");
+	check_canonical("0.01", "0.01");
+	check_canonical("0.1", "0.1");
+	check_canonical("0.9", "0.9");
+	check_canonical("0.95", "0.95");
+	check_canonical("0.99", "0.99");
+	check_canonical("0.999", "0.999");
+	check_canonical("1", "1.0");
+	check_canonical("1.7", "1.7");
+	check_canonical("10", "10.0");
+	check_canonical("0.0000000001", "1e-10");
+	check_canonical("0.000000001", "1e-09");
+	check_canonical("0.00001", "1e-05");
+	check_canonical("0.0001", "0.0001");
+	check_canonical("100000", "100000.0");
+	check_canonical("1000000", "1e+06");
+	check_canonical("10000000000", "1e+10");
+	check_canonical("+Inf", "+Inf");
+	/* %e from an exponent of 6 on, whatever the digits; at least two exponent digits. */
+	check_canonical("999999", "999999.0");
+	check_canonical("123456.5", "123456.5");
+	check_canonical("1234567", "1.234567e+06");
+	check_canonical("0.0001234", "0.0001234");
+	check_canonical("0.00001234", "1.234e-05");
+	check_canonical("1" "000000000000000000000000000000000000000000000000000000000000000000000000000000"
+			"000000000000000000000000", "1e+102");
+}
+
+/* Bounds as KVM histograms have them, and float64's rounding. */
+static void test_canonical_kvm(void **state)
+{
+	(void)state;
+	/* halt_wait_hist: (2^k - 1) ns. */
+	check_canonical("0.000000003", "3e-09");
+	check_canonical("0.000016383", "1.6383e-05");
+	check_canonical("0.000131071", "0.000131071");
+	check_canonical("1.073741823", "1.073741823");
+	check_canonical("4.294967295", "4.294967295");
+	check_canonical("2147.483647", "2147.483647");
+	check_canonical("1048576", "1.048576e+06");
+	/* More digits than a float64 holds: the shortest that reads back. */
+	check_canonical("18446744073709551615", "1.8446744073709552e+19");
+	check_canonical("9223372036854775807", "9.223372036854776e+18");
+	check_canonical("36893488147.41910323", "3.6893488147419106e+10");
+	check_canonical(u128_max_str, "3.402823669209385e+38");
+	check_canonical("0.1000000000000000055511151231257827", "0.1");
+	/*
+	 * Powers of two where the nearest 16-digit decimal falls just below the
+	 * float's (narrower) lower rounding half-gap: the next one up is shortest.
+	 */
+	check_canonical("0.000000059604644775390625", "5.960464477539063e-08");
+	check_canonical("0.00000000000005684341886080801486968994140625", "5.684341886080802e-14");
+	check_canonical("618970019642690137449562112", "6.189700196426902e+26");
+}
+
+/* Anything but a plain non-negative decimal (or +Inf) is refused. */
+static void test_canonical_einval(void **state)
+{
+	static const char *const bad[] = {
+		"", "-1", "+1", "1e5", "0x10", "inf", "Inf", "-Inf", "NaN", ".5", "5.", "1..2",
+		"1.2.3", " 1", "1 ", "1,5",
+	};
+	char buf[KVMSTATS_CANONICAL_BUFSIZE];
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+		if (kvmstats_format_canonical(buf, sizeof(buf), bad[i]) != -EINVAL)
+			fail_msg("\"%s\" accepted", bad[i]);
+}
+
+/* Every scaled value reads back as the same float64 as its exact decimal. */
+static void test_canonical_round_trip(void **state)
+{
+	static const uint64_t values[] = { 1, 3, 7, 15, 1023, 65535, 123456789, 4294967295u,
+					   (1ull << 53) + 1, UINT64_MAX };
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(values); i++)
+		for (int e = -KVMSTATS_SCALE_MAX_EXPONENT; e <= KVMSTATS_SCALE_MAX_EXPONENT; e++)
+			for (unsigned base = 2; base <= 10; base += 8) {
+				char dec[KVMSTATS_SCALED_BUFSIZE], can[KVMSTATS_CANONICAL_BUFSIZE];
+				size_t digits = 0;
+
+				assert_true(kvmstats_format_scaled(dec, sizeof(dec), values[i], base, e) >
+					    0);
+				assert_true(kvmstats_format_canonical(can, sizeof(can), dec) > 0);
+				if (strtod(can, NULL) != strtod(dec, NULL))
+					fail_msg("%s -> %s", dec, can);
+				assert_true(strchr(can, '.') || strchr(can, 'e'));
+				for (const char *p = can; *p && *p != 'e'; p++)
+					digits += *p >= '0' && *p <= '9';
+				assert_true(digits <= 17 + 5); /* leading "0.0000" of fixed notation */
+			}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +392,10 @@ int main(void)
 	    cmocka_unit_test(test_enobufs),
 	    cmocka_unit_test(test_bufsize_is_enough),
 	    cmocka_unit_test(test_format_u128),
+	    cmocka_unit_test(test_canonical_spec),
+	    cmocka_unit_test(test_canonical_kvm),
+	    cmocka_unit_test(test_canonical_einval),
+	    cmocka_unit_test(test_canonical_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

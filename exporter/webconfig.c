@@ -691,19 +691,31 @@ static const struct {
         {"Content-Security-Policy", {NULL}},
 };
 
-static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
+/*
+ * A mapping node whose pairs become an array: checks the node kind (saying
+ * `what` was expected) and allocates one zeroed element per pair.
+ */
+static int mapping_array(struct parse_ctx *p, yaml_node_t *value, const char *path,
+                         const char *what, size_t elem_size, void **ret)
 {
-	struct webconfig *c = p->c;
 	size_t count;
 
 	if (value->type != YAML_MAPPING_NODE)
-		return fail_at(p, value, path,
-		               "expected a mapping of header names to values, got %s",
-		               node_kind(value));
+		return fail_at(p, value, path, "expected %s, got %s", what, node_kind(value));
 	count = (size_t)(value->data.mapping.pairs.top - value->data.mapping.pairs.start);
-	c->headers = calloc(count ? count : 1, sizeof(*c->headers));
-	if (!c->headers)
-		return fail_oom(p);
+	*ret = calloc(count ? count : 1, elem_size);
+	return *ret ? 0 : fail_oom(p);
+}
+
+static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
+{
+	struct webconfig *c = p->c;
+	int r;
+
+	r = mapping_array(p, value, path, "a mapping of header names to values",
+	                  sizeof(*c->headers), (void **)&c->headers);
+	if (r < 0)
+		return r;
 
 	for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
 	     pair < value->data.mapping.pairs.top; pair++) {
@@ -712,7 +724,6 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 		char full[KEY_PATH_MAX];
 		const char *name, *val;
 		size_t i;
-		int r;
 
 		if (!k || !v || k->type != YAML_SCALAR_NODE)
 			return fail_at(p, value, path, "header names must be plain names");
@@ -812,23 +823,18 @@ static int section_users(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *val
                          const char *path)
 {
 	struct webconfig *c = p->c;
-	size_t count;
+	int r;
 
-	if (value->type != YAML_MAPPING_NODE)
-		return fail_at(p, value, path,
-		               "expected a mapping of user names to bcrypt hashes, got %s",
-		               node_kind(value));
-	count = (size_t)(value->data.mapping.pairs.top - value->data.mapping.pairs.start);
-	c->users = calloc(count ? count : 1, sizeof(*c->users));
-	if (!c->users)
-		return fail_oom(p);
+	r = mapping_array(p, value, path, "a mapping of user names to bcrypt hashes",
+	                  sizeof(*c->users), (void **)&c->users);
+	if (r < 0)
+		return r;
 	for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
 	     pair < value->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
 		char full[KEY_PATH_MAX];
 		const char *name, *hash;
-		int r;
 
 		if (!k || !v || k->type != YAML_SCALAR_NODE)
 			return fail_at(p, value, path, "user names must be plain names");

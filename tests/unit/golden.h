@@ -15,7 +15,7 @@ struct blob {
 	size_t len;
 };
 
-static const char *source_dir(void)
+static inline const char *source_dir(void)
 {
 	const char *dir = getenv("TESTS_SOURCE_DIR");
 
@@ -25,7 +25,7 @@ static const char *source_dir(void)
 }
 
 /* Reads a whole file, NUL-terminated. 0 or -errno. */
-static int read_whole(const char *path, struct blob *b)
+static inline int read_whole(const char *path, struct blob *b)
 {
 	FILE *f = fopen(path, "rbe");
 	long n;
@@ -48,8 +48,35 @@ static int read_whole(const char *path, struct blob *b)
 	return 0;
 }
 
+/*
+ * Reads tests/data/<name> for a group setup (where cmocka cannot fail a
+ * test): -1 after saying why.
+ */
+static inline int load_data_blob(const char *name, struct blob *b)
+{
+	const char *dir = getenv("TESTS_SOURCE_DIR");
+	char path[4096];
+	int r;
+
+	if (!dir) {
+		print_error("TESTS_SOURCE_DIR is not set (the tests/ directory)\n");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/data/%s", dir, name);
+	r = read_whole(path, b);
+	if (r < 0) {
+		print_error("cannot read %s: %s\n", path, strerror(-r));
+		return -1;
+	}
+	/* No NUL here: an exact-size buffer lets ASan catch a reader going one byte past. */
+	uint8_t *exact = realloc(b->data, b->len ? b->len : 1);
+	if (exact)
+		b->data = exact;
+	return 0;
+}
+
 /* Fails unless got equals tests/data/<name>, naming the first line that differs. */
-static void compare_golden(const char *name, const char *got)
+static inline void compare_golden(const char *name, const char *got)
 {
 	char path[4096];
 	const char *update = getenv("UPDATE_GOLDEN");

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "golden.h"
+
 #include "kvmstats.h"
 #include "macro.h"
 #include "scale.h"
@@ -166,49 +168,14 @@ static void check_le(const struct kvmstats_family *f, const char *const *want, s
 
 /* ---- blobs --------------------------------------------------------------- */
 
-struct blob {
-	uint8_t *data;
-	size_t len;
-};
-
 static struct blob vm_blob, vcpu_blob;
 
-static int load_blob(const char *name, struct blob *b)
-{
-	const char *dir = getenv("TESTS_SOURCE_DIR");
-	char path[4096];
-	FILE *f;
-	long n;
-
-	if (!dir) {
-		print_error("TESTS_SOURCE_DIR is not set (the tests/ directory)\n");
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/data/%s", dir, name);
-	f = fopen(path, "rbe");
-	if (!f) {
-		print_error("cannot open %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
-		fclose(f);
-		return -1;
-	}
-	b->len = (size_t)n;
-	b->data = malloc(b->len);
-	if (!b->data || fread(b->data, 1, b->len, f) != b->len) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	return 0;
-}
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (load_blob("x86_64-6.18-vm.bin", &vm_blob) < 0 ||
-	    load_blob("x86_64-6.18-vcpu.bin", &vcpu_blob) < 0)
+	if (load_data_blob("x86_64-6.18-vm.bin", &vm_blob) < 0 ||
+	    load_data_blob("x86_64-6.18-vcpu.bin", &vcpu_blob) < 0)
 		return -1;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -571,8 +572,19 @@ static int tls_get(unsigned port, const struct pki *ca, const struct pki *client
 	                 extra ? extra : "") > 0);
 	r = (int)gnutls_record_send(session, req, strlen(req));
 	free(req);
-	if (r < 0)
+	if (r < 0) {
+		/*
+		 * TLS 1.3: the client's handshake ends before the server checks the
+		 * client certificate, so the request can meet the server's close.
+		 * The alert may still be waiting to be read.
+		 */
+		char drain[256];
+		ssize_t n = gnutls_record_recv(session, drain, sizeof(drain));
+
+		if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			r = (int)n;
 		goto out;
+	}
 	raw = malloc(cap + 1);
 	assert_non_null(raw);
 	for (;;) {
@@ -610,6 +622,23 @@ out:
 	gnutls_certificate_free_credentials(cred);
 	close(fd);
 	return r;
+}
+
+/*
+ * The server refused the client certificate: with the expected alert, or
+ * (TLS 1.3 only) with a reset that overtook the alert after the client's
+ * request was already on its way.
+ */
+static void assert_refused(int r, const gnutls_alert_description_t *alert,
+                           gnutls_alert_description_t want)
+{
+	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+		assert_int_equal(*alert, want);
+		return;
+	}
+	if (r != GNUTLS_E_PUSH_ERROR && r != GNUTLS_E_PULL_ERROR &&
+	    r != GNUTLS_E_PREMATURE_TERMINATION)
+		fail_msg("expected the certificate to be refused, got %d (%s)", r, gnutls_strerror(r));
 }
 
 /* Appends "  key: |" and the PEM, indented by four, as a YAML block scalar. */
@@ -702,20 +731,17 @@ static void test_tls(void **state)
 	}
 
 	/* No certificate: TLS 1.3 "certificate required", TLS 1.2 a handshake failure. */
-	assert_int_equal(tls_get(port, &ca, NULL, NULL, NULL, &r, &alert),
-	                 GNUTLS_E_FATAL_ALERT_RECEIVED);
-	assert_int_equal(alert, GNUTLS_A_CERTIFICATE_REQUIRED);
+	assert_refused(tls_get(port, &ca, NULL, NULL, NULL, &r, &alert), &alert,
+	               GNUTLS_A_CERTIFICATE_REQUIRED);
 	assert_int_equal(
 	        tls_get(port, &ca, NULL, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r, &alert),
 	        GNUTLS_E_FATAL_ALERT_RECEIVED);
 	assert_int_equal(alert, GNUTLS_A_HANDSHAKE_FAILURE);
 	/* Another CA's certificate, or one not meant for clients: "bad certificate". */
-	assert_int_equal(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert),
-	                 GNUTLS_E_FATAL_ALERT_RECEIVED);
-	assert_int_equal(alert, GNUTLS_A_BAD_CERTIFICATE);
-	assert_int_equal(tls_get(port, &ca, &server_only, NULL, NULL, &r, &alert),
-	                 GNUTLS_E_FATAL_ALERT_RECEIVED);
-	assert_int_equal(alert, GNUTLS_A_BAD_CERTIFICATE);
+	assert_refused(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert), &alert,
+	               GNUTLS_A_BAD_CERTIFICATE);
+	assert_refused(tls_get(port, &ca, &server_only, NULL, NULL, &r, &alert), &alert,
+	               GNUTLS_A_BAD_CERTIFICATE);
 	http_server_stop(s);
 	webconfig_free(w);
 
@@ -729,9 +755,8 @@ static void test_tls(void **state)
 	w = web(yaml, "/");
 	port = free_port();
 	s = start(port, 0, w);
-	assert_int_equal(tls_get(port, &ca, &client, NULL, NULL, &r, &alert),
-	                 GNUTLS_E_FATAL_ALERT_RECEIVED);
-	assert_int_equal(alert, GNUTLS_A_BAD_CERTIFICATE);
+	assert_refused(tls_get(port, &ca, &client, NULL, NULL, &r, &alert), &alert,
+	               GNUTLS_A_BAD_CERTIFICATE);
 	http_server_stop(s);
 	webconfig_free(w);
 
@@ -755,9 +780,8 @@ static void test_tls(void **state)
 	        tls_get(port, &ca, &client, NULL, "Authorization: " AUTH_GOOD "\r\n", &r, NULL), 0);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
-	assert_int_equal(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert),
-	                 GNUTLS_E_FATAL_ALERT_RECEIVED);
-	assert_int_equal(alert, GNUTLS_A_BAD_CERTIFICATE);
+	assert_refused(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert), &alert,
+	               GNUTLS_A_BAD_CERTIFICATE);
 	/* A TLS 1.2 client is refused. */
 	assert_true(tls_get(port, &ca, NULL, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r, NULL) < 0);
 	/* Plain HTTP on the TLS port gets no HTTP answer. */
@@ -903,6 +927,9 @@ static void test_negotiation(void **state)
 
 int main(void)
 {
+	/* As in the daemon: a peer closing first is an error return, not a fatal signal. */
+	signal(SIGPIPE, SIG_IGN);
+
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_max_requests), cmocka_unit_test(test_request_size_limit),
 	        cmocka_unit_test(test_basic_auth),   cmocka_unit_test(test_rate_limit),

@@ -11,6 +11,7 @@
 #include "escape.h"
 #include "exposition.h"
 #include "macro.h"
+#include "vhost_tap.h"
 
 static const char *const source_names[VM_SOURCE__MAX] = {
 	[VM_SOURCE_PROCFS] = "procfs",

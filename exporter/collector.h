@@ -17,7 +17,8 @@
 #include "kvmstats.h"
 #include "outbuf.h"
 #include "translate.h"
-#include "vhost_tap.h"
+
+struct vhost_taps;
 
 /* Where a VM was found; also its `source` label. */
 enum vm_source {

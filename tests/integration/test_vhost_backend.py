@@ -29,6 +29,7 @@ import collections
 import os
 import re
 import select
+import shutil
 import sys
 import tempfile
 
@@ -320,6 +321,7 @@ def run(policy):
             b.close()
         if problems:
             print(exporter.log_text()[-3000:], file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
     return kc.report(problems, f'QEMU through the tap to a scripted backend ({policy})')
 
 

@@ -12,7 +12,9 @@ Each case on "a": the backend dies mid-message; the frontend dies
 mid-message; a frontend message above VHOSTMSG_MAX_PAYLOAD; a backend-channel
 message above it; 9 and 20 fds on one message (the bound is 8); fds that the
 request does not announce (relayed under observe, counted); no backend
-listening; a second frontend while one is served; a frontend that reconnects.
+listening; a second frontend while one is served; and, not a fault, region
+sizes learnt from the backend's GET_SHMEM_CONFIG reply and a mapping tracked
+in them; a frontend that reconnects.
 
 After every case: the partial message never reached the other peer, the
 session of "a" ended (or went on) as it must, proxy "b" still relays a
@@ -22,9 +24,11 @@ of "a" is exact.
 
 Needs no QEMU and no /dev/kvm.
 """
+import collections
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -35,6 +39,7 @@ import vhost_backend as vb  # noqa: E402
 
 V, NR, REPLY = vb.VERSION, vb.NEED_REPLY, vb.REPLY
 MAX_PAYLOAD = 4096
+GET_SHMEM_CONFIG = 44
 
 
 class Case:
@@ -262,7 +267,41 @@ def run_cases(exporter, tap, backend, expected, c):
     expected['no_session'] += 1
     yield 'no backend listening'
 
-    # 9. A frontend that reconnects gets a fresh session.
+    # 9. Not a fault: region sizes learnt from the backend's GET_SHMEM_CONFIG reply
+    #    ({u32 nregions; u32 padding; u64 sizes[256]}), then mappings tracked in them.
+    f, conn = session(tap, backend)
+    f.send(GET_SHMEM_CONFIG)
+    m = vb.recv_msg(conn)
+    c.check(m and m.request == GET_SHMEM_CONFIG, f'GET_SHMEM_CONFIG not relayed: {m}')
+    sizes = [0] * 256
+    sizes[3] = 1 << 20
+    vb.send_msg(conn, GET_SHMEM_CONFIG, V | REPLY,
+                struct.pack('=II256Q', 1, 0, *sizes))
+    r = vb.recv_msg(f.sock)
+    c.check(r and r.request == GET_SHMEM_CONFIG and len(r.payload) == 8 + 8 * 256,
+            f'GET_SHMEM_CONFIG reply not relayed: {r}')
+    ch = open_channel(f, conn)
+    for shmid, accepted in ((3, True), (4, False)):
+        fds = memfds(1)
+        vb.send_msg(ch, vb.SHMEM_MAP, V | NR, vb.map_payload(shmid, 0, 0, 64 << 10, 1), fds)
+        close_all(fds)
+        m = vb.recv_msg(f.channel)
+        c.check(m and m.request == vb.SHMEM_MAP, f'SHMEM_MAP to shmid {shmid} not relayed')
+        if m:
+            m.close_fds()
+        vb.send_msg(f.channel, vb.SHMEM_MAP, V | REPLY, vb.u64(0))
+        r = vb.recv_msg(ch)
+        c.check(r and r.u64() == 0, f'reply to SHMEM_MAP of shmid {shmid} not relayed')
+    expected[('backend', 'unknown_shmid')] += 1  # shmid 4: no such region
+    c.check(sample(exporter, 'vhost_user_shmem_mappings', proxy='a', shmid='3') == 1 and
+            sample(exporter, 'vhost_user_shmem_mapped_bytes', proxy='a', shmid='3') == 64 << 10,
+            'the mapping in the learnt region 3 is not tracked')
+    ch.close()
+    conn.close()
+    f.close()
+    yield 'regions learnt from GET_SHMEM_CONFIG'
+
+    # 10. A frontend that reconnects gets a fresh session.
     for _ in range(2):
         f, conn = session(tap, backend)
         c.check(round_trip(f, conn), 'a reconnecting frontend is not served')
@@ -283,7 +322,6 @@ def main():
     args = [f'--vhost.proxy=name=a,listen={a_tap},backend={a_be}',
             f'--vhost.proxy=name=b,listen={b_tap},backend={b_be}',
             '--no-kvm.procfs', '--kvm.handoff-socket=']
-    import collections
     expected = collections.Counter()
     try:
         with kc.Exporter(args) as exporter:
@@ -309,7 +347,7 @@ def main():
 
             expo = kc.Exposition(exporter.scrape())
             problems += expo.errors
-            sessions = cases - expected['no_session'] + 1  # case 9 has two sessions, case 8 none
+            sessions = cases - expected['no_session'] + 1  # the last case has two, case 8 none
             got = expo.samples.get(('vhost_user_proxy_connections_total', (('proxy', 'a'),)),
                                    (None,))[0]
             if got != sessions:
@@ -321,6 +359,9 @@ def main():
                 want = expected[(ld['channel'], ld['reason'])]
                 if v[0] != want:
                     problems.append(f'{kc.fmt_key(k)} = {v[1]}, expected {want}')
+            # Between sessions no mapping is live; the learnt region stays listed.
+            if sample(exporter, 'vhost_user_shmem_mappings', proxy='a', shmid='3') != 0:
+                problems.append('a mapping of an ended session is still counted')
             for k, v in expo.samples.items():
                 if k[0] == 'vhost_user_invalid_messages_total' and ('proxy', 'b') in k[1] \
                         and v[0] != 0:

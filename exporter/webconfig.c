@@ -443,6 +443,22 @@ static int tls_version(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value
 	               "unknown TLS version \"%s\" (expected TLS10, TLS11, TLS12 or TLS13)", s);
 }
 
+/* Fails on the first name known() does not accept: 'unknown WHAT "NAME" (HINT)' at its index. */
+static int check_names(struct parse_ctx *p, yaml_node_t *value, const char *path,
+                       char *const *names, size_t n, bool (*known)(const char *),
+                       const char *what, const char *hint)
+{
+	for (size_t i = 0; i < n; i++) {
+		char k[KEY_PATH_MAX];
+
+		if (known(names[i]))
+			continue;
+		snprintf(k, sizeof(k), "%s[%zu]", path, i);
+		return fail_at(p, value, k, "unknown %s \"%s\" (%s)", what, names[i], hint);
+	}
+	return 0;
+}
+
 static int tls_cipher_suites(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
                              const char *path)
 {
@@ -451,22 +467,10 @@ static int tls_cipher_suites(struct parse_ctx *p, yaml_node_t *key, yaml_node_t 
 	if (r < 0)
 		return r;
 	p->cipher_node = value;
-	for (size_t i = 0; i < p->n_cipher_suites; i++) {
-		bool known = false;
-
-		known = webconfig_tls_suite_known(p->cipher_suites[i]);
-		if (!known) {
-			char k[KEY_PATH_MAX];
-
-			snprintf(k, sizeof(k), "%s[%zu]", path, i);
-			return fail_at(p, value, k,
-			               "unknown cipher suite \"%s\" (the names are Go's, e.g. "
-			               "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; insecure suites are "
-			               "not accepted)",
-			               p->cipher_suites[i]);
-		}
-	}
-	return 0;
+	return check_names(p, value, path, p->cipher_suites, p->n_cipher_suites,
+	                   webconfig_tls_suite_known, "cipher suite",
+	                   "the names are Go's, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; "
+	                   "insecure suites are not accepted");
 }
 
 static int tls_curves(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -476,21 +480,8 @@ static int tls_curves(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 	if (r < 0)
 		return r;
 	p->curve_node = value;
-	for (size_t i = 0; i < p->n_curves; i++) {
-		bool known = false;
-
-		known = webconfig_tls_curve_known(p->curves[i]);
-		if (!known) {
-			char k[KEY_PATH_MAX];
-
-			snprintf(k, sizeof(k), "%s[%zu]", path, i);
-			return fail_at(p, value, k,
-			               "unknown curve \"%s\" (expected CurveP256, CurveP384, "
-			               "CurveP521 or X25519)",
-			               p->curves[i]);
-		}
-	}
-	return 0;
+	return check_names(p, value, path, p->curves, p->n_curves, webconfig_tls_curve_known,
+	                   "curve", "expected CurveP256, CurveP384, CurveP521 or X25519");
 }
 
 static int tls_prefer_server(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,

@@ -31,7 +31,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "preload_msg.h"
+#include "proto/handoff.h"
 #include "preload.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -141,7 +141,7 @@ static void preload_init(void)
 		preload.socket_path_too_long = true;
 	name = getenv("KVMSTATS_VM_NAME");
 	if (name && *name) {
-		if (strlen(name) < sizeof(preload.env_name) && preload_name_valid(name))
+		if (strlen(name) < sizeof(preload.env_name) && handoff_name_valid(name))
 			memcpy(preload.env_name, name, strlen(name) + 1);
 		else
 			preload.env_name_invalid = true;

@@ -20,7 +20,6 @@
 
 #define PRELOAD_MAX_VMS          64   /* VMs tracked per process */
 #define PRELOAD_MAX_VCPUS        1024 /* vCPUs tracked per VM */
-#define PRELOAD_FDS_PER_MSG      64   /* the protocol's bound */
 #define PRELOAD_IO_TIMEOUT_MS    2000 /* send, connect and answer, on the hand-off thread */
 #define PRELOAD_RETRY_MS         1000 /* reconnecting to an absent or restarted exporter */
 #define PRELOAD_REFUSED_MAX_MS   30000 /* backoff ceiling when a registration is refused */

@@ -324,19 +324,14 @@ static void accept_connections(struct handoff_source *h)
 /* One datagram back; a peer that cannot take it (not reading, gone) is dropped. */
 static bool answer(struct conn *conn, const char *error)
 {
-	_cleanup_free_ char *text = NULL;
-	const char *s = "{\"ok\":true}";
+	char text[HANDOFF_MAX_ANSWER];
+	int len = handoff_build_answer(text, sizeof(text), error);
 	ssize_t n;
 
-	if (error) {
-		json_t *o = json_pack("{s:b,s:s}", "ok", 0, "error", error);
-
-		text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		s = text ? text : "{\"ok\":false,\"error\":\"refused\"}";
-	}
-	n = send(conn->peer.conn_fd, s, strlen(s), MSG_DONTWAIT | MSG_NOSIGNAL);
-	return n == (ssize_t)strlen(s);
+	if (len < 0)
+		return false;
+	n = send(conn->peer.conn_fd, text, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return n == len;
 }
 
 static void close_fds(int *fds, size_t n)

@@ -15,6 +15,7 @@
 #include "expo/escape.h"
 #include "sources/handoff_msg.h"
 #include "macro.h"
+#include "util/utf8.h"
 
 static const char *const reject_names[HANDOFF_REJECT__MAX] = {
         [HANDOFF_REJECT_PEER] = "peer",       [HANDOFF_REJECT_JSON] = "json",
@@ -31,64 +32,6 @@ static const char *const reserved_labels[] = {
 const char *handoff_reject_to_string(enum handoff_reject r)
 {
 	return (unsigned)r < HANDOFF_REJECT__MAX ? reject_names[r] : "unknown";
-}
-
-void handoff_role_format(int role, char *buf, size_t len)
-{
-	if (role == HANDOFF_ROLE_VM)
-		snprintf(buf, len, "vm");
-	else
-		snprintf(buf, len, "vcpu:%d", role);
-}
-
-/* Length of the valid UTF-8 sequence at s (of n bytes) and its code point, or 0. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (s[0] < 0x80) {
-		*ret_cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and values beyond U+10FFFF. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return len;
-}
-
-bool handoff_text_valid(const char *s, size_t len, size_t max)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (len > max)
-		return false;
-	for (size_t i = 0; i < len;) {
-		uint32_t cp;
-		size_t n = utf8_decode(p + i, len - i, &cp);
-
-		if (n == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return false;
-		i += n;
-	}
-	return true;
 }
 
 /*
@@ -163,28 +106,6 @@ static int check_keys(struct parse *p, json_t *obj, const char *where, const cha
 	return 0;
 }
 
-/* "vm" or "vcpu:N", N in canonical decimal (no sign, no leading zero) up to HANDOFF_MAX_VCPU_INDEX. */
-static int parse_role(const char *s, int *ret)
-{
-	int n = 0;
-
-	if (strcmp(s, "vm") == 0) {
-		*ret = HANDOFF_ROLE_VM;
-		return 0;
-	}
-	if (strncmp(s, "vcpu:", 5) != 0 || s[5] == '\0' || (s[5] == '0' && s[6] != '\0'))
-		return -EINVAL;
-	for (s += 5; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		n = n * 10 + (*s - '0');
-		if (n > HANDOFF_MAX_VCPU_INDEX)
-			return -EINVAL;
-	}
-	*ret = n;
-	return 0;
-}
-
 static int parse_roles(struct parse *p, json_t *arr, const char *key, size_t max)
 {
 	struct handoff_msg *m = p->msg;
@@ -206,7 +127,7 @@ static int parse_roles(struct parse *p, json_t *arr, const char *key, size_t max
 		if (!s)
 			return refuse(p, HANDOFF_REJECT_ROLE, "\"%s[%zu]\" is not a string", key,
 			              i);
-		if (parse_role(s, &role) < 0)
+		if (handoff_role_parse(s, &role) < 0)
 			return refuse(
 			        p, HANDOFF_REJECT_ROLE,
 			        "\"%s[%zu]\" is \"%s\", not a role: expected \"vm\" or \"vcpu:N\" "

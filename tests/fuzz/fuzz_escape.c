@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "expo/escape.h"
 #include "utf8_ref.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 /* Unescapes into out (at most n bytes); aborts on anything the mode must never emit. */
 static size_t unescape_checked(const char *s, size_t n, enum escape_mode mode, char *out)

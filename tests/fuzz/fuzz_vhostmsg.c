@@ -22,15 +22,8 @@
 #include <string.h>
 
 /* The harness is not in the library's directory; its header is found from here. */
+#include "fuzz.h"
 #include "../../vhostmsg/vhostmsg.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 enum record_kind {
 	RECORD_MESSAGE,

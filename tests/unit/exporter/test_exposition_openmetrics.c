@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "expo/exposition.h"
 #include "golden.h"
+#include "lines.h"
 #include "macro.h"
 #include "expo/outbuf.h"
 #include "sources/file.h"
@@ -71,22 +72,6 @@ static char *kvm_part(const char *text, const char *mark)
 	kvm = strndup(text, (size_t)(self - text));
 	assert_non_null(kvm);
 	return kvm;
-}
-
-static bool has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = text; (p = strstr(p, line)); p++)
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-static void assert_line(const char *text, const char *line)
-{
-	if (!has_line(text, line))
-		fail_msg("missing line: %s", line);
 }
 
 /* ---- the rules of OpenMetrics text ------------------------------------------------------- */

@@ -32,6 +32,7 @@
 
 #include "collector.h"
 #include "golden.h"
+#include "lines.h"
 #include "sources/procfs.h"
 
 /* The fd numbers the child holds its files at. */
@@ -180,14 +181,6 @@ static char *scrape(struct collector *c)
 	outbuf_putc(&out, '\0');
 	assert_false(out.failed);
 	return out.data;
-}
-
-static void assert_line(const char *text, const char *line)
-{
-	const char *p = strstr(text, line);
-
-	if (!p || (p != text && p[-1] != '\n') || p[strlen(line)] != '\n')
-		fail_msg("no line \"%s\" in:\n%s", line, text);
 }
 
 static void test_discovery(void **state)

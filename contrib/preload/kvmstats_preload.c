@@ -400,8 +400,8 @@ static int preload_ioctl(int fd, unsigned long request, void *arg)
 	return ioctl_create(real, fd, request, arg);
 }
 
-#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || \
-	defined(__powerpc64__) || defined(__s390x__) || (defined(__riscv) && __riscv_xlen == 64)
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(__powerpc64__) ||  \
+	defined(__s390x__) || (defined(__riscv) && __riscv_xlen == 64)
 #if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wattribute-alias"

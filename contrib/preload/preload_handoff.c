@@ -389,12 +389,14 @@ static void report_hook_failures(void)
 			  "available (Linux 5.14 or later is needed)",
 			  strerror(err));
 	if (fresh & PRELOAD_FAIL_LIMIT_VMS)
-		fail_once(PRELOAD_FAIL_LIMIT_VMS, "more than %d VMs in this process: later ones "
-						  "are not handed off",
+		fail_once(PRELOAD_FAIL_LIMIT_VMS,
+			  "more than %d VMs in this process: later ones "
+			  "are not handed off",
 			  PRELOAD_MAX_VMS);
 	if (fresh & PRELOAD_FAIL_LIMIT_VCPUS)
-		fail_once(PRELOAD_FAIL_LIMIT_VCPUS, "a VM has more than %d vCPUs: later ones are "
-						    "not handed off",
+		fail_once(PRELOAD_FAIL_LIMIT_VCPUS,
+			  "a VM has more than %d vCPUs: later ones are "
+			  "not handed off",
 			  PRELOAD_MAX_VCPUS);
 	if (fresh & PRELOAD_FAIL_LIMIT_NOFILE)
 		fail_once(PRELOAD_FAIL_LIMIT_NOFILE,
@@ -434,8 +436,8 @@ static void vm_register(struct preload_vm *vm, uint64_t now)
 	vm_name(number, name, sizeof(name));
 	len = handoff_build_register(msg, sizeof(msg), name, vm_uuid, &role, stats_fd >= 0);
 	r = len < 0 ? len
-		    : handoff_exchange(sock, msg, (size_t)len, &stats_fd, stats_fd >= 0,
-				       error, sizeof(error));
+		    : handoff_exchange(sock, msg, (size_t)len, &stats_fd, stats_fd >= 0, error,
+				       sizeof(error));
 	if (r <= 0) {
 		close(sock);
 		if (r < 0) {
@@ -451,8 +453,8 @@ static void vm_register(struct preload_vm *vm, uint64_t now)
 		vm->next_attempt = now + vm->backoff_ms;
 		pthread_mutex_unlock(&preload.lock);
 		fail_once(PRELOAD_FAIL_REFUSED,
-			  "the exporter refused VM \"%s\": %s; trying again at most every %d s", name,
-			  error, PRELOAD_REFUSED_MAX_MS / 1000);
+			  "the exporter refused VM \"%s\": %s; trying again at most every %d s",
+			  name, error, PRELOAD_REFUSED_MAX_MS / 1000);
 		return;
 	}
 
@@ -479,7 +481,8 @@ static void vm_send_pending(struct preload_vm *vm)
 
 		pthread_mutex_lock(&preload.lock);
 		sock = vm->used && !vm->stale ? vm->sock : -1;
-		for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < HANDOFF_MAX_FDS_PER_MSG; k++) {
+		for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < HANDOFF_MAX_FDS_PER_MSG;
+		     k++) {
 			if (vm->vcpus[k].state != PRELOAD_FD_PENDING)
 				continue;
 			roles[n] = vm->vcpus[k].id;
@@ -492,7 +495,8 @@ static void vm_send_pending(struct preload_vm *vm)
 
 		len = handoff_build_add(msg, sizeof(msg), roles, n);
 		r = len < 0 ? len
-			    : handoff_exchange(sock, msg, (size_t)len, fds, n, error, sizeof(error));
+			    : handoff_exchange(sock, msg, (size_t)len, fds, n, error,
+					       sizeof(error));
 		if (r < 0) {
 			vm_disconnect(vm, r);
 			return;

@@ -139,7 +139,7 @@ int handoff_build_answer(char *buf, size_t size, const char *error)
 }
 
 int handoff_build_register(char *buf, size_t size, const char *name, const char *uuid,
-			 const int *roles, size_t n_roles)
+			   const int *roles, size_t n_roles)
 {
 	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
 

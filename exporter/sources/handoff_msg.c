@@ -18,15 +18,15 @@
 #include "util/utf8.h"
 
 static const char *const reject_names[HANDOFF_REJECT__MAX] = {
-        [HANDOFF_REJECT_PEER] = "peer",       [HANDOFF_REJECT_JSON] = "json",
-        [HANDOFF_REJECT_VERSION] = "version", [HANDOFF_REJECT_ROLE] = "role",
-        [HANDOFF_REJECT_FD] = "fd",           [HANDOFF_REJECT_NAME] = "name",
-        [HANDOFF_REJECT_BOUNDS] = "bounds",   [HANDOFF_REJECT_TRUNCATED] = "truncated",
+	[HANDOFF_REJECT_PEER] = "peer",       [HANDOFF_REJECT_JSON] = "json",
+	[HANDOFF_REJECT_VERSION] = "version", [HANDOFF_REJECT_ROLE] = "role",
+	[HANDOFF_REJECT_FD] = "fd",           [HANDOFF_REJECT_NAME] = "name",
+	[HANDOFF_REJECT_BOUNDS] = "bounds",   [HANDOFF_REJECT_TRUNCATED] = "truncated",
 };
 
 /* Label names the exporter writes itself, or that Prometheus gives meaning to. */
 static const char *const reserved_labels[] = {
-        "vm", "vcpu", "le", "uuid", "pid", "vmm", "kvm_id", "source", "quantile", "job", "instance",
+	"vm", "vcpu", "le", "uuid", "pid", "vmm", "kvm_id", "source", "quantile", "job", "instance",
 };
 
 const char *handoff_reject_to_string(enum handoff_reject r)
@@ -87,7 +87,7 @@ _printf_(3, 4) static int refuse(struct parse *p, enum handoff_reject reason, co
 
 /* Only the given keys may appear in obj (`where` names it in the error). */
 static int check_keys(struct parse *p, json_t *obj, const char *where, const char *const *allowed,
-                      size_t n_allowed)
+		      size_t n_allowed)
 {
 	const char *key;
 	json_t *v;
@@ -101,7 +101,7 @@ static int check_keys(struct parse *p, json_t *obj, const char *where, const cha
 			ok = ok || strcmp(key, allowed[i]) == 0;
 		if (!ok)
 			return refuse(p, HANDOFF_REJECT_JSON, "unknown key \"%s\" in %s",
-			              clip(key, c, sizeof(c)), where);
+				      clip(key, c, sizeof(c)), where);
 	}
 	return 0;
 }
@@ -116,8 +116,8 @@ static int parse_roles(struct parse *p, json_t *arr, const char *key, size_t max
 		return refuse(p, HANDOFF_REJECT_JSON, "\"%s\" must be an array of roles", key);
 	if (json_array_size(arr) > max)
 		return refuse(p, HANDOFF_REJECT_BOUNDS,
-		              "\"%s\" has %zu entries, at most %zu are allowed", key,
-		              json_array_size(arr), max);
+			      "\"%s\" has %zu entries, at most %zu are allowed", key,
+			      json_array_size(arr), max);
 	json_array_foreach(arr, i, v)
 	{
 		const char *s = json_string_value(v);
@@ -126,17 +126,17 @@ static int parse_roles(struct parse *p, json_t *arr, const char *key, size_t max
 
 		if (!s)
 			return refuse(p, HANDOFF_REJECT_ROLE, "\"%s[%zu]\" is not a string", key,
-			              i);
+				      i);
 		if (handoff_role_parse(s, &role) < 0)
-			return refuse(
-			        p, HANDOFF_REJECT_ROLE,
-			        "\"%s[%zu]\" is \"%s\", not a role: expected \"vm\" or \"vcpu:N\" "
-			        "with 0 <= N <= %d",
-			        key, i, clip(s, c, sizeof(c)), HANDOFF_MAX_VCPU_INDEX);
+			return refuse(p, HANDOFF_REJECT_ROLE,
+				      "\"%s[%zu]\" is \"%s\", not a role: expected \"vm\" or "
+				      "\"vcpu:N\" "
+				      "with 0 <= N <= %d",
+				      key, i, clip(s, c, sizeof(c)), HANDOFF_MAX_VCPU_INDEX);
 		for (size_t j = 0; j < m->n_roles; j++)
 			if (m->roles[j] == role)
 				return refuse(p, HANDOFF_REJECT_ROLE,
-				              "\"%s[%zu]\" repeats role \"%s\"", key, i, s);
+					      "\"%s[%zu]\" repeats role \"%s\"", key, i, s);
 		m->roles[m->n_roles++] = role;
 	}
 	return 0;
@@ -153,7 +153,7 @@ static bool label_reserved(const char *name)
 static int label_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct handoff_label *)a)->name,
-	              ((const struct handoff_label *)b)->name);
+		      ((const struct handoff_label *)b)->name);
 }
 
 static int parse_labels(struct parse *p, json_t *obj)
@@ -166,32 +166,33 @@ static int parse_labels(struct parse *p, json_t *obj)
 		return refuse(p, HANDOFF_REJECT_JSON, "\"vm.labels\" must be an object");
 	if (json_object_size(obj) > HANDOFF_MAX_LABELS)
 		return refuse(p, HANDOFF_REJECT_BOUNDS,
-		              "\"vm.labels\" has %zu labels, at most %u are allowed",
-		              json_object_size(obj), HANDOFF_MAX_LABELS);
+			      "\"vm.labels\" has %zu labels, at most %u are allowed",
+			      json_object_size(obj), HANDOFF_MAX_LABELS);
 	json_object_foreach(obj, key, v)
 	{
 		char c[52];
 
 		if (strlen(key) > HANDOFF_MAX_LABEL_NAME || !escape_label_name_valid(key))
 			return refuse(p, HANDOFF_REJECT_NAME,
-			              "label name \"%s\" is not valid: it must match "
-			              "[a-zA-Z_][a-zA-Z0-9_]*, not start with \"__\" and be at "
-			              "most %u bytes",
-			              clip(key, c, sizeof(c)), HANDOFF_MAX_LABEL_NAME);
+				      "label name \"%s\" is not valid: it must match "
+				      "[a-zA-Z_][a-zA-Z0-9_]*, not start with \"__\" and be at "
+				      "most %u bytes",
+				      clip(key, c, sizeof(c)), HANDOFF_MAX_LABEL_NAME);
 		if (label_reserved(key))
 			return refuse(p, HANDOFF_REJECT_NAME,
-			              "label name \"%s\" is reserved for the exporter's own labels",
-			              key);
+				      "label name \"%s\" is reserved for the exporter's own labels",
+				      key);
 		if (!json_is_string(v) ||
 		    !handoff_text_valid(json_string_value(v), json_string_length(v),
-		                        HANDOFF_MAX_LABEL_VALUE))
-			return refuse(
-			        p, HANDOFF_REJECT_NAME,
-			        "the value of label \"%s\" must be a string of at most %u bytes of "
-			        "printable UTF-8",
-			        key, HANDOFF_MAX_LABEL_VALUE);
-		m->labels[m->n_labels] = (struct handoff_label){
-		        .name = strdup(key), .value = strdup(json_string_value(v))};
+					HANDOFF_MAX_LABEL_VALUE))
+			return refuse(p, HANDOFF_REJECT_NAME,
+				      "the value of label \"%s\" must be a string of at most %u "
+				      "bytes of "
+				      "printable UTF-8",
+				      key, HANDOFF_MAX_LABEL_VALUE);
+		m->labels[m->n_labels] =
+			(struct handoff_label){ .name = strdup(key),
+						.value = strdup(json_string_value(v)) };
 		if (!m->labels[m->n_labels].name || !m->labels[m->n_labels].value) {
 			free(m->labels[m->n_labels].name);
 			free(m->labels[m->n_labels].value);
@@ -205,7 +206,7 @@ static int parse_labels(struct parse *p, json_t *obj)
 
 static int parse_vm(struct parse *p, json_t *vm)
 {
-	static const char *const keys[] = {"name", "uuid", "labels"};
+	static const char *const keys[] = { "name", "uuid", "labels" };
 	struct handoff_msg *m = p->msg;
 	json_t *name, *uuid, *labels;
 	int r;
@@ -222,17 +223,17 @@ static int parse_vm(struct parse *p, json_t *vm)
 		return refuse(p, HANDOFF_REJECT_NAME, "\"vm.name\" is missing");
 	if (!json_is_string(name) || json_string_length(name) == 0 ||
 	    !handoff_text_valid(json_string_value(name), json_string_length(name),
-	                        HANDOFF_MAX_NAME))
+				HANDOFF_MAX_NAME))
 		return refuse(p, HANDOFF_REJECT_NAME,
-		              "\"vm.name\" must be a string of 1 to %u bytes of printable UTF-8 "
-		              "without control characters",
-		              HANDOFF_MAX_NAME);
+			      "\"vm.name\" must be a string of 1 to %u bytes of printable UTF-8 "
+			      "without control characters",
+			      HANDOFF_MAX_NAME);
 	if (uuid && (!json_is_string(uuid) ||
-	             !handoff_text_valid(json_string_value(uuid), json_string_length(uuid),
-	                                 HANDOFF_MAX_UUID)))
+		     !handoff_text_valid(json_string_value(uuid), json_string_length(uuid),
+					 HANDOFF_MAX_UUID)))
 		return refuse(p, HANDOFF_REJECT_NAME,
-		              "\"vm.uuid\" must be a string of at most %u bytes of printable UTF-8",
-		              HANDOFF_MAX_UUID);
+			      "\"vm.uuid\" must be a string of at most %u bytes of printable UTF-8",
+			      HANDOFF_MAX_UUID);
 	m->name = strdup(json_string_value(name));
 	if (!m->name)
 		return -ENOMEM;
@@ -243,26 +244,26 @@ static int parse_vm(struct parse *p, json_t *vm)
 
 static int parse_register(struct parse *p, json_t *root)
 {
-	static const char *const keys[] = {"version", "vm", "fds"};
+	static const char *const keys[] = { "version", "vm", "fds" };
 	json_t *version = json_object_get(root, "version"), *vm = json_object_get(root, "vm");
 	json_t *fds = json_object_get(root, "fds");
 	int r;
 
 	if (json_object_get(root, "remove"))
-		return refuse(
-		        p, HANDOFF_REJECT_VERSION,
-		        "the VM is not registered yet: \"remove\" is only valid after the first "
-		        "message");
+		return refuse(p, HANDOFF_REJECT_VERSION,
+			      "the VM is not registered yet: \"remove\" is only valid after the "
+			      "first "
+			      "message");
 	if (!version)
 		return refuse(p, HANDOFF_REJECT_VERSION,
-		              "\"version\" is missing: the first message registers the VM and must "
-		              "carry \"version\": %d, \"vm\" and \"fds\"",
-		              HANDOFF_VERSION);
+			      "\"version\" is missing: the first message registers the VM and must "
+			      "carry \"version\": %d, \"vm\" and \"fds\"",
+			      HANDOFF_VERSION);
 	if (!json_is_integer(version) || json_integer_value(version) != HANDOFF_VERSION)
 		return refuse(p, HANDOFF_REJECT_VERSION,
-		              "\"version\" must be the number %d: this exporter speaks hand-off "
-		              "protocol version %d",
-		              HANDOFF_VERSION, HANDOFF_VERSION);
+			      "\"version\" must be the number %d: this exporter speaks hand-off "
+			      "protocol version %d",
+			      HANDOFF_VERSION, HANDOFF_VERSION);
 	r = check_keys(p, root, "the first message", keys, ELEMENTSOF(keys));
 	if (r < 0)
 		return r;
@@ -279,20 +280,20 @@ static int parse_register(struct parse *p, json_t *root)
 
 static int parse_later(struct parse *p, json_t *root)
 {
-	static const char *const keys[] = {"fds", "remove"};
+	static const char *const keys[] = { "fds", "remove" };
 	json_t *fds = json_object_get(root, "fds"), *remove = json_object_get(root, "remove");
 	int r;
 
 	if (json_object_get(root, "version") || json_object_get(root, "vm"))
 		return refuse(p, HANDOFF_REJECT_VERSION,
-		              "the VM is already registered: later messages carry only \"fds\" or "
-		              "\"remove\"");
+			      "the VM is already registered: later messages carry only \"fds\" or "
+			      "\"remove\"");
 	r = check_keys(p, root, "the message", keys, ELEMENTSOF(keys));
 	if (r < 0)
 		return r;
 	if (!fds == !remove)
 		return refuse(p, HANDOFF_REJECT_JSON,
-		              "a later message carries exactly one of \"fds\" and \"remove\"");
+			      "a later message carries exactly one of \"fds\" and \"remove\"");
 	if (fds) {
 		p->msg->kind = HANDOFF_MSG_ADD;
 		return parse_roles(p, fds, "fds", HANDOFF_MAX_FDS_PER_MSG);
@@ -315,17 +316,17 @@ static void describe_json_error(struct parse *p, const json_error_t *err)
 }
 
 int handoff_msg_parse(const void *buf, size_t len, bool registered, struct handoff_msg *ret,
-                      enum handoff_reject *ret_reason, char *why, size_t why_len)
+		      enum handoff_reject *ret_reason, char *why, size_t why_len)
 {
-	struct parse p = {.msg = ret, .why = why, .why_len = why_len};
+	struct parse p = { .msg = ret, .why = why, .why_len = why_len };
 	json_error_t err;
 	json_t *root;
 	int r;
 
-	*ret = (struct handoff_msg){0};
+	*ret = (struct handoff_msg){ 0 };
 	if (len > HANDOFF_MAX_MESSAGE) {
 		r = refuse(&p, HANDOFF_REJECT_TRUNCATED, "the message is longer than %u bytes",
-		           HANDOFF_MAX_MESSAGE);
+			   HANDOFF_MAX_MESSAGE);
 		goto out;
 	}
 	/* Any value, so that a non-object is named as such; trailing bytes are refused. */
@@ -358,5 +359,5 @@ void handoff_msg_release(struct handoff_msg *m)
 		free(m->labels[i].name);
 		free(m->labels[i].value);
 	}
-	*m = (struct handoff_msg){0};
+	*m = (struct handoff_msg){ 0 };
 }

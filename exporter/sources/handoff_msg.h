@@ -56,7 +56,7 @@ struct handoff_msg {
  * empty. The caller releases *ret after success.
  */
 int handoff_msg_parse(const void *buf, size_t len, bool registered, struct handoff_msg *ret,
-                      enum handoff_reject *ret_reason, char *why, size_t why_len);
+		      enum handoff_reject *ret_reason, char *why, size_t why_len);
 
 /* Frees what handoff_msg_parse() allocated; leaves *m empty. */
 void handoff_msg_release(struct handoff_msg *m);

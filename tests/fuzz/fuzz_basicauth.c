@@ -50,7 +50,8 @@ static int value(char c)
 /* in equals the canonical out but for the bits of its last data character that padding drops. */
 static int same_encoding(const char *in, const char *out)
 {
-	size_t n = strlen(out), pad = n && out[n - 1] == '=' ? (n > 1 && out[n - 2] == '=' ? 2 : 1) : 0;
+	size_t n = strlen(out),
+	       pad = n && out[n - 1] == '=' ? (n > 1 && out[n - 2] == '=' ? 2 : 1) : 0;
 	int ignored = pad == 2 ? 0xf : pad == 1 ? 0x3 : 0;
 
 	if (strlen(in) != n || n == 0)

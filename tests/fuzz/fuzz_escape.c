@@ -58,9 +58,9 @@ static bool label_name_valid_ref(const uint8_t *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum escape_mode modes[] = {
-	    ESCAPE_LABEL_VALUE,
-	    ESCAPE_HELP_TEXT,
-	    ESCAPE_HELP_OPENMETRICS,
+		ESCAPE_LABEL_VALUE,
+		ESCAPE_HELP_TEXT,
+		ESCAPE_HELP_OPENMETRICS,
 	};
 	/* Reused like the exporter reuses its buffer across scrapes. */
 	static struct outbuf b;

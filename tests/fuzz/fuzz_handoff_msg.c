@@ -29,7 +29,7 @@ static void check_accepted(const struct handoff_msg *m, bool registered)
 		CHECK(escape_label_name_valid(m->labels[i].name));
 		CHECK(strlen(m->labels[i].name) <= HANDOFF_MAX_LABEL_NAME);
 		CHECK(handoff_text_valid(m->labels[i].value, strlen(m->labels[i].value),
-		                         HANDOFF_MAX_LABEL_VALUE));
+					 HANDOFF_MAX_LABEL_VALUE));
 		CHECK(i == 0 || strcmp(m->labels[i - 1].name, m->labels[i].name) < 0);
 	}
 	CHECK(m->n_roles <=

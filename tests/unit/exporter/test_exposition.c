@@ -834,12 +834,9 @@ static void test_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_two_vcpus),
-		cmocka_unit_test(test_u64_max_sum),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_failed_read),
-		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_golden),      cmocka_unit_test(test_two_vcpus),
+		cmocka_unit_test(test_u64_max_sum), cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_failed_read), cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_merge),
 	};
 

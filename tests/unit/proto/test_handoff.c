@@ -88,16 +88,18 @@ static void test_answers(void **state)
 	assert_int_equal(answer("{\"ok\":false}", err, sizeof(err)), 0);
 	assert_string_equal(err, "no reason given");
 	/* Long sentences are shortened, not overflowed. */
-	assert_int_equal(answer("{\"ok\":false,\"error\":\"0123456789012345678901234567890123456789\"}",
+	assert_int_equal(answer("{\"ok\":false,\"error\":"
+				"\"0123456789012345678901234567890123456789\"}",
 				err, sizeof(err)),
 			 0);
 	assert_int_equal(strlen(err), sizeof(err) - 1);
 	/* Unknown keys of any shape are skipped. */
-	assert_int_equal(answer("{\"x\":{\"ok\":false,\"y\":[1,2.5e3,null,\"}\"]},\"ok\":true}", err,
-				sizeof(err)),
+	assert_int_equal(answer("{\"x\":{\"ok\":false,\"y\":[1,2.5e3,null,\"}\"]},\"ok\":true}",
+				err, sizeof(err)),
 			 1);
 	/* A quoted "ok" inside the error text is not the answer. */
-	assert_int_equal(answer("{\"error\":\"\\\"ok\\\":true\",\"ok\":false}", err, sizeof(err)), 0);
+	assert_int_equal(answer("{\"error\":\"\\\"ok\\\":true\",\"ok\":false}", err, sizeof(err)),
+			 0);
 }
 
 static void test_bad_answers(void **state)
@@ -116,7 +118,8 @@ static void test_bad_answers(void **state)
 		"{\"ok\":tru}",
 		"{\"ok\":true,\"error\":\"x}",
 		"{\"ok\":true,\"e\":\"\\q\"}",
-		"{\"ok\":true,\"e\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+		"{\"ok\":true,\"e\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+		"]}",
 		"{\"ok\":true,\"e\":\"a\nb\"}",
 		"{\"ok\":true,\"e\":\"\\u00g1\"}",
 	};
@@ -182,8 +185,8 @@ static void test_text_valid(void **state)
 static void test_roles(void **state)
 {
 	static const char *const bad[] = {
-		"", "VM", "vcpu", "vcpu:", "vcpu:-1", "vcpu:+1", "vcpu:01", "vcpu:16384",
-		"vcpu:1x", "vcpu: 1", "vm ",
+		"",        "VM",         "vcpu",    "vcpu:",   "vcpu:-1", "vcpu:+1",
+		"vcpu:01", "vcpu:16384", "vcpu:1x", "vcpu: 1", "vm ",
 	};
 	char buf[32];
 	int role;
@@ -236,10 +239,10 @@ static void test_answer_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_register),   cmocka_unit_test(test_add_fds),
-		cmocka_unit_test(test_overflow),   cmocka_unit_test(test_answers),
+		cmocka_unit_test(test_register),    cmocka_unit_test(test_add_fds),
+		cmocka_unit_test(test_overflow),    cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_bad_answers), cmocka_unit_test(test_names),
-		cmocka_unit_test(test_roles),      cmocka_unit_test(test_answer_round_trip),
+		cmocka_unit_test(test_roles),       cmocka_unit_test(test_answer_round_trip),
 		cmocka_unit_test(test_text_valid),
 	};
 

@@ -126,9 +126,9 @@ static void parse(const char *json, int n, bool registered, struct handoff_msg *
  * Applies a message of the given kind and roles with fds; returns the
  * result, the reason in *ret_reason and the sentence in why.
  */
-static int apply(struct fixture *f, enum handoff_msg_kind kind, const char *name,
-		 const int *roles, size_t n_roles, int *fds, size_t n_fds,
-		 enum handoff_reject *ret_reason, char *why, size_t why_len)
+static int apply(struct fixture *f, enum handoff_msg_kind kind, const char *name, const int *roles,
+		 size_t n_roles, int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
+		 size_t why_len)
 {
 	char json[4096];
 	struct handoff_msg m;

@@ -39,8 +39,8 @@ struct fixture {
 	char dir[64];
 	struct vhost_proxy p;
 	int backend_listen;
-	int frontend;   /* our end of the frontend's connection */
-	int backend;    /* the connection the tap made to "the backend" */
+	int frontend; /* our end of the frontend's connection */
+	int backend;  /* the connection the tap made to "the backend" */
 	pthread_t session;
 	int session_fd; /* the tap's end, until the session takes it */
 };
@@ -179,7 +179,9 @@ static void recv_exact(int sock, uint8_t *buf, size_t len, int *ret_fd)
 			struct cmsghdr align;
 		} u;
 		struct iovec iov = { .iov_base = buf + got, .iov_len = len - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = u.buf,
 				     .msg_controllen = sizeof(u.buf) };
 		struct pollfd pfd = { .fd = sock, .events = POLLIN };
 		ssize_t n;
@@ -299,7 +301,8 @@ static void test_backend_channel(void **state)
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan), 0);
 	start(f);
-	/* The frontend hands the backend channel over; the backend gets the tap's socket instead. */
+	/* The frontend hands the backend channel over; the backend gets the tap's socket instead.
+	 */
 	n = message(out, VHOSTMSG_SET_BACKEND_REQ_FD, V1, NULL, 0);
 	send_with_fd(f->frontend, out, n, chan[1]);
 	close(chan[1]);

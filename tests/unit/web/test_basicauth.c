@@ -62,7 +62,7 @@ static void test_bcrypt(void **state)
 	assert_true(basicauth_bcrypt_verify(hash, "pw"));
 	free(hash);
 	assert_true(basicauth_bcrypt_verify(
-	        "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi", "fakepassword"));
+		"$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi", "fakepassword"));
 }
 
 static void test_parse_header(void **state)
@@ -71,23 +71,23 @@ static void test_parse_header(void **state)
 		const char *header;
 		const char *user, *password; /* NULL: -EINVAL */
 	} cases[] = {
-	        {"Basic YWxpY2U6c2VjcmV0", "alice", "secret"},
-	        {"basic YWxpY2U6c2VjcmV0", "alice", "secret"},
-	        {"BASIC YWxpY2U6c2VjcmV0", "alice", "secret"},
-	        {"Basic YWxpY2U6", "alice", ""},         /* "alice:" */
-	        {"Basic OnB3", "", "pw"},                /* ":pw" */
-	        {"Basic YTpiOmM=", "a", "b:c"},          /* the first ':' splits */
-	        {"Basic YWxpY2U=", NULL, NULL},          /* no ':' */
-	        {"Basic YWxpY2U6c2VjcmV0=", NULL, NULL}, /* bad padding */
-	        {"Basic YWxpY2U6c2Vjc", NULL, NULL},     /* not a multiple of 4 */
-	        {"Basic YW xpY2U6c2VjcmV0", NULL, NULL}, /* space inside */
-	        {"Basic  YWxpY2U6c2VjcmV0", NULL, NULL}, /* two spaces */
-	        {"Basic YQA6Yg==", NULL, NULL},          /* "a\0:b" */
-	        {"Basic YTpiAA==", NULL, NULL},          /* "a:b\0" */
-	        {"Basic ", NULL, NULL},
-	        {"Basic", NULL, NULL},
-	        {"Bearer YWxpY2U6c2VjcmV0", NULL, NULL},
-	        {"", NULL, NULL},
+		{ "Basic YWxpY2U6c2VjcmV0", "alice", "secret" },
+		{ "basic YWxpY2U6c2VjcmV0", "alice", "secret" },
+		{ "BASIC YWxpY2U6c2VjcmV0", "alice", "secret" },
+		{ "Basic YWxpY2U6", "alice", "" },         /* "alice:" */
+		{ "Basic OnB3", "", "pw" },                /* ":pw" */
+		{ "Basic YTpiOmM=", "a", "b:c" },          /* the first ':' splits */
+		{ "Basic YWxpY2U=", NULL, NULL },          /* no ':' */
+		{ "Basic YWxpY2U6c2VjcmV0=", NULL, NULL }, /* bad padding */
+		{ "Basic YWxpY2U6c2Vjc", NULL, NULL },     /* not a multiple of 4 */
+		{ "Basic YW xpY2U6c2VjcmV0", NULL, NULL }, /* space inside */
+		{ "Basic  YWxpY2U6c2VjcmV0", NULL, NULL }, /* two spaces */
+		{ "Basic YQA6Yg==", NULL, NULL },          /* "a\0:b" */
+		{ "Basic YTpiAA==", NULL, NULL },          /* "a:b\0" */
+		{ "Basic ", NULL, NULL },
+		{ "Basic", NULL, NULL },
+		{ "Bearer YWxpY2U6c2VjcmV0", NULL, NULL },
+		{ "", NULL, NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -105,7 +105,8 @@ static void test_parse_header(void **state)
 		free(user);
 		free(password);
 	}
-	assert_int_equal(basicauth_parse_header(NULL, &(char *){NULL}, &(char *){NULL}), -EINVAL);
+	assert_int_equal(basicauth_parse_header(NULL, &(char *){ NULL }, &(char *){ NULL }),
+			 -EINVAL);
 }
 
 static double elapsed_ms(const struct timespec *a, const struct timespec *b)
@@ -122,7 +123,7 @@ static void test_check(void **state)
 	struct timespec t0, t1, t2;
 	/* base64 of alice:secret, alice:wrong, bob:secret */
 	const char *good = "Basic YWxpY2U6c2VjcmV0",
-	           *wrong = "Basic YWxpY2U6d3Jvbmc=", *unknown = "Basic Ym9iOnNlY3JldA==";
+		   *wrong = "Basic YWxpY2U6d3Jvbmc=", *unknown = "Basic Ym9iOnNlY3JldA==";
 
 	assert_int_equal(basicauth_new(&c, &a), 0);
 
@@ -142,7 +143,7 @@ static void test_check(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (elapsed_ms(&t1, &t2) / 5 * 4 > elapsed_ms(&t0, &t1))
 		fail_msg("cached checks take %.3f ms each, bcrypt %.3f ms",
-		         elapsed_ms(&t1, &t2) / 5, elapsed_ms(&t0, &t1));
+			 elapsed_ms(&t1, &t2) / 5, elapsed_ms(&t0, &t1));
 	/* The cache is per (user, password): a wrong password is still wrong. */
 	assert_false(basicauth_check(a, wrong));
 	assert_false(basicauth_check(a, unknown));

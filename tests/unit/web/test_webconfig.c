@@ -49,18 +49,19 @@ static void make_cert(const char *cn, char **ret_cert, char **ret_key)
 	time_t now = time(NULL);
 
 	assert_int_equal(gnutls_x509_privkey_init(&key), 0);
-	assert_int_equal(
-	        gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-	                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-	        0);
+	assert_int_equal(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
+						      GNUTLS_CURVE_TO_BITS(
+							      GNUTLS_ECC_CURVE_SECP256R1),
+						      0),
+			 0);
 	assert_int_equal(gnutls_x509_crt_init(&crt), 0);
 	assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
 	assert_int_equal(gnutls_x509_crt_set_serial(crt, "\x01", 1), 0);
 	assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 60), 0);
 	assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, now + 3600), 0);
 	assert_int_equal(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-	                                               (unsigned)strlen(cn)),
-	                 0);
+						       (unsigned)strlen(cn)),
+			 0);
 	assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
 	assert_int_equal(gnutls_x509_crt_set_basic_constraints(crt, 1, -1), 0);
 	assert_int_equal(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
@@ -107,9 +108,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	static const char *const files[] = {"server.crt",     "server.key",  "ca.crt",
-	                                    "other.key",      "garbage.pem", "sub/server.crt",
-	                                    "sub/server.key", "sub/web.yml", "web.yml"};
+	static const char *const files[] = { "server.crt",     "server.key",  "ca.crt",
+					     "other.key",      "garbage.pem", "sub/server.crt",
+					     "sub/server.key", "sub/web.yml", "web.yml" };
 	char path[512];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -141,13 +142,13 @@ static struct webconfig *parse_ok(const char *yaml)
 
 static void test_empty(void **state)
 {
-	static const char *const files[] = {"",
-	                                    "\n",
-	                                    "# only a comment\n",
-	                                    "---\n",
-	                                    "~\n",
-	                                    "tls_server_config:\n",
-	                                    "basic_auth_users: ~\n"};
+	static const char *const files[] = { "",
+					     "\n",
+					     "# only a comment\n",
+					     "---\n",
+					     "~\n",
+					     "tls_server_config:\n",
+					     "basic_auth_users: ~\n" };
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		struct webconfig *c = parse_ok(files[i]);
@@ -164,8 +165,8 @@ static void test_empty(void **state)
 static void test_minimal_tls(void **state)
 {
 	struct webconfig *c = parse_ok("tls_server_config:\n"
-	                               "  cert_file: server.crt\n"
-	                               "  key_file: server.key\n");
+				       "  cert_file: server.crt\n"
+				       "  key_file: server.key\n");
 
 	assert_true(c->tls);
 	assert_string_equal(c->cert_pem, ca_pem);
@@ -196,46 +197,46 @@ static void test_full(void **state)
 	hash = crypt_r("secret", salt, cd);
 	assert_non_null(hash);
 	snprintf(yaml, sizeof(yaml),
-	         "# every key the exporter-toolkit knows\n"
-	         "tls_server_config:\n"
-	         "  cert_file: \"server.crt\"\n"
-	         "  key_file: server.key\n"
-	         "  client_auth_type: RequireAndVerifyClientCert\n"
-	         "  client_ca_file: %s/ca.crt\n"
-	         "  min_version: TLS12\n"
-	         "  max_version: TLS13\n"
-	         "  prefer_server_cipher_suites: false\n"
-	         "  cipher_suites:\n"
-	         "  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
-	         "  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n"
-	         "  - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
-	         "  - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n"
-	         "  - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256\n"
-	         "  - TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256\n"
-	         "  - TLS_AES_128_GCM_SHA256\n"
-	         "  - TLS_AES_256_GCM_SHA384\n"
-	         "  - TLS_CHACHA20_POLY1305_SHA256\n"
-	         "  - TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA\n"
-	         "  - TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA\n"
-	         "  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n"
-	         "  - TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA\n"
-	         "  curve_preferences: [X25519, CurveP256, CurveP384, CurveP521]\n"
-	         "  client_allowed_sans: [\"scraper.example\", \"10.0.0.1\"]\n"
-	         "http_server_config:\n"
-	         "  http2: true\n"
-	         "  headers:\n"
-	         "    X-Frame-Options: deny\n"
-	         "    Strict-Transport-Security: max-age=31536000; includeSubDomains\n"
-	         "    X-Content-Type-Options: nosniff\n"
-	         "    X-XSS-Protection: 1\n"
-	         "    Content-Security-Policy: \"default-src 'self'\"\n"
-	         "basic_auth_users:\n"
-	         "  zoe: %s\n"
-	         "  alice: '%s'\n"
-	         "rate_limit:\n"
-	         "  interval: 1s\n"
-	         "  burst: 5\n",
-	         tmpdir, hash, hash);
+		 "# every key the exporter-toolkit knows\n"
+		 "tls_server_config:\n"
+		 "  cert_file: \"server.crt\"\n"
+		 "  key_file: server.key\n"
+		 "  client_auth_type: RequireAndVerifyClientCert\n"
+		 "  client_ca_file: %s/ca.crt\n"
+		 "  min_version: TLS12\n"
+		 "  max_version: TLS13\n"
+		 "  prefer_server_cipher_suites: false\n"
+		 "  cipher_suites:\n"
+		 "  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+		 "  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\n"
+		 "  - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
+		 "  - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n"
+		 "  - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256\n"
+		 "  - TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256\n"
+		 "  - TLS_AES_128_GCM_SHA256\n"
+		 "  - TLS_AES_256_GCM_SHA384\n"
+		 "  - TLS_CHACHA20_POLY1305_SHA256\n"
+		 "  - TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA\n"
+		 "  - TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA\n"
+		 "  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n"
+		 "  - TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA\n"
+		 "  curve_preferences: [X25519, CurveP256, CurveP384, CurveP521]\n"
+		 "  client_allowed_sans: [\"scraper.example\", \"10.0.0.1\"]\n"
+		 "http_server_config:\n"
+		 "  http2: true\n"
+		 "  headers:\n"
+		 "    X-Frame-Options: deny\n"
+		 "    Strict-Transport-Security: max-age=31536000; includeSubDomains\n"
+		 "    X-Content-Type-Options: nosniff\n"
+		 "    X-XSS-Protection: 1\n"
+		 "    Content-Security-Policy: \"default-src 'self'\"\n"
+		 "basic_auth_users:\n"
+		 "  zoe: %s\n"
+		 "  alice: '%s'\n"
+		 "rate_limit:\n"
+		 "  interval: 1s\n"
+		 "  burst: 5\n",
+		 tmpdir, hash, hash);
 	c = parse_ok(yaml);
 
 	assert_true(c->tls);
@@ -300,7 +301,7 @@ static void test_variants(void **state)
 
 	/* Basic auth without TLS is allowed (the toolkit allows it; http.c warns). */
 	c = parse_ok("basic_auth_users:\n"
-	             "  alice: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n");
+		     "  alice: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n");
 	assert_false(c->tls);
 	assert_int_equal(c->n_users, 1);
 	webconfig_free(c);
@@ -308,21 +309,21 @@ static void test_variants(void **state)
 	/* Client certificates without verification need no CA; RequireClientCert is the old name.
 	 */
 	c = parse_ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-	             "  client_auth_type: RequireClientCert\n");
+		     "  client_auth_type: RequireClientCert\n");
 	assert_int_equal(c->client_auth, WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY);
 	webconfig_free(c);
 
 	/* TLS 1.3 only; TLS 1.0 to 1.2; a *_file wins over the inline value, as in the toolkit. */
 	c = parse_ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-	             "  key: ignored\n  min_version: TLS13\n  curve_preferences:\n  - CurveP521\n");
+		     "  key: ignored\n  min_version: TLS13\n  curve_preferences:\n  - CurveP521\n");
 	assert_int_equal(c->min_version, WEBCONFIG_TLS13);
 	assert_null(strstr(c->priorities, "+VERS-TLS1.2"));
 	assert_string_equal(c->key_pem, ca_key_pem);
 	webconfig_free(c);
 	c = parse_ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-	             "  min_version: TLS10\n  max_version: TLS12\n"
-	             "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
-	             " TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n");
+		     "  min_version: TLS10\n  max_version: TLS12\n"
+		     "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+		     " TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n");
 	assert_non_null(strstr(c->priorities, "+VERS-TLS1.0"));
 	assert_null(strstr(c->priorities, "+VERS-TLS1.3"));
 	webconfig_free(c);
@@ -345,7 +346,7 @@ static void test_variants(void **state)
 
 	/* An empty client_allowed_sans list is kept: no certificate can pass it. */
 	c = parse_ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-	             "  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: []\n");
+		     "  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: []\n");
 	assert_non_null(c->client_allowed_sans);
 	assert_int_equal(c->n_client_allowed_sans, 0);
 	webconfig_free(c);
@@ -358,8 +359,8 @@ static void test_relative_paths(void **state)
 	struct webconfig *c = NULL;
 
 	write_file(tmpdir, "sub/web.yml",
-	           "tls_server_config:\n  cert_file: server.crt\n  key_file: ./server.key\n"
-	           "  client_auth_type: RequestClientCert\n  client_ca_file: ../ca.crt\n");
+		   "tls_server_config:\n  cert_file: server.crt\n  key_file: ./server.key\n"
+		   "  client_auth_type: RequestClientCert\n  client_ca_file: ../ca.crt\n");
 	snprintf(path, sizeof(path), "%s/sub/web.yml", tmpdir);
 	assert_int_equal(webconfig_load(path, &c, err, sizeof(err)), 0);
 	assert_string_equal(c->cert_pem, ca_pem);
@@ -397,116 +398,117 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
-        /* YAML itself */
-        {"tls_server_config:\n  cert_file: [unclosed\n", {"web.yml:", "invalid YAML"}},
-        {"hWkNKCp3fvIx3jKnsaBI\nTuEjdwNS8A2vYdFbiKqr\n", {"web.yml:1:", "expected a mapping"}},
-        {"- a\n- b\n", {"web.yml:1:", "expected a mapping"}},
-        /* unknown, repeated and mistyped keys */
-        {"tls_server_confg:\n  cert_file: x\n", {"web.yml:1:", "tls_server_confg: unknown key"}},
-        {"tls_server_config:\n  cert_filse: server.crt\n",
-         {"web.yml:2:", "tls_server_config.cert_filse: unknown key"}},
-        {"basic_auth_users: {}\nbasic_auth_users: {}\n",
-         {"web.yml:2:", "basic_auth_users: key given more than once"}},
-        {"tls_server_config: yes\n", {"web.yml:1:", "tls_server_config", "expected a mapping"}},
-        {"tls_server_config:\n  cert_file: [a, b]\n",
-         {"web.yml:2:", "tls_server_config.cert_file", "expected a single value"}},
-        {"tls_server_config:\n  cipher_suites: TLS_AES_128_GCM_SHA256\n",
-         {"web.yml:2:", "tls_server_config.cipher_suites", "expected a list"}},
-        {"http_server_config:\n  http2: \"true\"\n",
-         {"web.yml:2:", "http_server_config.http2", "expected true or false"}},
-        {"tls_server_config:\n  prefer_server_cipher_suites: maybe\n",
-         {"web.yml:2:", "prefer_server_cipher_suites", "expected true or false"}},
-        /* TLS: what is missing, unreadable or wrong */
-        {"tls_server_config:\n  key_file: server.key\n",
-         {"tls_server_config", "missing one of cert or cert_file"}},
-        {"tls_server_config:\n  cert_file: \"\"\n  key_file: server.key\n",
-         {"missing one of cert or cert_file"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key: \"\"\n",
-         {"missing one of key or key_file"}},
-        {"tls_server_config:\n  client_auth_type: RequireAnyClientCert\n",
-         {"missing one of cert or cert_file"}},
-        {"tls_server_config:\n  cert_file: somefile\n  key_file: server.key\n",
-         {"web.yml:2:", "tls_server_config.cert_file", "No such file"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: somefile\n",
-         {"web.yml:3:", "tls_server_config.key_file", "somefile"}},
-        {"tls_server_config:\n  cert_file: garbage.pem\n  key_file: server.key\n",
-         {"web.yml:2:", "tls_server_config.cert_file", "no valid PEM certificate"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: garbage.pem\n",
-         {"web.yml:3:", "tls_server_config.key_file", "private key"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n",
-         {"web.yml:3:", "tls_server_config.key_file", "does not belong"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  client_auth_type: Sometimes\n",
-         {"web.yml:4:", "tls_server_config.client_auth_type", "unknown value \"Sometimes\""}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  client_ca_file: ca.crt\n",
-         {"tls_server_config.client_auth_type", "NoClientCert"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  client_auth_type: RequireAndVerifyClientCert\n",
-         {"web.yml:4:", "client_ca_file", "needs the CA"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: garbage.pem\n",
-         {"web.yml:5:", "tls_server_config.client_ca_file", "no valid PEM certificate"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  client_allowed_sans: [a]\n",
-         {"client_allowed_sans", "client_auth_type"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  min_version: TLS111\n",
-         {"web.yml:4:", "tls_server_config.min_version", "TLS111"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  min_version: TLS13\n  max_version: TLS12\n",
-         {"web.yml:5:", "tls_server_config.max_version", "below min_version"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  cipher_suites:\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048\n",
-         {"web.yml:5:", "cipher_suites[0]", "unknown cipher suite"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  cipher_suites:\n  - TLS_RSA_WITH_RC4_128_SHA\n",
-         {"cipher_suites[0]", "insecure"}},
-        /* GnuTLS cannot enable exactly these two: it would add the AES-256-CBC x ECDHE-RSA one. */
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  max_version: TLS12\n  cipher_suites:\n  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n"
-         "  - TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA\n",
-         {"web.yml:6:", "tls_server_config.cipher_suites", "would also enable TLS_ECDHE_"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  cipher_suites:\n  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n",
-         {"tls_server_config.cipher_suites", "no cipher for TLS 1.3"}},
-        {"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-         "  curve_preferences:\n    - CurveP257\n",
-         {"web.yml:5:", "curve_preferences[0]", "CurveP257"}},
-        /* headers */
-        {"http_server_config:\n  headers:\n    Content-Type: foo\n",
-         {"web.yml:3:", "http_server_config.headers.Content-Type", "set by the exporter"}},
-        {"http_server_config:\n  headers:\n    content-encoding: gzip\n",
-         {"headers.content-encoding", "set by the exporter"}},
-        {"http_server_config:\n  headers:\n    Content-Length: 1\n", {"Content-Length"}},
-        {"http_server_config:\n  headers:\n    X-Powered-By: me\n",
-         {"web.yml:3:", "headers.X-Powered-By", "cannot be configured"}},
-        {"http_server_config:\n  headers:\n    X-Frame-Options: foo\n",
-         {"web.yml:3:", "headers.X-Frame-Options", "invalid value \"foo\""}},
-        {"http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
-         {"X-Content-Type-Options", "nosniff"}},
-        {"http_server_config:\n  headers:\n    X-XSS-Protection: \"1\\r\\nSet-Cookie: a\"\n",
-         {"X-XSS-Protection", "control characters"}},
-        {"http_server_config:\n  headers: [a]\n", {"http_server_config.headers", "mapping"}},
-        /* users */
-        {"basic_auth_users:\n  john: doe\n",
-         {"web.yml:2:", "basic_auth_users.john", "not a bcrypt hash"}},
-        {"basic_auth_users:\n  john: $1$abcdefgh$abcdefghijklmnopqrstuv\n",
-         {"basic_auth_users.john", "bcrypt"}},
-        {"basic_auth_users:\n  john: "
-         "$2b$03$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
-         {"basic_auth_users.john", "bcrypt"}},
-        {"basic_auth_users:\n  \"a:b\": "
-         "$2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
-         {"basic_auth_users.a:b", "':'"}},
-        {"basic_auth_users:\n  a: $2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n"
-         "  a: $2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
-         {"web.yml:3:", "basic_auth_users.a", "more than once"}},
-        /* rate_limit */
-        {"rate_limit:\n  interval: soon\n", {"web.yml:2:", "rate_limit.interval", "duration"}},
-        {"rate_limit:\n  interval: -1s\n", {"rate_limit.interval"}},
-        {"rate_limit:\n  burst: -3\n", {"web.yml:2:", "rate_limit.burst", "whole number"}},
-        {"rate_limit:\n  every: 1s\n", {"rate_limit.every: unknown key"}},
+	/* YAML itself */
+	{ "tls_server_config:\n  cert_file: [unclosed\n", { "web.yml:", "invalid YAML" } },
+	{ "hWkNKCp3fvIx3jKnsaBI\nTuEjdwNS8A2vYdFbiKqr\n", { "web.yml:1:", "expected a mapping" } },
+	{ "- a\n- b\n", { "web.yml:1:", "expected a mapping" } },
+	/* unknown, repeated and mistyped keys */
+	{ "tls_server_confg:\n  cert_file: x\n",
+	  { "web.yml:1:", "tls_server_confg: unknown key" } },
+	{ "tls_server_config:\n  cert_filse: server.crt\n",
+	  { "web.yml:2:", "tls_server_config.cert_filse: unknown key" } },
+	{ "basic_auth_users: {}\nbasic_auth_users: {}\n",
+	  { "web.yml:2:", "basic_auth_users: key given more than once" } },
+	{ "tls_server_config: yes\n", { "web.yml:1:", "tls_server_config", "expected a mapping" } },
+	{ "tls_server_config:\n  cert_file: [a, b]\n",
+	  { "web.yml:2:", "tls_server_config.cert_file", "expected a single value" } },
+	{ "tls_server_config:\n  cipher_suites: TLS_AES_128_GCM_SHA256\n",
+	  { "web.yml:2:", "tls_server_config.cipher_suites", "expected a list" } },
+	{ "http_server_config:\n  http2: \"true\"\n",
+	  { "web.yml:2:", "http_server_config.http2", "expected true or false" } },
+	{ "tls_server_config:\n  prefer_server_cipher_suites: maybe\n",
+	  { "web.yml:2:", "prefer_server_cipher_suites", "expected true or false" } },
+	/* TLS: what is missing, unreadable or wrong */
+	{ "tls_server_config:\n  key_file: server.key\n",
+	  { "tls_server_config", "missing one of cert or cert_file" } },
+	{ "tls_server_config:\n  cert_file: \"\"\n  key_file: server.key\n",
+	  { "missing one of cert or cert_file" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key: \"\"\n",
+	  { "missing one of key or key_file" } },
+	{ "tls_server_config:\n  client_auth_type: RequireAnyClientCert\n",
+	  { "missing one of cert or cert_file" } },
+	{ "tls_server_config:\n  cert_file: somefile\n  key_file: server.key\n",
+	  { "web.yml:2:", "tls_server_config.cert_file", "No such file" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: somefile\n",
+	  { "web.yml:3:", "tls_server_config.key_file", "somefile" } },
+	{ "tls_server_config:\n  cert_file: garbage.pem\n  key_file: server.key\n",
+	  { "web.yml:2:", "tls_server_config.cert_file", "no valid PEM certificate" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: garbage.pem\n",
+	  { "web.yml:3:", "tls_server_config.key_file", "private key" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n",
+	  { "web.yml:3:", "tls_server_config.key_file", "does not belong" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  client_auth_type: Sometimes\n",
+	  { "web.yml:4:", "tls_server_config.client_auth_type", "unknown value \"Sometimes\"" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  client_ca_file: ca.crt\n",
+	  { "tls_server_config.client_auth_type", "NoClientCert" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  client_auth_type: RequireAndVerifyClientCert\n",
+	  { "web.yml:4:", "client_ca_file", "needs the CA" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: garbage.pem\n",
+	  { "web.yml:5:", "tls_server_config.client_ca_file", "no valid PEM certificate" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  client_allowed_sans: [a]\n",
+	  { "client_allowed_sans", "client_auth_type" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  min_version: TLS111\n",
+	  { "web.yml:4:", "tls_server_config.min_version", "TLS111" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  min_version: TLS13\n  max_version: TLS12\n",
+	  { "web.yml:5:", "tls_server_config.max_version", "below min_version" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  cipher_suites:\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048\n",
+	  { "web.yml:5:", "cipher_suites[0]", "unknown cipher suite" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  cipher_suites:\n  - TLS_RSA_WITH_RC4_128_SHA\n",
+	  { "cipher_suites[0]", "insecure" } },
+	/* GnuTLS cannot enable exactly these two: it would add the AES-256-CBC x ECDHE-RSA one. */
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  max_version: TLS12\n  cipher_suites:\n  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n"
+	  "  - TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA\n",
+	  { "web.yml:6:", "tls_server_config.cipher_suites", "would also enable TLS_ECDHE_" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  cipher_suites:\n  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n",
+	  { "tls_server_config.cipher_suites", "no cipher for TLS 1.3" } },
+	{ "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+	  "  curve_preferences:\n    - CurveP257\n",
+	  { "web.yml:5:", "curve_preferences[0]", "CurveP257" } },
+	/* headers */
+	{ "http_server_config:\n  headers:\n    Content-Type: foo\n",
+	  { "web.yml:3:", "http_server_config.headers.Content-Type", "set by the exporter" } },
+	{ "http_server_config:\n  headers:\n    content-encoding: gzip\n",
+	  { "headers.content-encoding", "set by the exporter" } },
+	{ "http_server_config:\n  headers:\n    Content-Length: 1\n", { "Content-Length" } },
+	{ "http_server_config:\n  headers:\n    X-Powered-By: me\n",
+	  { "web.yml:3:", "headers.X-Powered-By", "cannot be configured" } },
+	{ "http_server_config:\n  headers:\n    X-Frame-Options: foo\n",
+	  { "web.yml:3:", "headers.X-Frame-Options", "invalid value \"foo\"" } },
+	{ "http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+	  { "X-Content-Type-Options", "nosniff" } },
+	{ "http_server_config:\n  headers:\n    X-XSS-Protection: \"1\\r\\nSet-Cookie: a\"\n",
+	  { "X-XSS-Protection", "control characters" } },
+	{ "http_server_config:\n  headers: [a]\n", { "http_server_config.headers", "mapping" } },
+	/* users */
+	{ "basic_auth_users:\n  john: doe\n",
+	  { "web.yml:2:", "basic_auth_users.john", "not a bcrypt hash" } },
+	{ "basic_auth_users:\n  john: $1$abcdefgh$abcdefghijklmnopqrstuv\n",
+	  { "basic_auth_users.john", "bcrypt" } },
+	{ "basic_auth_users:\n  john: "
+	  "$2b$03$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
+	  { "basic_auth_users.john", "bcrypt" } },
+	{ "basic_auth_users:\n  \"a:b\": "
+	  "$2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
+	  { "basic_auth_users.a:b", "':'" } },
+	{ "basic_auth_users:\n  a: $2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n"
+	  "  a: $2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n",
+	  { "web.yml:3:", "basic_auth_users.a", "more than once" } },
+	/* rate_limit */
+	{ "rate_limit:\n  interval: soon\n", { "web.yml:2:", "rate_limit.interval", "duration" } },
+	{ "rate_limit:\n  interval: -1s\n", { "rate_limit.interval" } },
+	{ "rate_limit:\n  burst: -3\n", { "web.yml:2:", "rate_limit.burst", "whole number" } },
+	{ "rate_limit:\n  every: 1s\n", { "rate_limit.every: unknown key" } },
 };
 
 static void test_errors(void **state)
@@ -518,7 +520,7 @@ static void test_errors(void **state)
 		int r;
 
 		r = webconfig_parse(e->yaml, strlen(e->yaml), "web.yml", tmpdir, &c, err,
-		                    sizeof(err));
+				    sizeof(err));
 		if (r != -EINVAL)
 			fail_msg("case %zu: %d (%s)\n--- file:\n%s", i, r, err, e->yaml);
 		assert_null(c);
@@ -528,7 +530,7 @@ static void test_errors(void **state)
 		for (size_t j = 0; j < 3 && e->expect[j]; j++)
 			if (!strstr(err, e->expect[j]))
 				fail_msg("case %zu: \"%s\" not in: %s\n--- file:\n%s", i,
-				         e->expect[j], err, e->yaml);
+					 e->expect[j], err, e->yaml);
 	}
 }
 
@@ -549,10 +551,10 @@ static void test_error_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_empty),          cmocka_unit_test(test_minimal_tls),
-	        cmocka_unit_test(test_full),           cmocka_unit_test(test_variants),
-	        cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_empty),          cmocka_unit_test(test_minimal_tls),
+		cmocka_unit_test(test_full),           cmocka_unit_test(test_variants),
+		cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_error_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

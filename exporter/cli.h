@@ -10,6 +10,9 @@
 #include "vhost/config.h"
 
 /* Where the hand-off socket listens unless --kvm.handoff-socket says otherwise. */
+#define CLI_PROGRAM                "kvmstats_exporter"
+#define CLI_DEFAULT_PORT           "9977"
+#define CLI_DEFAULT_TELEMETRY_PATH "/metrics"
 #define CLI_DEFAULT_HANDOFF_SOCKET "/run/kvmstats_exporter/handoff.sock"
 
 struct options {
@@ -57,3 +60,6 @@ int cli_parse(int argc, char **argv, struct options *ret);
 
 /* Frees what cli_parse() allocated. */
 void options_release(struct options *o);
+
+/* Prints --help on stdout (cli_usage.c). */
+void cli_print_usage(void);

@@ -103,6 +103,18 @@ def build_image(env, tag):
 
 
 # --- a live scrape ----------------------------------------------------------------------
+def full_exporter_args(tmp):
+    """Flags that switch on every optional part of the exporter but procfs
+    discovery (which would take other users' VMs on this host): the saved
+    stats files, the canary, a hand-off socket and a vhost-user proxy in TMP."""
+    data = os.path.join(source_dir(), 'tests', 'data')
+    return ['--no-kvm.procfs', '--kvm.canary',
+            f'--kvm.stats-file={data}/x86_64-6.18-vm.bin',
+            f'--kvm.stats-file={data}/x86_64-6.18-vcpu.bin',
+            f'--kvm.handoff-socket={tmp}/handoff.sock',
+            f'--vhost.proxy=name=names,listen={tmp}/front.sock,backend={tmp}/back.sock']
+
+
 def live_exposition():
     """One exposition of the exporter with every optional part switched on.
 
@@ -112,14 +124,8 @@ def live_exposition():
     nobody, so that no other VMM on the host is touched) adds procfs's.
     Returns the parsed kc.Exposition of both, merged.
     """
-    data = os.path.join(source_dir(), 'tests', 'data')
     with tempfile.TemporaryDirectory(prefix='kvmstats-names-') as tmp:
-        args = ['--no-kvm.procfs', '--kvm.canary',
-                f'--kvm.stats-file={data}/x86_64-6.18-vm.bin',
-                f'--kvm.stats-file={data}/x86_64-6.18-vcpu.bin',
-                f'--kvm.handoff-socket={tmp}/handoff.sock',
-                f'--vhost.proxy=name=names,listen={tmp}/front.sock,backend={tmp}/back.sock']
-        with kc.Exporter(args) as ex:
+        with kc.Exporter(full_exporter_args(tmp)) as ex:
             text = ex.scrape()
     prefix = []
     if os.geteuid() == 0:

@@ -3,7 +3,7 @@
 """The Prometheus rules (contrib/prometheus) and the Grafana dashboard
 (contrib/grafana) against promtool and against what the exporter really emits.
 
-usage: test_monitoring.py check|unit|names
+usage: test_monitoring.py check|unit|names|live
 
 check  `promtool check rules` on the rules file.
 unit   `promtool test rules`: every recording rule's value and every alert's
@@ -17,6 +17,11 @@ names  Every metric name in the rules and the dashboard is emitted by the
        dashboard's expressions, with Grafana's variables substituted, pass
        promtool as recording rules; its panels have unique ids and its
        variables are defined.
+live   A real Prometheus (Debian package prometheus) loads the rules and
+       scrapes the exporter (every optional source on) once a second: every
+       rule group evaluates without error, the recording rules produce series,
+       and every dashboard query runs; one whose metrics all have series and
+       that filters nothing out returns data.
 """
 import json
 import os
@@ -24,6 +29,9 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
+import urllib.request
 
 import deploy_common as dc
 
@@ -176,8 +184,126 @@ def part_names():
         sys.exit(1)
 
 
+class Prometheus:
+    """prometheus with the rules, scraping TARGET as job kvmstats_exporter every
+    second, on 127.0.0.1:<free port> with storage in TMP; a context manager."""
+
+    _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def __init__(self, tmp, target):
+        binary = dc.need('prometheus', 'prometheus')
+        self.port = dc.kc.free_port()
+        self.base = f'http://127.0.0.1:{self.port}'
+        config = os.path.join(tmp, 'prometheus.yml')
+        with open(config, 'w') as f:
+            f.write('global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n'
+                    '  evaluation_interval: 1s\n'
+                    f'rule_files: [{json.dumps(RULES)}]\n'
+                    'scrape_configs:\n  - job_name: kvmstats_exporter\n'
+                    f'    static_configs: [{{targets: [{json.dumps(target)}]}}]\n')
+        self.log = open(os.path.join(tmp, 'prometheus.log'), 'w+')
+        self.proc = subprocess.Popen(
+            [binary, f'--config.file={config}', f'--web.listen-address=127.0.0.1:{self.port}',
+             f'--storage.tsdb.path={os.path.join(tmp, "tsdb")}'],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait('ready', lambda: self._status('/-/ready') == 200)
+
+    def _status(self, path):
+        try:
+            with self._opener.open(self.base + path, timeout=5) as r:
+                return r.status
+        except OSError:
+            return None
+
+    def api(self, path, **params):
+        url = f'{self.base}/api/v1/{path}?{urllib.parse.urlencode(params)}'
+        try:
+            with self._opener.open(url, timeout=20) as r:
+                return json.load(r)['data']
+        except urllib.error.HTTPError as e:
+            return {'error': e.read().decode(errors='replace')[:500]}
+
+    def wait(self, what, ready, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                dc.fail(f'prometheus exited with {self.proc.returncode}: {self.log_text()}')
+            got = ready()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                dc.fail(f'prometheus: {what} not within {timeout}s: {self.log_text()}')
+            time.sleep(0.2)
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-3000:]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def part_live():
+    with open(DASHBOARD) as f:
+        exprs = dashboard_exprs(json.load(f))
+    problems = []
+    with tempfile.TemporaryDirectory(prefix='kvmstats-live-') as tmp:
+        with dc.kc.Exporter(dc.full_exporter_args(tmp)) as ex, \
+                Prometheus(tmp, f'127.0.0.1:{ex.port}') as prom:
+            def recorded():
+                r = prom.api('query', query='instance:kvm_vcpu_exits:rate5m')
+                return isinstance(r, dict) and r.get('result')
+            prom.wait('recorded series', recorded)
+            time.sleep(2)  # a few more evaluations of every group
+            groups = prom.api('rules')['groups']
+            for g in groups:
+                for r in g['rules']:
+                    if r.get('health') != 'ok' or r.get('lastError'):
+                        problems.append(f'rule {r["name"]}: health {r.get("health")} '
+                                        f'{r.get("lastError")}')
+            names = {r['name'] for g in groups for r in g['rules']}
+            rules = load_yaml_json(RULES)
+            want = {r.get('record') or r.get('alert') for g in rules['groups'] for r in g['rules']}
+            if names != want:
+                problems.append(f'prometheus loaded rules {sorted(names ^ want)} differently')
+            present = set(prom.api('label/__name__/values'))
+            answered, empty = 0, []
+            for where, e in exprs:
+                q = dc.grafana_to_promql(e)
+                r = prom.api('query', query=q)
+                if 'error' in r or 'result' not in r:
+                    problems.append(f'dashboard {where}: {q!r}: {r.get("error")}')
+                    continue
+                used = dc.promql_names(q)[0]
+                filters = re.search(r'==|!=|>|<', dc._STRING.sub('""', q))
+                if not r['result']:
+                    empty.append(where)
+                    if used <= present and not filters:
+                        problems.append(f'dashboard {where}: no data from {q!r} although '
+                                        f'{sorted(used)} have series')
+                else:
+                    answered += 1
+            dc.log(f'  {len(names)} rules healthy; dashboard: {answered} queries with data, '
+                   f'{len(empty)} empty (metrics without series, or filters):')
+            for where in empty:
+                dc.log(f'    {where}')
+    if not dc.report(problems, 'rules and dashboard on a live Prometheus'):
+        sys.exit(1)
+
+
 def main():
-    parts = {'check': part_check, 'unit': part_unit, 'names': part_names}
+    parts = {'check': part_check, 'unit': part_unit, 'names': part_names, 'live': part_live}
     if len(sys.argv) != 2 or sys.argv[1] not in parts:
         dc.fail(f'usage: {sys.argv[0]} {"|".join(parts)}')
     parts[sys.argv[1]]()

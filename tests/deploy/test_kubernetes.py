@@ -337,6 +337,27 @@ def part_consistency():
                 problems.append(f'{name}: job would be {sorted(map(str, jobs))}, the alerts expect '
                                 f'{alert_job!r}')
 
+    # KubeVirt: vm="<namespace>_<name>" (libvirt's domain name) becomes
+    # namespace and name, also when the name holds "_"; other names are left.
+    cases = {'default_testvm': ('default', 'testvm'), 'kube-system_vm_a': ('kube-system', 'vm_a'),
+             'a1-b_c': ('a1-b', 'c'), 'pid-4242': (None, None), 'web-1': (None, None)}
+    kubevirt = [ep for _, d in docs if d['kind'] == 'ServiceMonitor'
+                for ep in d['spec']['endpoints'] if ep.get('metricRelabelings')]
+    if len(kubevirt) != 1:
+        problems.append(f'{len(kubevirt)} ServiceMonitor endpoints relabel metrics, expected 1 (KubeVirt)')
+    for ep in kubevirt:
+        for vm, want in cases.items():
+            got = {}
+            for r in ep['metricRelabelings']:
+                if r.get('sourceLabels') != ['vm'] or r.get('action', 'replace') != 'replace':
+                    continue
+                m = re.fullmatch(r['regex'], vm)  # Prometheus anchors relabel regexes
+                if m:
+                    got[r['targetLabel']] = re.sub(r'\$\{?(\d+)\}?', lambda g: m.group(int(g.group(1))) or '',
+                                                   r['replacement'])
+            if (got.get('namespace'), got.get('name')) != want:
+                problems.append(f'KubeVirt relabeling of vm="{vm}" gives {got}, expected {want}')
+
     # The PrometheusRule carries the rules file's groups unchanged.
     prs = [d for _, d in docs if d['kind'] == 'PrometheusRule']
     if len(prs) != 1 or prs[0]['spec'] != rules:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The container image: built with deploy/container/build from the git tree
-(what a fresh clone holds; no registry), then run with podman.
+(no registry), then run with podman; and built again from a fresh clone.
 
 usage: test_container.py
 
@@ -15,6 +15,8 @@ usage: test_container.py
    process runs as uid/gid 65534 with no capability, the hand-off socket
    appears in the volume, and the healthcheck passes; a container whose
    exporter listens elsewhere fails the same healthcheck.
+4. A fresh `git clone` builds with its own script, to the same file system
+   layers when the working tree has no change outside tests/.
 """
 import json
 import os
@@ -132,6 +134,34 @@ def part_run(image, problems):
                             f'{health!r})')
 
 
+def part_clone(image, problems):
+    """The build script in a fresh clone builds the same image: the same file
+    system layers, when the working tree holds no change outside tests/."""
+    src = dc.source_dir()
+    dirty = subprocess.run(['git', '-C', src, 'status', '--porcelain', '--', '.', ':!tests'],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix='kvmstats-clone-') as tmp:
+        clone = os.path.join(tmp, 'src')
+        subprocess.run(['git', 'clone', '--quiet', src, clone], check=True, timeout=300)
+        tag = f'localhost/kvmstats_exporter:test-clone-{os.getpid()}'
+        r = subprocess.run([os.path.join(clone, 'deploy', 'container', 'build'), '--tag', tag,
+                            '--quiet'], env=image.env, capture_output=True, text=True, timeout=1500)
+        if r.returncode != 0:
+            problems.append(f'the build script failed in a fresh clone: {r.stderr[-2000:]}')
+            return
+        try:
+            layers = [dc.podman(image.env, 'image', 'inspect', '--format', '{{json .RootFS.Layers}}',
+                                t).stdout.strip() for t in (image.tag, tag)]
+        finally:
+            dc.podman(image.env, 'rmi', tag, check=False)
+    if dirty:
+        dc.log('  fresh clone builds; its layers are not compared: the working tree has changes')
+    elif layers[0] != layers[1]:
+        problems.append(f'a fresh clone builds other layers: {layers[1]} vs {layers[0]}')
+    else:
+        dc.log('  fresh clone builds the same file system layers')
+
+
 def main():
     env = dc.podman_env()
     problems = []
@@ -140,6 +170,7 @@ def main():
         part_image(image, problems)
         part_help(image, problems)
         part_run(image, problems)
+        part_clone(image, problems)
     if not dc.report(problems, 'container image'):
         sys.exit(1)
 

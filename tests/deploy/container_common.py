@@ -47,7 +47,7 @@ class Container:
 
     _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def __init__(self, image, args=(), run_opts=(), wait=True):
+    def __init__(self, image, args=(), run_opts=(), wait=True, ready_timeout=30):
         self.env = image.env
         self.name = f'kvmstats-test-{os.getpid()}-{time.monotonic_ns() % 1000000}'
         self.port = kc.free_port()
@@ -58,7 +58,7 @@ class Container:
         dc.podman(self.env, *cmd)
         self.pid = int(self.inspect('{{.State.Pid}}'))
         if wait:
-            self.wait_ready()
+            self.wait_ready(ready_timeout)
 
     def inspect(self, fmt):
         return dc.podman(self.env, 'inspect', '--format', fmt, self.name).stdout.strip()

@@ -116,6 +116,11 @@ def dashboard_structure(dash):
         if var not in defined:
             problems.append(f'variable ${var} is used but not defined')
     for p in dash['panels']:
+        if p['type'] not in ('row', 'timeseries', 'stat', 'heatmap', 'table'):
+            problems.append(f'panel {p["id"]}: type {p["type"]!r} is none of Grafana\'s built-in ones used here')
+        for t in p.get('targets', []):
+            if t.get('datasource', {}).get('uid') != '${datasource}':
+                problems.append(f'panel {p["id"]} {t.get("refId")}: not on the $datasource variable')
         g = p.get('gridPos', {})
         if not all(k in g for k in ('h', 'w', 'x', 'y')) or g['x'] + g['w'] > 24:
             problems.append(f'panel {p["id"]}: bad gridPos {g}')

@@ -112,14 +112,15 @@ void log_set_level(enum log_level level)
  * caller-formatted tail goes through the same escaper without quotes, so a
  * stray newline in a value can never split one event into two lines.
  */
-static size_t escaped_len(const char *s, size_t n)
+static size_t escaped_len(const char *s, size_t n, bool tail)
 {
 	size_t len = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c == '\\' || c == '"' || c == '\n' || c == '\r' || c == '\t')
+		/* Backslashes and quotes of a tail stay as the caller wrote them (tail_into()). */
+		if ((!tail && (c == '\\' || c == '"')) || c == '\n' || c == '\r' || c == '\t')
 			len += 2;
 		else if (c < 0x20 || c == 0x7f)
 			len += 6;
@@ -174,23 +175,6 @@ static char *escape_into(char *p, const char *s, size_t n, bool quotes)
 }
 
 /* Backslashes in the tail stay as the caller wrote them (they may already be escapes). */
-static size_t tail_len(const char *s, size_t n)
-{
-	size_t len = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\n' || c == '\r' || c == '\t')
-			len += 2;
-		else if (c < 0x20 || c == 0x7f)
-			len += 6;
-		else
-			len += 1;
-	}
-	return len;
-}
-
 static char *tail_into(char *p, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -280,8 +264,8 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 	}
 	msg_n = strlen(msg);
 	/* ts=TS level=LVL msg="MSG" TAIL\n */
-	need = 3 + strlen(ts) + 7 + strlen(lvl) + 6 + escaped_len(msg, msg_n) + 1 +
-	       (tail_n ? 1 + tail_len(tail, tail_n) : 0) + 1;
+	need = 3 + strlen(ts) + 7 + strlen(lvl) + 6 + escaped_len(msg, msg_n, false) + 1 +
+	       (tail_n ? 1 + escaped_len(tail, tail_n, true) : 0) + 1;
 	if (need <= sizeof(line_stack)) {
 		line = line_stack;
 	} else {

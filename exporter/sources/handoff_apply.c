@@ -27,24 +27,14 @@ struct apply {
 	struct collector *c;
 	struct handoff_peer *peer;
 	const struct handoff_msg *m;
-	enum handoff_reject reason;
-	char *why;
-	size_t why_len;
+	struct handoff_refusal refusal;
 	struct kvmstats_file *files[HANDOFF_MAX_FDS_PER_MSG]; /* files[i] from fds[i] */
 	struct vm *replace[HANDOFF_MAX_FDS_PER_MSG]; /* procfs VMs holding the same files */
 	size_t n_replace;
 };
 
-_printf_(3, 4) static int refuse(struct apply *a, enum handoff_reject reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	a->reason = reason;
-	va_start(ap, fmt);
-	vsnprintf(a->why, a->why_len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+/* Refusing the message being applied. */
+#define refuse(a, ...) handoff_refuse(&(a)->refusal, __VA_ARGS__)
 
 static const char *role_str(int role, char *buf, size_t len)
 {
@@ -442,7 +432,9 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 		  int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
 		  size_t why_len)
 {
-	struct apply a = { .c = c, .peer = peer, .m = m, .why = why, .why_len = why_len };
+	struct apply a = {
+		.c = c, .peer = peer, .m = m, .refusal = { .why = why, .why_len = why_len }
+	};
 	size_t i = 0;
 	int r;
 
@@ -468,7 +460,7 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 	for (i = 0; i < ELEMENTSOF(a.files); i++)
 		kvmstats_file_free(a.files[i]);
 	if (r < 0)
-		*ret_reason = a.reason;
+		*ret_reason = a.refusal.reason;
 	return r;
 }
 

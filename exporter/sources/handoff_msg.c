@@ -69,21 +69,22 @@ static const char *clip(const char *s, char *buf, size_t size)
 
 struct parse {
 	struct handoff_msg *msg;
-	enum handoff_reject reason;
-	char *why;
-	size_t why_len;
+	struct handoff_refusal refusal;
 };
 
-_printf_(3, 4) static int refuse(struct parse *p, enum handoff_reject reason, const char *fmt, ...)
+int handoff_refuse(struct handoff_refusal *r, enum handoff_reject reason, const char *fmt, ...)
 {
 	va_list ap;
 
-	p->reason = reason;
+	r->reason = reason;
 	va_start(ap, fmt);
-	vsnprintf(p->why, p->why_len, fmt, ap);
+	vsnprintf(r->why, r->why_len, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
 }
+
+/* Refusing a message being parsed. */
+#define refuse(p, ...) handoff_refuse(&(p)->refusal, __VA_ARGS__)
 
 /* Only the given keys may appear in obj (`where` names it in the error). */
 static int check_keys(struct parse *p, json_t *obj, const char *where, const char *const *allowed,
@@ -318,7 +319,7 @@ static void describe_json_error(struct parse *p, const json_error_t *err)
 int handoff_msg_parse(const void *buf, size_t len, bool registered, struct handoff_msg *ret,
 		      enum handoff_reject *ret_reason, char *why, size_t why_len)
 {
-	struct parse p = { .msg = ret, .why = why, .why_len = why_len };
+	struct parse p = { .msg = ret, .refusal = { .why = why, .why_len = why_len } };
 	json_error_t err;
 	json_t *root;
 	int r;
@@ -346,7 +347,7 @@ out:
 		refuse(&p, HANDOFF_REJECT_BOUNDS, "the exporter is out of memory");
 	if (r < 0) {
 		handoff_msg_release(ret);
-		*ret_reason = p.reason;
+		*ret_reason = p.refusal.reason;
 	}
 	return r;
 }

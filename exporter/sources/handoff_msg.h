@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "macro.h"
 #include "proto/handoff.h"
 
 /* Why a message or connection was refused; the `reason` label of the rejection counter. */
@@ -26,6 +27,17 @@ enum handoff_reject {
 
 /* The reason's label value ("json", ...). */
 const char *handoff_reject_to_string(enum handoff_reject r);
+
+/* Where a refusal is written: its reason, and one sentence for the peer's answer. */
+struct handoff_refusal {
+	enum handoff_reject reason;
+	char *why;
+	size_t why_len;
+};
+
+/* Records reason and the formatted sentence in r. Returns -EINVAL. */
+_printf_(3, 4) int handoff_refuse(struct handoff_refusal *r, enum handoff_reject reason,
+				  const char *fmt, ...);
 
 enum handoff_msg_kind {
 	HANDOFF_MSG_REGISTER, /* first message: version, vm, fds */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util/fileio.h"
 #include "util/vmname.h"
 
 #define CMDLINE_MAX (64u * 1024)
@@ -155,7 +156,8 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
 	char path[64];
-	size_t len = 0;
+	size_t len;
+	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -164,17 +166,10 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	buf = malloc(CMDLINE_MAX + 1);
 	if (!buf)
 		return -ENOMEM;
-	while (len < CMDLINE_MAX) {
-		ssize_t n = read(fd, buf + len, CMDLINE_MAX - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	n = read_full(fd, buf, CMDLINE_MAX);
+	if (n < 0)
+		return (int)n;
+	len = (size_t)n;
 	buf[len] = '\0';
 	/* Drop the final NUL so that no empty trailing argument is seen. */
 	if (len > 0 && buf[len - 1] == '\0')

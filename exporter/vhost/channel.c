@@ -228,7 +228,6 @@ static void *relay_backend_replies(void *arg)
 	       vhost_session_recv(s, bc->frontend_fd, m, VHOSTMSG_CHANNEL_BACKEND, "frontend")) {
 		unsigned reason = vhost_check_message(VHOSTMSG_CHANNEL_BACKEND, m);
 		struct pending e;
-		int r;
 
 		pthread_mutex_lock(&p->lock);
 		if (!(m->hdr.flags & VHOSTMSG_FLAG_REPLY)) {
@@ -251,12 +250,8 @@ static void *relay_backend_replies(void *arg)
 		if (reason != VHOSTMSG_VALID)
 			p->stats.invalid[VHOSTMSG_CHANNEL_BACKEND][reason]++;
 		pthread_mutex_unlock(&p->lock);
-		vhost_session_log(s, VHOSTMSG_CHANNEL_BACKEND, "frontend", m, "relayed", reason);
-		pthread_mutex_lock(&bc->write_lock);
-		r = vhost_msg_send(bc->tap_fd, m);
-		pthread_mutex_unlock(&bc->write_lock);
-		vhost_msg_close_fds(m);
-		if (r < 0)
+		if (vhost_session_relay(s, VHOSTMSG_CHANNEL_BACKEND, "frontend", m, reason,
+					bc->tap_fd, &bc->write_lock) < 0)
 			break;
 	}
 	free(m);

@@ -110,3 +110,18 @@ void vhost_count_request(struct vhost_proxy *p, enum vhostmsg_channel ch, const 
 	if (ret_series)
 		*ret_series = series;
 }
+
+int vhost_session_relay(const struct vhost_session *s, enum vhostmsg_channel ch, const char *from,
+			struct vhost_msg *m, unsigned reason, int fd, pthread_mutex_t *write_lock)
+{
+	int r;
+
+	vhost_session_log(s, ch, from, m, "relayed", reason);
+	if (write_lock)
+		pthread_mutex_lock(write_lock);
+	r = vhost_msg_send(fd, m);
+	if (write_lock)
+		pthread_mutex_unlock(write_lock);
+	vhost_msg_close_fds(m);
+	return r;
+}

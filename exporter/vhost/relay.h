@@ -53,6 +53,12 @@ int vhost_session_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 void vhost_session_log(const struct vhost_session *s, enum vhostmsg_channel ch, const char *from,
 		       const struct vhost_msg *m, const char *action, unsigned reason);
 /*
+ * Logs m as relayed, sends it on fd (holding write_lock, when not NULL) and
+ * closes its fds. 0 or -errno: the relay stops.
+ */
+int vhost_session_relay(const struct vhost_session *s, enum vhostmsg_channel ch, const char *from,
+			struct vhost_msg *m, unsigned reason, int fd, pthread_mutex_t *write_lock);
+/*
  * Receives one message; 1, or 0 when the relay must stop (end of stream,
  * shut down, or a broken bound, which is counted and ends the session).
  */

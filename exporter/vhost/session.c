@@ -36,7 +36,6 @@ static void *relay_frontend_requests(void *arg)
 	while (m &&
 	       vhost_session_recv(s, s->frontend_fd, m, VHOSTMSG_CHANNEL_FRONTEND, "frontend")) {
 		unsigned reason = vhost_check_message(VHOSTMSG_CHANNEL_FRONTEND, m);
-		int r;
 
 		pthread_mutex_lock(&p->lock);
 		vhost_count_request(p, VHOSTMSG_CHANNEL_FRONTEND, m, reason, NULL);
@@ -46,10 +45,8 @@ static void *relay_frontend_requests(void *arg)
 			vhost_msg_close_fds(m);
 			break;
 		}
-		vhost_session_log(s, VHOSTMSG_CHANNEL_FRONTEND, "frontend", m, "relayed", reason);
-		r = vhost_msg_send(s->backend_fd, m);
-		vhost_msg_close_fds(m);
-		if (r < 0)
+		if (vhost_session_relay(s, VHOSTMSG_CHANNEL_FRONTEND, "frontend", m, reason,
+					s->backend_fd, NULL) < 0)
 			break;
 	}
 	free(m);
@@ -74,7 +71,6 @@ static void *relay_backend_main(void *arg)
 
 	while (m && vhost_session_recv(s, s->backend_fd, m, VHOSTMSG_CHANNEL_FRONTEND, "backend")) {
 		unsigned reason = vhost_check_message(VHOSTMSG_CHANNEL_FRONTEND, m);
-		int r;
 
 		pthread_mutex_lock(&p->lock);
 		if (reason != VHOSTMSG_VALID)
@@ -86,10 +82,8 @@ static void *relay_backend_main(void *arg)
 							    vhost_msg_payload(m), m->hdr.size,
 							    learn_region, p);
 		pthread_mutex_unlock(&p->lock);
-		vhost_session_log(s, VHOSTMSG_CHANNEL_FRONTEND, "backend", m, "relayed", reason);
-		r = vhost_msg_send(s->frontend_fd, m);
-		vhost_msg_close_fds(m);
-		if (r < 0)
+		if (vhost_session_relay(s, VHOSTMSG_CHANNEL_FRONTEND, "backend", m, reason,
+					s->frontend_fd, NULL) < 0)
 			break;
 	}
 	free(m);

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "client.h"
 #include "config.h"
 #include "expo/outbuf.h"
 #include "http/http.h"
@@ -146,112 +147,6 @@ static bool fake_ready(void *userdata)
 	return atomic_load(&((struct fake *)userdata)->ready);
 }
 
-struct http_reply {
-	int status;
-	char *raw;
-	char *headers; /* into raw */
-	char *body;    /* into raw */
-	size_t body_len;
-};
-
-static void http_reply_release(struct http_reply *r)
-{
-	free(r->raw);
-	*r = (struct http_reply){ 0 };
-}
-
-/* One request on a fresh connection ("Connection: close"), read to EOF. */
-static void http_request(unsigned port, const char *method, const char *path,
-			 struct http_reply *ret)
-{
-	struct sockaddr_in sin = {
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	};
-	struct timeval tv = { .tv_sec = 10 };
-	size_t len = 0, cap = 4096;
-	char req[512], *raw, *end;
-	int fd, n;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	n = snprintf(req, sizeof(req),
-		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-		     "Content-Length: 0\r\n\r\n",
-		     method, path);
-	assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-
-	raw = malloc(cap + 1);
-	assert_non_null(raw);
-	for (;;) {
-		ssize_t r;
-
-		if (len == cap) {
-			cap *= 2;
-			raw = realloc(raw, cap + 1);
-			assert_non_null(raw);
-		}
-		r = recv(fd, raw + len, cap - len, 0);
-		assert_true(r >= 0);
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	raw[len] = '\0';
-
-	end = strstr(raw, "\r\n\r\n");
-	assert_non_null(end);
-	*end = '\0';
-	*ret = (struct http_reply){
-		.raw = raw,
-		.headers = raw,
-		.body = end + 4,
-		.body_len = len - (size_t)(end + 4 - raw),
-	};
-	assert_int_equal(sscanf(raw, "HTTP/1.1 %d ", &ret->status), 1);
-}
-
-/* The value of header name (case-insensitive), copied into buf; NULL if absent. */
-static const char *http_header(const struct http_reply *r, const char *name, char *buf, size_t len)
-{
-	size_t n = strlen(name);
-
-	for (const char *line = strstr(r->headers, "\r\n"); line; line = strstr(line, "\r\n")) {
-		line += 2;
-		if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-			const char *v = line + n + 1, *e;
-
-			while (*v == ' ')
-				v++;
-			e = strstr(v, "\r\n");
-			if (!e)
-				e = v + strlen(v);
-			snprintf(buf, len, "%.*s", (int)(e - v), v);
-			return buf;
-		}
-	}
-	return NULL;
-}
-
-/* A port that was free a moment ago (bind to 0, read it, close). */
-static unsigned free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 static struct http_server *start_server(const char *addr, char **ret_log)
 {
 	char *listen[] = { (char *)addr };
@@ -300,7 +195,7 @@ static void test_http_routes(void **state)
 	free(log);
 
 	/* /metrics: 200, the exposition content type, the body collect wrote. */
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
 			    "text/plain; version=0.0.4; charset=utf-8");
@@ -313,7 +208,7 @@ static void test_http_routes(void **state)
 	assert_non_null(first_data);
 
 	/* The next scrape reuses the same buffer: reset, not reallocated. */
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, fake.body);
 	http_reply_release(&r);
@@ -322,7 +217,7 @@ static void test_http_routes(void **state)
 	assert_int_equal(fake.len_at_entry, 0);
 
 	/* HEAD: headers only. */
-	http_request(port, "HEAD", "/metrics", &r);
+	http_request(port, "HEAD", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
 			    "text/plain; version=0.0.4; charset=utf-8");
@@ -332,12 +227,12 @@ static void test_http_routes(void **state)
 	http_reply_release(&r);
 
 	/* The query string does not change the route. */
-	http_request(port, "GET", "/metrics?name[]=x", &r);
+	http_request(port, "GET", "/metrics?name[]=x", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 
 	/* Landing page. */
-	http_request(port, "GET", "/", &r);
+	http_request(port, "GET", "/", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
 			    "text/html; charset=utf-8");
@@ -347,35 +242,35 @@ static void test_http_routes(void **state)
 	http_reply_release(&r);
 
 	/* Health and readiness. */
-	http_request(port, "GET", "/-/healthy", &r);
+	http_request(port, "GET", "/-/healthy", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "Healthy\n");
 	http_reply_release(&r);
-	http_request(port, "GET", "/-/ready", &r);
+	http_request(port, "GET", "/-/ready", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "Ready\n");
 	http_reply_release(&r);
 	atomic_store(&fake.ready, false);
-	http_request(port, "GET", "/-/ready", &r);
+	http_request(port, "GET", "/-/ready", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 503);
 	assert_string_equal(r.body, "Not ready\n");
 	http_reply_release(&r);
 	atomic_store(&fake.ready, true);
 
 	/* Unknown paths. */
-	http_request(port, "GET", "/nope", &r);
+	http_request(port, "GET", "/nope", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 404);
 	http_reply_release(&r);
-	http_request(port, "GET", "/metrics/", &r);
+	http_request(port, "GET", "/metrics/", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 404);
 	http_reply_release(&r);
 
 	/* Other methods: 405 with Allow. */
-	http_request(port, "POST", "/metrics", &r);
+	http_request(port, "POST", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 405);
 	assert_string_equal(http_header(&r, "Allow", h, sizeof(h)), "GET, HEAD");
 	http_reply_release(&r);
-	http_request(port, "DELETE", "/", &r);
+	http_request(port, "DELETE", "/", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 405);
 	assert_string_equal(http_header(&r, "Allow", h, sizeof(h)), "GET, HEAD");
 	http_reply_release(&r);
@@ -383,7 +278,7 @@ static void test_http_routes(void **state)
 
 	/* collect fails: 500 with one line, and nothing of the partial output. */
 	fake.result = -EIO;
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 500);
 	assert_string_equal(r.body, "error collecting metrics: Input/output error\n");
 	http_reply_release(&r);
@@ -391,7 +286,7 @@ static void test_http_routes(void **state)
 
 	/* The buffer failed (grow-or-fail): 500 rather than a cut exposition. */
 	fake.fail_buffer = true;
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 500);
 	assert_int_equal(count_char(r.body, '\n'), 1);
 	assert_null(strstr(r.body, "HELP"));
@@ -399,7 +294,7 @@ static void test_http_routes(void **state)
 	fake.fail_buffer = false;
 
 	/* And it recovers. */
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, fake.body);
 	http_reply_release(&r);
@@ -426,7 +321,7 @@ static void test_http_large_body(void **state)
 	s = start_server(addr, NULL);
 
 	for (int i = 0; i < 2; i++) {
-		http_request(port, "GET", "/metrics", &r);
+		http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 		assert_int_equal(r.status, 200);
 		assert_int_equal(r.body_len, SIZE);
 		assert_memory_equal(r.body, body, SIZE);
@@ -461,7 +356,7 @@ static void test_http_ephemeral_ports(void **state)
 	s = start_server("127.0.0.1:0", &log);
 	port = port_from_log(log, "127.0.0.1:");
 	assert_true(port > 0);
-	http_request(port, "GET", "/metrics", &r);
+	http_request(port, "GET", "/metrics", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "x 1\n");
 	http_reply_release(&r);
@@ -473,7 +368,8 @@ static void test_http_ephemeral_ports(void **state)
 	port = strstr(log, "address=[::]:") ? port_from_log(log, "[::]:")
 					    : port_from_log(log, "0.0.0.0:");
 	assert_true(port > 0);
-	http_request(port, "GET", "/-/healthy", &r); /* IPv4 reaches it too */
+	http_request(port, "GET", "/-/healthy", "Content-Length: 0\r\n",
+		     &r); /* IPv4 reaches it too */
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 	http_server_stop(s);
@@ -484,7 +380,7 @@ static void test_http_ephemeral_ports(void **state)
 	port = port_from_log(log, "127.0.0.1:");
 	if (strstr(log, "address=[::1]:"))
 		assert_int_equal(port_from_log(log, "[::1]:"), port);
-	http_request(port, "GET", "/-/healthy", &r);
+	http_request(port, "GET", "/-/healthy", "Content-Length: 0\r\n", &r);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 	http_server_stop(s);

@@ -300,10 +300,10 @@ static void write_self(struct collector *c, struct family_writer *w)
 			 "scrape.",
 			 c->read_errors);
 
-	family_write_u64(w, "kvmstats_exporter_rejected_fds", FAMILY_COUNTER,
-			 "Stats fds found but refused (malformed, or not the kind their link "
-			 "said).",
-			 atomic_load_explicit(&c->rejected_fds, memory_order_relaxed));
+	family_write_u64(
+		w, "kvmstats_exporter_rejected_fds", FAMILY_COUNTER,
+		"Stats fds found but refused (malformed, or not the kind their link said).",
+		atomic_load_explicit(&c->rejected_fds, memory_order_relaxed));
 }
 
 int collector_write(struct collector *c, struct outbuf *out, enum exposition_format fmt,

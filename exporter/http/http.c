@@ -345,8 +345,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **ret, c
 		if (r < 0) {
 			http_set_error(errbuf, errlen, r,
 				       "invalid listen address \"%s\": expected host:port, :port "
-				       "or "
-				       "[ipv6]:port",
+				       "or [ipv6]:port",
 				       cfg->listen[i]);
 			goto fail;
 		}

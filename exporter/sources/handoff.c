@@ -307,8 +307,8 @@ static void accept_connections(struct handoff_source *h)
 		if (h->n_conns >= h->max_connections) {
 			count_reject(h, HANDOFF_REJECT_BOUNDS);
 			log_msg(peer_warn_level(h),
-				"hand-off connection refused: --kvm.handoff-max-connections "
-				"reached",
+				"hand-off connection refused: "
+				"--kvm.handoff-max-connections reached",
 				"pid=%d uid=%u max=%u", (int)cred.pid, (unsigned)cred.uid,
 				h->max_connections);
 			safe_close(fd);
@@ -401,8 +401,7 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 		close_fds(fds, n_fds);
 		snprintf(why, sizeof(why),
 			 "the fds attached to the message did not all arrive (at most %u per "
-			 "message, "
-			 "or the exporter is out of file descriptors); disconnecting",
+			 "message, or the exporter is out of file descriptors); disconnecting",
 			 HANDOFF_MAX_FDS_PER_MSG);
 		refused(h, conn, HANDOFF_REJECT_TRUNCATED, why);
 		answer(conn, why);

@@ -69,8 +69,7 @@ static int check_roles(struct apply *a, size_t n_fds)
 	if (m->kind != HANDOFF_MSG_REMOVE && n_fds != m->n_roles)
 		return refuse(a, HANDOFF_REJECT_FD,
 			      "%zu fds are attached for %zu roles in \"fds\": attach exactly one "
-			      "fd "
-			      "per role, in order",
+			      "fd per role, in order",
 			      n_fds, m->n_roles);
 	for (size_t i = 0; i < m->n_roles; i++) {
 		bool held = vm_has_role(vm, m->roles[i]);
@@ -187,8 +186,7 @@ static int check_consistent(struct apply *a)
 		if (f->schema != vcpu_ref->schema)
 			return refuse(a, HANDOFF_REJECT_FD,
 				      "fd %zu (role \"%s\") has a different layout from the VM's "
-				      "other "
-				      "vCPU stats fds",
+				      "other vCPU stats fds",
 				      i, role_str(a->m->roles[i], rs, sizeof(rs)));
 	}
 	return 0;

@@ -131,8 +131,7 @@ static int parse_roles(struct parse *p, json_t *arr, const char *key, size_t max
 		if (handoff_role_parse(s, &role) < 0)
 			return refuse(p, HANDOFF_REJECT_ROLE,
 				      "\"%s[%zu]\" is \"%s\", not a role: expected \"vm\" or "
-				      "\"vcpu:N\" "
-				      "with 0 <= N <= %d",
+				      "\"vcpu:N\" with 0 <= N <= %d",
 				      key, i, clip(s, c, sizeof(c)), HANDOFF_MAX_VCPU_INDEX);
 		for (size_t j = 0; j < m->n_roles; j++)
 			if (m->roles[j] == role)
@@ -188,8 +187,7 @@ static int parse_labels(struct parse *p, json_t *obj)
 					HANDOFF_MAX_LABEL_VALUE))
 			return refuse(p, HANDOFF_REJECT_NAME,
 				      "the value of label \"%s\" must be a string of at most %u "
-				      "bytes of "
-				      "printable UTF-8",
+				      "bytes of printable UTF-8",
 				      key, HANDOFF_MAX_LABEL_VALUE);
 		m->labels[m->n_labels] =
 			(struct handoff_label){ .name = strdup(key),
@@ -253,8 +251,7 @@ static int parse_register(struct parse *p, json_t *root)
 	if (json_object_get(root, "remove"))
 		return refuse(p, HANDOFF_REJECT_VERSION,
 			      "the VM is not registered yet: \"remove\" is only valid after the "
-			      "first "
-			      "message");
+			      "first message");
 	if (!version)
 		return refuse(p, HANDOFF_REJECT_VERSION,
 			      "\"version\" is missing: the first message registers the VM and must "

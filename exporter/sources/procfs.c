@@ -79,8 +79,7 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		r = -errno;
 		if ((r == -EPERM || r == -EACCES) && !p->warned_getfd) {
 			log_warn("cannot take stats fds from another process; procfs discovery "
-				 "needs "
-				 "CAP_SYS_PTRACE (or use the stats-file source)",
+				 "needs CAP_SYS_PTRACE (or use the stats-file source)",
 				 "pid=%d err=\"%s\"", (int)vm->pid, strerror(-r));
 			p->warned_getfd = true;
 		}

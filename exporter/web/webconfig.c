@@ -73,8 +73,7 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 		    strcasecmp(name, "Content-Length") == 0)
 			return wc_fail_at(p, k, full,
 					  "this header describes the response body and is set by "
-					  "the "
-					  "exporter; it cannot be configured");
+					  "the exporter; it cannot be configured");
 		for (i = 0; i < ELEMENTSOF(allowed_headers); i++)
 			if (strcasecmp(name, allowed_headers[i].name) == 0)
 				break;

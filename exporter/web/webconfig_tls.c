@@ -317,9 +317,8 @@ int webconfig_tls_priorities(const struct webconfig_tls_params *pp, char **ret, 
 		    !suite_in((const uint8_t(*)[2])wanted, n_wanted, sid)) {
 			snprintf(why, whylen,
 				 "GnuTLS enables suites by key exchange, cipher and MAC, and this "
-				 "list "
-				 "would also enable %s; add it to the list or drop the suites that "
-				 "share its parts",
+				 "list would also enable %s; add it to the list or drop the suites "
+				 "that share its parts",
 				 suite_go_name(sid, name));
 			gnutls_priority_deinit(prio);
 			return -EINVAL;

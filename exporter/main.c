@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -253,7 +254,8 @@ static void handoff_start(struct daemon *d)
 	struct handoff_config cfg = {
 		.path = o->handoff_socket,
 		/* Socket activation (FileDescriptorName=handoff) takes precedence over the path. */
-		.listen_fd = sdnotify_fds_take(&d->passed_fds, "handoff"),
+		.listen_fd = sdnotify_fds_take_unix_listener(&d->passed_fds, "handoff",
+							     SOCK_SEQPACKET),
 		.create_parent = strcmp(o->handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET) == 0,
 		.allow_uids = o->handoff_allow_uids,
 		.n_allow_uids = o->n_handoff_allow_uids,
@@ -264,6 +266,12 @@ static void handoff_start(struct daemon *d)
 	char why[256];
 	int r;
 
+	if (cfg.listen_fd == -EPROTOTYPE) {
+		log_warn("the passed hand-off socket is not a listening unix SOCK_SEQPACKET "
+			 "socket (use ListenSequentialPacket=); running without it",
+			 "name=%s", "handoff");
+		return;
+	}
 	if (cfg.listen_fd < 0 && o->handoff_socket[0] == '\0')
 		return;
 	if (cfg.listen_fd >= 0)

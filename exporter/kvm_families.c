@@ -272,6 +272,21 @@ static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, b
 	return 0;
 }
 
+/* ,name="value" (escaped), or nothing when the value is unknown: an empty label is no label. */
+static void info_label(struct outbuf *out, const char *name, const char *value, bool escaped)
+{
+	if (!value || !*value)
+		return;
+	outbuf_putc(out, ',');
+	outbuf_puts(out, name);
+	outbuf_puts(out, "=\"");
+	if (escaped)
+		outbuf_puts(out, value);
+	else
+		escape_puts(out, value, ESCAPE_LABEL_VALUE);
+	outbuf_putc(out, '"');
+}
+
 static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms,
 		       enum exposition_format fmt)
 {
@@ -280,31 +295,23 @@ static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms,
 		   "Identity of each observed VM; the value is always 1.");
 	for (size_t i = 0; i < n_vms; i++) {
 		const struct vm *vm = vms[i];
+		char pid[24] = "";
 
 		if (vm->exited)
 			continue;
+		if (vm->pid > 0)
+			snprintf(pid, sizeof(pid), "%ld", (long)vm->pid);
 		outbuf_puts(out, "kvm_vm_info{vm=\"");
 		outbuf_puts(out, vm->name_escaped);
-		outbuf_puts(out, "\",uuid=\"");
-		escape_puts(out, vm->uuid ? vm->uuid : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",pid=\"");
-		if (vm->pid > 0)
-			outbuf_put_u64(out, (uint64_t)vm->pid);
-		outbuf_puts(out, "\",vmm=\"");
-		escape_puts(out, vm->vmm ? vm->vmm : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",kvm_id=\"");
-		escape_puts(out, vm->kvm_id ? vm->kvm_id : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",source=\"");
-		outbuf_puts(out, vm_source_to_string(vm->source));
 		outbuf_putc(out, '"');
+		info_label(out, "uuid", vm->uuid, false);
+		info_label(out, "pid", pid, true);
+		info_label(out, "vmm", vm->vmm, false);
+		info_label(out, "kvm_id", vm->kvm_id, false);
+		info_label(out, "source", vm_source_to_string(vm->source), true);
 		/* Hand-off labels: names validated, values escaped when registered. */
-		for (size_t j = 0; j < vm->n_labels; j++) {
-			outbuf_putc(out, ',');
-			outbuf_puts(out, vm->label_names[j]);
-			outbuf_puts(out, "=\"");
-			outbuf_puts(out, vm->label_values_escaped[j]);
-			outbuf_putc(out, '"');
-		}
+		for (size_t j = 0; j < vm->n_labels; j++)
+			info_label(out, vm->label_names[j], vm->label_values_escaped[j], true);
 		outbuf_puts(out, "} 1\n");
 	}
 }

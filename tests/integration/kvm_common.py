@@ -31,7 +31,7 @@ ASSUMED_VM_LABEL = 'pid-{pid}'        # a VMM without a -name option
 ASSUMED_PROCFS_SOURCE = 'procfs'      # kvm_vm_info{source} for procfs discovery
 ASSUMED_KVM_ID = 'kvm-{pid}'          # kvm_vm_info{kvm_id}: the VM stats file's id
 INFO_FAMILY = 'kvm_vm_info'
-INFO_LABELS = frozenset({'vm', 'uuid', 'pid', 'vmm', 'kvm_id', 'source'})
+INFO_LABELS = frozenset({'vm', 'uuid', 'pid', 'vmm', 'kvm_id', 'source'})  # unknown ones left out
 # In per-vCPU mode vCPU series carry vcpu="N" *instead of* the per-VM aggregate.
 
 # --- KVM stats encoding (include/uapi/linux/kvm.h) ----------------------------
@@ -496,9 +496,13 @@ def check_info(expo, dumps):
             problems.append(f'{INFO_FAMILY}{{vm="{vm}"}}: {len(mine)} series, expected 1')
             continue
         ld, v = mine[0]
-        if set(ld) != INFO_LABELS:
+        if not set(ld) <= INFO_LABELS:
             problems.append(f'{INFO_FAMILY}{{vm="{vm}"}}: labels {sorted(ld)}, '
-                            f'expected {sorted(INFO_LABELS)}')
+                            f'expected a subset of {sorted(INFO_LABELS)}')
+        empty = sorted(k for k, val in ld.items() if val == '')
+        if empty:
+            problems.append(f'{INFO_FAMILY}{{vm="{vm}"}}: empty label values {empty} '
+                            '(unknown fields must be left out)')
         if v[0] != 1:
             problems.append(f'{INFO_FAMILY}{{vm="{vm}"}}: value {v[1]}, expected 1')
         want = {'pid': str(pid), 'kvm_id': ASSUMED_KVM_ID.format(pid=pid),

@@ -22,6 +22,8 @@ struct options {
 	char **stats_files;     /* --kvm.stats-file, repeatable */
 	size_t n_stats_files;
 	bool per_vcpu;          /* --kvm.per-vcpu, default off */
+	char *stats_include;    /* --kvm.stats-include, a checked regex; default none */
+	char *stats_exclude;    /* --kvm.stats-exclude, a checked regex; default none */
 	bool procfs;            /* --kvm.procfs, default on */
 	uint64_t rescan_usec;   /* --kvm.rescan-interval, default 5s */
 	bool canary;            /* --kvm.canary, default off */

@@ -141,7 +141,7 @@ int collector_prepare_file(struct collector *c, struct kvmstats_file *f)
 		return r;
 	if (f->schema->userdata)
 		return 0;
-	r = kvmstats_translate(f->schema, &t);
+	r = kvmstats_translate_filtered(f->schema, c->family_keep, c->family_keep_userdata, &t);
 	if (r < 0)
 		return r;
 	f->schema->userdata = t;

@@ -68,6 +68,9 @@ struct collector {
 	struct kvmstats_schema_cache *schemas;
 	bool per_vcpu;
 	bool ready;
+	/* --kvm.stats-include/-exclude: applied when a schema is first translated. */
+	kvmstats_family_keep_fn family_keep;
+	void *family_keep_userdata;
 
 	/* Self-metrics; written under lock. */
 	uint64_t read_errors;

@@ -30,11 +30,13 @@
 #include "sources/file.h"
 #include "sources/handoff.h"
 #include "sources/procfs.h"
+#include "stats_filter.h"
 #include "vhost/tap.h"
 
 struct daemon {
 	struct options opts;
 	struct collector collector;
+	struct stats_filter stats_filter; /* --kvm.stats-include/-exclude */
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
 	struct canary *canary;
@@ -382,6 +384,12 @@ static int daemon_run(struct daemon *d)
 	r = collector_init(&d->collector, d->opts.per_vcpu);
 	if (r < 0)
 		return fail_line("out of memory");
+	r = stats_filter_init(&d->stats_filter, d->opts.stats_include, d->opts.stats_exclude, why,
+			      sizeof(why));
+	if (r < 0)
+		return fail_line("%s", why);
+	d->collector.family_keep = stats_filter_keep;
+	d->collector.family_keep_userdata = &d->stats_filter;
 	d->collector.disable_exporter_metrics = d->opts.disable_exporter_metrics;
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epoll_fd < 0 || setup_loop(d) < 0)
@@ -492,6 +500,7 @@ int main(int argc, char **argv)
 	sdnotify_watchdog_free(d.watchdog);
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
+	stats_filter_release(&d.stats_filter);
 	canary_free(d.canary);
 	safe_close(d.epoll_fd);
 	safe_close(d.signal_fd);

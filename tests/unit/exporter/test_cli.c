@@ -159,6 +159,8 @@ static void test_defaults(void **state)
 		assert_int_equal(p.o.handoff_allow_uids[1], geteuid());
 	assert_int_equal(p.o.n_handoff_allow_gids, 0);
 	assert_int_equal(p.o.handoff_max_connections, 256);
+	assert_null(p.o.stats_include);
+	assert_null(p.o.stats_exclude);
 	parsed_release(&p);
 
 	/* Released options are empty and may be released again. */
@@ -174,8 +176,11 @@ static void test_every_flag_equals_form(void **state)
 
 	PARSE(&p, "--web.listen-address=127.0.0.1:9100", "--web.telemetry-path=/kvm/metrics",
 	      "--once", "--kvm.stats-file=/tmp/vm.bin", "--kvm.per-vcpu", "--no-kvm.procfs",
-	      "--kvm.rescan-interval=1m30s", "--kvm.canary", "--log.level=debug");
+	      "--kvm.rescan-interval=1m30s", "--kvm.canary", "--log.level=debug",
+	      "--kvm.stats-include=kvm_vcpu_.*", "--kvm.stats-exclude=kvm_vcpu_halt_.*_seconds");
 	assert_string_equal(p.err, "");
+	assert_string_equal(p.o.stats_include, "kvm_vcpu_.*");
+	assert_string_equal(p.o.stats_exclude, "kvm_vcpu_halt_.*_seconds");
 	assert_int_equal(p.r, CLI_RUN);
 	assert_int_equal(p.o.n_listen, 1);
 	assert_string_equal(p.o.listen[0], "127.0.0.1:9100");
@@ -280,6 +285,9 @@ static void test_errors(void **state)
 		const char *expect; /* in the message */
 	} cases[] = {
 	        {{"--bogus"}, "unknown flag \"--bogus\""},
+	        {{"--kvm.stats-include=kvm_(vcpu"},
+	         "invalid value \"kvm_(vcpu\" for --kvm.stats-include: "},
+	        {{"--kvm.stats-exclude", "*x"}, "invalid value \"*x\" for --kvm.stats-exclude: "},
 	        {{"--bogus=1"}, "unknown flag \"--bogus=1\""},
 	        {{"-x"}, "unknown flag \"-x\""},
 	        {{"--no-"}, "unknown flag \"--no-\""},

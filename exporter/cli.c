@@ -143,6 +143,29 @@ static const char *const usage_text[] = {
         "          it is excluded too. See docs/metrics.md for series counts.\n"
         "          Default: none.\n"
         "\n",
+        "Collectors (a scrape may pick them: /metrics?collect[]=NAME, exclude[]=NAME):\n"
+        "      --[no-]collector.procfs\n"
+        "          The /proc discovery source; the same switch as --kvm.procfs (off\n"
+        "          if either says off). Default: on.\n"
+        "      --[no-]collector.handoff\n"
+        "          The hand-off socket; off is --kvm.handoff-socket= and also ignores\n"
+        "          a socket systemd passes. Default: on.\n"
+        "      --[no-]collector.canary\n"
+        "          The canary VM; the same as --kvm.canary (on if either says on,\n"
+        "          unless --no-collector.canary). Default: off.\n"
+        "      --[no-]collector.file\n"
+        "          Saved stats files; off leaves the --kvm.stats-file files unread.\n"
+        "          Default: on.\n"
+        "      --[no-]collector.vhost\n"
+        "          The vhost-user tap's vhost_user_* metrics. Off hides them; the\n"
+        "          proxies of --vhost.proxy still relay. Default: on.\n"
+        "      --[no-]collector.exporter\n"
+        "          The exporter's own metrics; off is --web.disable-exporter-metrics.\n"
+        "          Default: on.\n"
+        "      --[no-]collector.disable-defaults\n"
+        "          Turn every collector off except those named by --collector.NAME.\n"
+        "          Default: off.\n"
+        "\n",
         "vhost-user tap (docs/vhost-tap.md):\n"
         "      --vhost.proxy=name=NAME,listen=PATH,backend=PATH[,KEY=VALUE...]\n"
         "          Sit between a vhost-user frontend (the VMM) and its backend: listen\n"
@@ -191,6 +214,7 @@ enum flag_kind {
 	FLAG_VALUE,   /* takes a value, handled by `set` */
 	FLAG_HELP,    /* prints usage_text */
 	FLAG_VERSION, /* prints the version line */
+	FLAG_COLLECTOR, /* a boolean: turns collector `offset` (enum collector_id) on or off */
 };
 
 struct flag {
@@ -532,6 +556,14 @@ static const struct flag flags[] = {
         {.name = "kvm.stats-exclude", .kind = FLAG_VALUE, .set = set_stats_exclude},
         {.name = "vhost.proxy", .kind = FLAG_VALUE, .repeatable = true, .set = set_vhost_proxy},
         {.name = "vhost.policy", .kind = FLAG_VALUE, .set = set_vhost_policy},
+        {.name = "collector.procfs", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_PROCFS},
+        {.name = "collector.handoff", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_HANDOFF},
+        {.name = "collector.canary", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_CANARY},
+        {.name = "collector.file", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_FILE},
+        {.name = "collector.vhost", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_VHOST},
+        {.name = "collector.exporter", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_EXPORTER},
+        {.name = "collector.disable-defaults", .kind = FLAG_BOOL,
+         .offset = offsetof(struct options, collectors_disable_defaults)},
         {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
         {.name = "log.format", .kind = FLAG_VALUE, .set = set_log_format},
         {.name = "help", .kind = FLAG_HELP},
@@ -633,6 +665,30 @@ static void options_init_defaults(struct options *o)
 	};
 }
 
+/*
+ * Folds --collector.* into the --kvm.* and --web.* options they stand for:
+ * a source runs when both its collector and its own flag leave it on; the
+ * canary, off by default, runs when either turns it on and none turns it off.
+ */
+static void collectors_resolve(struct options *o)
+{
+	uint32_t on = (o->collectors_disable_defaults ? 0 : CLI_DEFAULT_COLLECTORS) | o->collectors_on;
+
+	on &= ~o->collectors_off;
+	if (o->canary && !(o->collectors_off & (1u << COLLECTOR_CANARY)))
+		on |= 1u << COLLECTOR_CANARY;
+	o->canary = on & (1u << COLLECTOR_CANARY);
+	if (!o->procfs)
+		on &= ~(1u << COLLECTOR_PROCFS);
+	o->procfs = on & (1u << COLLECTOR_PROCFS);
+	if (!(on & (1u << COLLECTOR_HANDOFF)))
+		o->handoff_socket[0] = '\0';
+	if (o->disable_exporter_metrics)
+		on &= ~(1u << COLLECTOR_EXPORTER);
+	o->disable_exporter_metrics = !(on & (1u << COLLECTOR_EXPORTER));
+	o->collectors = on;
+}
+
 static int options_fill_unset(struct options *o)
 {
 	if (!o->telemetry_path) {
@@ -645,6 +701,7 @@ static int options_fill_unset(struct options *o)
 		if (!o->handoff_socket)
 			return -ENOMEM;
 	}
+	collectors_resolve(o);
 	if (o->n_handoff_allow_uids == 0) {
 		if (ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids, 0) < 0)
 			return -ENOMEM;
@@ -679,7 +736,7 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 	f = flag_find(name, name_n);
 	if (!f && name_n > 3 && strncmp(name, "no-", 3) == 0) {
 		f = flag_find(name + 3, name_n - 3);
-		if (f && f->kind != FLAG_BOOL)
+		if (f && f->kind != FLAG_BOOL && f->kind != FLAG_COLLECTOR)
 			return fail("flag --%s is not a boolean, so %s does not exist", f->name,
 			            quote(arg, q, sizeof(q)));
 		negated = f != NULL;
@@ -705,7 +762,8 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 		fflush(stdout);
 		return CLI_EXIT_OK;
 
-	case FLAG_BOOL: {
+	case FLAG_BOOL:
+	case FLAG_COLLECTOR: {
 		bool b = true;
 
 		if (value && negated)
@@ -713,7 +771,16 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 			            quote(value, q, sizeof(q)));
 		if (value && parse_bool(value, &b) < 0)
 			return fail_value(f, value, "expected true or false");
-		*(bool *)((char *)o + f->offset) = negated ? false : b;
+		b = negated ? false : b;
+		if (f->kind == FLAG_BOOL) {
+			*(bool *)((char *)o + f->offset) = b;
+		} else if (b) {
+			o->collectors_on |= 1u << f->offset;
+			o->collectors_off &= ~(1u << f->offset);
+		} else {
+			o->collectors_off |= 1u << f->offset;
+			o->collectors_on &= ~(1u << f->offset);
+		}
 		return 0;
 	}
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collector.h"
 #include "log/log.h"
 #include "vhost/config.h"
 
@@ -40,7 +41,21 @@ struct options {
 	struct vhost_proxy_config *vhost_proxies; /* --vhost.proxy, repeatable; default none */
 	size_t n_vhost_proxies;
 	enum vhost_policy vhost_policy; /* --vhost.policy, default observe */
+	/*
+	 * --[no-]collector.NAME, --collector.disable-defaults: the collectors
+	 * (1u << enum collector_id) that run and may be asked for with
+	 * collect[]; folded with the --kvm.* flags after parsing (procfs,
+	 * handoff_socket, canary and disable_exporter_metrics agree with it).
+	 */
+	uint32_t collectors;
+	uint32_t collectors_on, collectors_off; /* as given */
+	bool collectors_disable_defaults;
 };
+
+/* The collectors on without --collector.* flags: all but the canary. */
+#define CLI_DEFAULT_COLLECTORS                                                             \
+	((1u << COLLECTOR_PROCFS) | (1u << COLLECTOR_FILE) | (1u << COLLECTOR_HANDOFF) |     \
+	 (1u << COLLECTOR_VHOST) | (1u << COLLECTOR_EXPORTER))
 
 enum cli_result {
 	CLI_RUN = 0,  /* options parsed: run */

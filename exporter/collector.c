@@ -16,16 +16,18 @@
 #include "util/clock.h"
 #include "vhost/tap.h"
 
-static const char *const source_names[VM_SOURCE__MAX] = {
-	[VM_SOURCE_PROCFS] = "procfs",
-	[VM_SOURCE_FILE] = "file",
-	[VM_SOURCE_CANARY] = "canary",
-	[VM_SOURCE_HANDOFF] = "handoff",
+const char *const collector_names[COLLECTOR__MAX] = {
+	[COLLECTOR_PROCFS] = "procfs",
+	[COLLECTOR_FILE] = "file",
+	[COLLECTOR_CANARY] = "canary",
+	[COLLECTOR_HANDOFF] = "handoff",
+	[COLLECTOR_VHOST] = "vhost",
+	[COLLECTOR_EXPORTER] = "exporter",
 };
 
 const char *vm_source_to_string(enum vm_source s)
 {
-	return (unsigned)s < VM_SOURCE__MAX ? source_names[s] : "unknown";
+	return (unsigned)s < VM_SOURCE__MAX ? collector_names[s] : "unknown";
 }
 
 struct vm *vm_new(enum vm_source source)
@@ -100,7 +102,8 @@ size_t vm_n_files(const struct vm *vm)
 
 int collector_init(struct collector *c, bool per_vcpu)
 {
-	*c = (struct collector){ .per_vcpu = per_vcpu };
+	*c = (struct collector){ .per_vcpu = per_vcpu, .collectors = COLLECTORS_ALL,
+				 .scrape_collectors = COLLECTORS_ALL };
 	c->schemas = kvmstats_schema_cache_new();
 	if (!c->schemas)
 		return -ENOMEM;
@@ -280,10 +283,26 @@ static void check_liveness(struct collector *c)
 
 int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt)
 {
+	return collector_collect_only(c, out, fmt, COLLECTORS_ALL);
+}
+
+static bool vm_wanted(const struct vm *vm, uint32_t mask)
+{
+	return mask & (1u << vm->source);
+}
+
+int collector_collect_only(struct collector *c, struct outbuf *out, enum exposition_format fmt,
+			   uint32_t mask)
+{
+	_cleanup_free_ struct vm **some = NULL;
+	struct vm *const *vms;
+	size_t n_vms;
 	double start;
 	int r;
 
 	pthread_mutex_lock(&c->lock);
+	mask &= c->collectors;
+	c->scrape_collectors = mask;
 	start = monotonic_seconds();
 	check_liveness(c);
 
@@ -297,6 +316,8 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 		double t0 = monotonic_seconds();
 		bool ok;
 
+		if (!vm_wanted(vm, mask))
+			continue;
 		vm->vm_read_ok = vm->vm_file && !vm->exited && read_file(c, vm->vm_file);
 		ok = vm->exited || !vm->vm_file || vm->vm_read_ok;
 		for (size_t j = 0; j < vm->n_vcpus; j++) {
@@ -308,10 +329,24 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 	}
 	c->scrapes++;
 
-	r = kvm_families_write(out, c->vms, c->n_vms, c->per_vcpu, fmt);
+	/* A limited scrape writes a list of the VMs it read; the full one, all of them. */
+	vms = c->vms;
+	n_vms = c->n_vms;
+	r = 0;
+	if ((mask & ((1u << VM_SOURCE__MAX) - 1)) != (1u << VM_SOURCE__MAX) - 1 && c->n_vms > 0) {
+		some = malloc(c->n_vms * sizeof(*some));
+		n_vms = 0;
+		for (size_t i = 0; some && i < c->n_vms; i++)
+			if (vm_wanted(c->vms[i], mask))
+				some[n_vms++] = c->vms[i];
+		vms = some;
+		r = some ? 0 : -ENOMEM;
+	}
+	if (r >= 0)
+		r = kvm_families_write(out, vms, n_vms, c->per_vcpu, fmt);
 	if (r >= 0)
 		r = self_metrics_write(out, c, monotonic_seconds() - start, fmt);
-	if (r >= 0)
+	if (r >= 0 && (mask & (1u << COLLECTOR_VHOST)))
 		r = vhost_taps_write_metrics(c->vhost_taps, out, fmt);
 	if (r >= 0)
 		exposition_write_end(out, fmt);

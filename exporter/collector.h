@@ -31,6 +31,25 @@ enum vm_source {
 
 const char *vm_source_to_string(enum vm_source s);
 
+/*
+ * What a scrape can be limited to (collect[]/exclude[], --collector.NAME):
+ * the four sources by their vm_source bit, the tap's families, and the
+ * exporter's own metrics.
+ */
+enum collector_id {
+	COLLECTOR_PROCFS = VM_SOURCE_PROCFS,
+	COLLECTOR_FILE = VM_SOURCE_FILE,
+	COLLECTOR_CANARY = VM_SOURCE_CANARY,
+	COLLECTOR_HANDOFF = VM_SOURCE_HANDOFF,
+	COLLECTOR_VHOST = VM_SOURCE__MAX,
+	COLLECTOR_EXPORTER,
+	COLLECTOR__MAX,
+};
+#define COLLECTORS_ALL ((1u << COLLECTOR__MAX) - 1)
+
+/* "procfs", "file", "canary", "handoff", "vhost", "exporter", by enum collector_id. */
+extern const char *const collector_names[COLLECTOR__MAX];
+
 struct vm_vcpu {
 	struct kvmstats_file *file;
 	int target_fd; /* the fd number in the VMM (procfs), -1 otherwise */
@@ -78,6 +97,9 @@ struct collector {
 	uint64_t scrapes;
 	/* --web.disable-exporter-metrics: only the per-source read metrics remain. */
 	bool disable_exporter_metrics;
+	/* 1u << enum collector_id: the enabled collectors; the current scrape's subset. */
+	uint32_t collectors;
+	uint32_t scrape_collectors;
 	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded. */
 	double source_read_seconds[VM_SOURCE__MAX];
 	bool source_read_ok[VM_SOURCE__MAX];
@@ -141,6 +163,14 @@ void collector_remove_vm(struct collector *c, size_t i);
 
 /* Reads every file (one pread each) and writes the exposition in fmt; thread-safe. 0 or -errno. */
 int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt);
+
+/*
+ * collector_collect() limited to the collectors in mask (1u << enum
+ * collector_id, within c->collectors): only their VMs are read and written,
+ * the tap's and the exporter's families only when named.
+ */
+int collector_collect_only(struct collector *c, struct outbuf *out, enum exposition_format fmt,
+			   uint32_t mask);
 
 /* The translation of a prepared file's schema. */
 const struct kvmstats_translation *file_translation(const struct kvmstats_file *f);

@@ -184,9 +184,10 @@ static bool daemon_ready(void *userdata)
 	return ready;
 }
 
-static int daemon_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int daemon_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			  uint32_t collectors)
 {
-	return collector_collect(userdata, out, fmt);
+	return collector_collect_only(userdata, out, fmt, collectors);
 }
 
 /* STATUS= for systemctl status, when the number of VMs changed. */
@@ -268,6 +269,9 @@ static void handoff_start(struct daemon *d)
 	char why[256];
 	int r;
 
+	/* --no-collector.handoff: not even a socket systemd passed (it is closed on release). */
+	if (!(o->collectors & (1u << COLLECTOR_HANDOFF)))
+		return;
 	if (cfg.listen_fd == -EPROTOTYPE) {
 		log_warn("the passed hand-off socket is not a listening unix SOCK_SEQPACKET "
 			 "socket (use ListenSequentialPacket=); running without it",
@@ -391,11 +395,14 @@ static int daemon_run(struct daemon *d)
 	d->collector.family_keep = stats_filter_keep;
 	d->collector.family_keep_userdata = &d->stats_filter;
 	d->collector.disable_exporter_metrics = d->opts.disable_exporter_metrics;
+	d->collector.collectors = d->opts.collectors;
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epoll_fd < 0 || setup_loop(d) < 0)
 		return fail_line("cannot set up the event loop: %s", strerror(errno));
 
-	for (size_t i = 0; i < d->opts.n_stats_files; i++) {
+	/* --no-collector.file: the files named are not read at all. */
+	for (size_t i = 0; (d->opts.collectors & (1u << COLLECTOR_FILE)) && i < d->opts.n_stats_files;
+	     i++) {
 		r = source_file_load(&d->collector, d->opts.stats_files[i], why, sizeof(why));
 		if (r < 0)
 			return fail_line("--kvm.stats-file=%s: %s", d->opts.stats_files[i], why);
@@ -444,6 +451,9 @@ static int daemon_run(struct daemon *d)
 		.n_listen_fds = n_web_fds,
 		.telemetry_path = d->opts.telemetry_path,
 		.collect = daemon_collect,
+		.collectors = collector_names,
+		.n_collectors = COLLECTOR__MAX,
+		.collectors_enabled = d->opts.collectors,
 		.ready = daemon_ready,
 		.userdata = &d->collector,
 		.max_requests = d->opts.max_requests,

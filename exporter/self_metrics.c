@@ -32,15 +32,18 @@ int self_metrics_write(struct outbuf *out, const struct collector *c, double scr
 	family_write_header(out, fmt, "kvmstats_exporter_collector_duration_seconds", GAUGE, "seconds",
 		   "Time this scrape spent reading the stats files of each source.");
 	for (unsigned s = 0; s < VM_SOURCE__MAX; s++)
-		outbuf_printf(out,
-			      "kvmstats_exporter_collector_duration_seconds{collector=\"%s\"} %.6f\n",
-			      vm_source_to_string(s), c->source_read_seconds[s]);
+		if (c->scrape_collectors & (1u << s))
+			outbuf_printf(out,
+				      "kvmstats_exporter_collector_duration_seconds{collector=\"%s\"} %.6f\n",
+				      vm_source_to_string(s), c->source_read_seconds[s]);
 	family_write_header(out, fmt, "kvmstats_exporter_collector_success", GAUGE, NULL,
 		   "Whether every stats file of each source read successfully in this scrape.");
 	for (unsigned s = 0; s < VM_SOURCE__MAX; s++)
-		outbuf_printf(out, "kvmstats_exporter_collector_success{collector=\"%s\"} %d\n",
-			      vm_source_to_string(s), c->source_read_ok[s] ? 1 : 0);
-	if (c->disable_exporter_metrics)
+		if (c->scrape_collectors & (1u << s))
+			outbuf_printf(out,
+				      "kvmstats_exporter_collector_success{collector=\"%s\"} %d\n",
+				      vm_source_to_string(s), c->source_read_ok[s] ? 1 : 0);
+	if (c->disable_exporter_metrics || !(c->scrape_collectors & (1u << COLLECTOR_EXPORTER)))
 		return 0;
 
 	family_write_header(out, fmt, "kvmstats_exporter_build_info", GAUGE, NULL,

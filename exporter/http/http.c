@@ -309,6 +309,9 @@ int http_server_start(const struct http_config *cfg, struct http_server **ret, c
 		return http_set_error(errbuf, errlen, -ENOMEM, "out of memory");
 	}
 	s->collect = cfg->collect;
+	s->collectors = cfg->collectors;
+	s->n_collectors = cfg->n_collectors;
+	s->collectors_enabled = cfg->collectors_enabled;
 	s->ready = cfg->ready;
 	s->userdata = cfg->userdata;
 	s->max_requests = cfg->max_requests;

@@ -29,7 +29,16 @@ struct http_config {
 	 * Fills out with an exposition in the negotiated format (also for HEAD);
 	 * 0 or -errno (answered 500).
 	 */
-	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt,
+		       uint32_t collectors);
+	/*
+	 * Names for collect[]=NAME / exclude[]=NAME (bit i is collectors[i]) and
+	 * the bits of those enabled; collect() gets the bits a request asks for.
+	 * No names: the arguments are ignored and collect() gets all bits.
+	 */
+	const char *const *collectors;
+	size_t n_collectors;
+	uint32_t collectors_enabled;
 	/* True once the first discovery is done (for /-/ready). */
 	bool (*ready)(void *userdata);
 	void *userdata;

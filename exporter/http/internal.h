@@ -85,7 +85,11 @@ struct http_server {
 	char *telemetry_path;
 	char *landing_page;
 	size_t landing_page_len;
-	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt,
+		       uint32_t collectors);
+	const char *const *collectors;
+	size_t n_collectors;
+	uint32_t collectors_enabled;
 	bool (*ready)(void *userdata);
 	void *userdata;
 	const struct webconfig *web; /* NULL: plain HTTP, no auth */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/collect_filter.h"
 #include "http/internal.h"
 #include "http/negotiate.h"
 #include "log/log.h"
@@ -80,15 +81,44 @@ static enum MHD_Result reply_exposition(struct http_server *s, struct MHD_Connec
 	return http_response_queue(c, MHD_HTTP_OK, resp);
 }
 
+static enum MHD_Result take_collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+					const char *value)
+{
+	(void)kind;
+	collect_filter_arg(cls, key, value);
+	return MHD_YES;
+}
+
+/* The collectors the request's collect[]/exclude[] ask for; -EINVAL with the reason in f->bad. */
+static int request_collectors(struct http_server *s, struct MHD_Connection *c,
+			      struct collect_filter *f, uint32_t *ret_mask)
+{
+	if (s->n_collectors == 0) {
+		*ret_mask = UINT32_MAX;
+		return 0;
+	}
+	collect_filter_init(f, s->collectors, s->n_collectors, s->collectors_enabled);
+	(void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, take_collect_arg, f);
+	return collect_filter_mask(f, ret_mask);
+}
+
 enum MHD_Result http_reply_metrics(struct http_listener *l, struct MHD_Connection *c)
 {
 	struct http_server *s = l->server;
 	struct scrape_buffers *b;
+	struct collect_filter filter;
 	enum exposition_format fmt;
 	enum MHD_Result ret;
-	char msg[256];
+	uint32_t collectors;
+	char msg[COLLECT_FILTER_WHY_MAX + 2];
 	bool gzip;
 	int r;
+
+	if (request_collectors(s, c, &filter, &collectors) < 0) {
+		snprintf(msg, sizeof(msg), "%s\n", filter.bad);
+		return http_reply(s, c, MHD_HTTP_BAD_REQUEST, CONTENT_TYPE_TEXT, msg, strlen(msg),
+				  MHD_RESPMEM_MUST_COPY);
+	}
 
 	/* promhttp's MaxRequestsInFlight: refuse at once rather than queue. */
 	if (atomic_fetch_add(&s->in_flight, 1) >= s->max_requests && s->max_requests > 0) {
@@ -113,7 +143,7 @@ enum MHD_Result http_reply_metrics(struct http_listener *l, struct MHD_Connectio
 	gzip = negotiate_gzip(
 	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 	outbuf_reset(&b->text);
-	r = s->collect(s->userdata, &b->text, fmt);
+	r = s->collect(s->userdata, &b->text, fmt, collectors);
 	if (r >= 0 && b->text.failed)
 		r = -ENOMEM;
 	/* HEAD too: its Content-Length is the one GET would send. */

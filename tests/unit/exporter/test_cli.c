@@ -278,6 +278,66 @@ static void test_repeatable(void **state)
 	parsed_release(&p);
 }
 
+#define BIT(c) (1u << (c))
+
+/* --collector.NAME: which collectors run, and the --kvm and --web options they agree with. */
+static void test_collectors(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse_args(&p, (const char *const[]){NULL});
+	assert_int_equal(p.o.collectors, CLI_DEFAULT_COLLECTORS);
+	assert_false(p.o.collectors & BIT(COLLECTOR_CANARY));
+	parsed_release(&p);
+
+	/* The --kvm.* flags still work and turn their collector off or on. */
+	PARSE(&p, "--no-kvm.procfs", "--kvm.canary", "--web.disable-exporter-metrics");
+	assert_int_equal(p.r, CLI_RUN);
+	assert_int_equal(p.o.collectors, (CLI_DEFAULT_COLLECTORS & ~BIT(COLLECTOR_PROCFS) &
+					  ~BIT(COLLECTOR_EXPORTER)) | BIT(COLLECTOR_CANARY));
+	assert_true(p.o.canary);
+	parsed_release(&p);
+
+	/* --no-collector.X stands for the source's own switch. */
+	PARSE(&p, "--no-collector.procfs", "--no-collector.handoff", "--no-collector.exporter");
+	assert_false(p.o.procfs);
+	assert_string_equal(p.o.handoff_socket, "");
+	assert_true(p.o.disable_exporter_metrics);
+	assert_int_equal(p.o.collectors,
+			 BIT(COLLECTOR_FILE) | BIT(COLLECTOR_VHOST));
+	parsed_release(&p);
+
+	/* Only what is named, after --collector.disable-defaults. */
+	PARSE(&p, "--collector.disable-defaults", "--collector.file", "--collector.canary=false",
+	      "--collector.procfs=true");
+	assert_string_equal(p.err, "");
+	assert_int_equal(p.o.collectors, BIT(COLLECTOR_FILE) | BIT(COLLECTOR_PROCFS));
+	assert_true(p.o.procfs);
+	assert_false(p.o.canary);
+	assert_string_equal(p.o.handoff_socket, "");
+	assert_true(p.o.disable_exporter_metrics);
+	parsed_release(&p);
+
+	/* Off in either place is off; the canary's collector flag turns it on. */
+	PARSE(&p, "--collector.procfs", "--no-kvm.procfs", "--collector.canary");
+	assert_false(p.o.procfs);
+	assert_true(p.o.canary);
+	parsed_release(&p);
+	PARSE(&p, "--kvm.canary", "--no-collector.canary");
+	assert_false(p.o.canary);
+	parsed_release(&p);
+
+	PARSE(&p, "--collector.bogus");
+	assert_int_equal(p.r, -EINVAL);
+	assert_non_null(strstr(p.err, "unknown flag \"--collector.bogus\""));
+	parsed_release(&p);
+	PARSE(&p, "--collector.vhost=maybe");
+	assert_int_equal(p.r, -EINVAL);
+	assert_non_null(strstr(p.err, "expected true or false"));
+	parsed_release(&p);
+}
+
 static void test_errors(void **state)
 {
 	static const struct {
@@ -836,8 +896,10 @@ struct fake {
 
 static struct fake fake;
 
-static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			uint32_t collectors)
 {
+	(void)collectors;
 	struct fake *f = userdata;
 
 	atomic_fetch_add(&f->calls, 1);
@@ -1271,6 +1333,7 @@ int main(void)
 	        cmocka_unit_test(test_boolean_forms),
 	        cmocka_unit_test(test_repeatable),
 	        cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_collectors),
 	        cmocka_unit_test(test_error_after_allocations_does_not_leak),
 	        cmocka_unit_test(test_help),
 	        cmocka_unit_test(test_version),

@@ -30,6 +30,7 @@
 #include "sources/file.h"
 #include "sources/handoff.h"
 #include "sources/procfs.h"
+#include "process_metrics.h"
 #include "stats_filter.h"
 #include "vhost/tap.h"
 
@@ -37,6 +38,7 @@ struct daemon {
 	struct options opts;
 	struct collector collector;
 	struct stats_filter stats_filter; /* --kvm.stats-include/-exclude */
+	struct process_metrics process; /* process_* from /proc/self */
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
 	struct canary_source canary;
@@ -243,6 +245,12 @@ static int register_self_metrics(struct daemon *d)
 	if (d->opts.canary && collector_add_writer(c, COLLECTOR_WRITER_SELF,
 						   canary_source_write_metrics, &d->canary) < 0)
 		return -ENOMEM;
+	/* process_*, as every client_golang exporter has them. */
+	if (process_metrics_init(&d->process) < 0)
+		log_warn("cannot read /proc/stat: process_start_time_seconds left out", "err=%s",
+			 "btime");
+	if (collector_add_writer(c, COLLECTOR_WRITER_SELF, process_metrics_write, &d->process) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -421,12 +429,20 @@ static int daemon_run(struct daemon *d)
 		http_config_release(&cfg);
 		return fail_line("%s", why);
 	}
+	/* promhttp_metric_handler_*: the HTTP server counts, the collector writes. */
+	if (collector_add_writer(&d->collector, COLLECTOR_WRITER_SELF, http_server_write_metrics,
+				 http) < 0) {
+		http_server_stop(http);
+		http_config_release(&cfg);
+		return fail_line("out of memory");
+	}
 	log_info("started", "version=%s vms=%zu per_vcpu=%s procfs=%s canary=%s", PROJECT_VERSION,
 		 d->collector.n_vms, d->opts.per_vcpu ? "true" : "false",
 		 d->opts.procfs ? "true" : "false", d->opts.canary ? "true" : "false");
 	r = notify_ready(d);
 	if (r < 0) {
 		http_server_stop(http);
+		collector_remove_writer(&d->collector, http_server_write_metrics, http);
 		return fail_line("cannot watch the systemd watchdog timer: %s", strerror(-r));
 	}
 
@@ -435,6 +451,7 @@ static int daemon_run(struct daemon *d)
 	/* In-flight scrapes finish; systemd's TimeoutStopSec= is longer. */
 	http_server_drain(http, HTTP_DRAIN_TIMEOUT_MSEC);
 	http_server_stop(http);
+	collector_remove_writer(&d->collector, http_server_write_metrics, http);
 	http_config_release(&cfg);
 	collector_remove_writer(&d->collector, handoff_source_write_metrics, d->handoff);
 	d->handoff = handoff_source_free(d->handoff);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "expo/exposition.h"
+#include "expo/family.h"
 #include "expo/outbuf.h"
 #include "web/webconfig.h"
 
@@ -60,6 +61,12 @@ struct http_config {
 	 */
 	struct webconfig *web;
 };
+
+/*
+ * A family_writer_fn (userdata: the struct http_server *): promhttp's
+ * promhttp_metric_handler_requests_in_flight and _requests_total{code}.
+ */
+void http_server_write_metrics(void *userdata, struct family_writer *w);
 
 /*
  * Reads the web config file into cfg->web (replacing any earlier one). On

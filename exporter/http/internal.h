@@ -81,6 +81,8 @@ struct rate_limiter {
 	uint64_t last_usec;
 };
 
+#define HTTP_COUNTED_CODES 4
+
 struct http_server {
 	char *telemetry_path;
 	char *landing_page;
@@ -97,6 +99,8 @@ struct http_server {
 	struct rate_limiter limiter;
 	unsigned max_requests;
 	atomic_uint in_flight; /* requests to telemetry_path being answered */
+	/* Answers to telemetry_path by status (200, 400, 500, 503): promhttp's counter. */
+	atomic_uint_fast64_t requests_by_code[HTTP_COUNTED_CODES];
 	/* Every request from the handler's first call to MHD's completion notice. */
 	atomic_uint active;
 	pthread_mutex_t pool_lock;

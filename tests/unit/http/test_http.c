@@ -979,6 +979,29 @@ static void test_collect_params(void **state)
 		}
 		http_reply_release(&r);
 	}
+
+	/* promhttp's counters: every answer above by its code; 500 and 503 at zero. */
+	struct outbuf out = {0};
+	struct family_writer w = family_writer_init(&out, EXPOSITION_TEXT_004);
+	size_t ok = 0, bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cases[i].status == 200 ? ok++ : bad++;
+	http_server_write_metrics(s, &w);
+	outbuf_putc(&out, '\0');
+	char want[128];
+
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"200\"} %zu\n",
+		 ok);
+	assert_non_null(strstr(out.data, want));
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"400\"} %zu\n",
+		 bad);
+	assert_non_null(strstr(out.data, want));
+	assert_non_null(strstr(out.data, "promhttp_metric_handler_requests_total{code=\"500\"} 0\n"));
+	assert_non_null(strstr(out.data, "promhttp_metric_handler_requests_total{code=\"503\"} 0\n"));
+	assert_non_null(strstr(out.data, "promhttp_metric_handler_requests_in_flight 0\n"));
+	assert_non_null(strstr(out.data, "# TYPE promhttp_metric_handler_requests_total counter\n"));
+	outbuf_release(&out);
 	http_server_stop(s);
 }
 

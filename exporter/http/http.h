@@ -60,6 +60,8 @@ struct http_config {
 	 * plain HTTP without authentication. Must outlive the server.
 	 */
 	struct webconfig *web;
+	/* Where web came from: re-read when it (or a file it names) changes. NULL: never. */
+	char *web_config_path;
 };
 
 /*

@@ -118,6 +118,17 @@ void http_server_write_metrics(void *userdata, struct family_writer *w)
 {
 	struct http_server *s = userdata;
 
+	if (s->web_path) {
+		family_write_u64(w, "kvmstats_exporter_web_config_last_reload_successful",
+				 FAMILY_GAUGE,
+				 "Whether the last load of --web.config.file succeeded (a failed "
+				 "one keeps the last good config).",
+				 atomic_load(&s->web_last_ok) ? 1 : 0);
+		family_write_u64(w, "kvmstats_exporter_web_config_last_reload_success_timestamp_seconds",
+				 FAMILY_GAUGE, "When --web.config.file was last loaded successfully.",
+				 atomic_load(&s->web_last_ok_time));
+	}
+
 	family_write_u64(w, "promhttp_metric_handler_requests_in_flight", FAMILY_GAUGE,
 			 "Scrapes of the telemetry path being answered now, this one included.",
 			 atomic_load(&s->in_flight));

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,48 +10,18 @@
 
 #include "macro.h"
 #include "process_metrics.h"
+#include "util/fileio.h"
 
 /* /proc/self/net/netstat is a few KiB; stat and /proc/stat's head well under. */
 #define PROC_READ_MAX 65536
 
-/* Reads a /proc file (size 0 in stat()) into a malloc'd NUL-terminated buffer. */
+/* dir/name, read whole (a /proc file: stat() says nothing of its size). */
 static int read_proc(const char *dir, const char *name, char **ret)
 {
-	_cleanup_free_ char *buf = NULL;
-	_cleanup_close_ int fd = -1;
 	char path[256];
-	size_t len = 0, cap = 4096;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n;
-
-		if (!buf || len + 1 == cap) {
-			char *grown;
-
-			if (buf && cap >= PROC_READ_MAX)
-				return -EFBIG;
-			cap = buf ? cap * 2 : cap;
-			grown = realloc(buf, cap);
-			if (!grown)
-				return -ENOMEM;
-			buf = grown;
-		}
-		n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	return 0;
+	return read_proc_file(path, PROC_READ_MAX, ret);
 }
 
 /* The next space-separated unsigned field at *p; false if there is none. */

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -524,6 +525,13 @@ def report(problems, what):
     return True
 
 
+def finish(problems, what):
+    """The end of a test: FAIL (exit 1) listing problems, else PASS."""
+    if not report(problems, what):
+        sys.exit(1)
+    print('PASS')
+
+
 # --- processes -----------------------------------------------------------------
 def count_stats_fds(pid):
     """(vm stats fds, vcpu stats fds) open in a process, by their /proc links."""
@@ -643,6 +651,18 @@ def run_once(args, timeout=60):
     """$EXPORTER --once ARGS; returns the CompletedProcess (text)."""
     cmd = [exporter_path(), '--once'] + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_in_mount_namespace(script, why):
+    """Runs `script --inside` in a private mount namespace (needs root and unshare(1):
+    SKIP with `why` otherwise); exits with its status, printing PASS on success."""
+    if os.geteuid() != 0 or not shutil.which('unshare'):
+        skip(why)
+    r = subprocess.run(['unshare', '--mount', '--propagation', 'private', sys.executable,
+                        os.path.abspath(script), '--inside'], env=os.environ, timeout=60)
+    if r.returncode != 0:
+        sys.exit(r.returncode)
+    print('PASS')
 
 
 def free_port():

@@ -90,10 +90,7 @@ def main():
         if status != 400 or 'enabled: file)' not in body:
             problems.append(f'collect[]=handoff with only file enabled: HTTP {status} {body!r}')
         kc.log('  --collector.disable-defaults --collector.file: only the file collector')
-    if problems:
-        kc.report(problems, 'collect[]/exclude[] and --collector.NAME')
-        sys.exit(1)
-    print('PASS')
+    kc.finish(problems, 'collect[]/exclude[] and --collector.NAME')
 
 
 if __name__ == '__main__':

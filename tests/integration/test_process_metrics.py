@@ -123,10 +123,7 @@ def main():
         text = ex.scrape()
         if 'process_' in text or 'promhttp_' in text:
             problems.append('--web.disable-exporter-metrics still shows process_/promhttp_')
-    if problems:
-        kc.report(problems, 'process and promhttp metrics')
-        sys.exit(1)
-    print('PASS')
+    kc.finish(problems, 'process and promhttp metrics')
 
 
 if __name__ == '__main__':

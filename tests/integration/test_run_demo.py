@@ -10,7 +10,6 @@ saved VM's 50 halt exits. EXPORTER= makes run-demo skip installing and
 building.
 """
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,13 +76,8 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == '--inside':
         inside()
         return
-    if os.geteuid() != 0 or not shutil.which('unshare'):
-        kc.skip('needs root and unshare(1) to hide /dev/kvm in a private mount namespace')
-    r = subprocess.run(['unshare', '--mount', '--propagation', 'private', sys.executable,
-                        os.path.abspath(__file__), '--inside'], env=os.environ, timeout=60)
-    if r.returncode != 0:
-        sys.exit(r.returncode)
-    print('PASS')
+    kc.run_in_mount_namespace(
+        __file__, 'needs root and unshare(1) to hide /dev/kvm in a private mount namespace')
 
 
 if __name__ == '__main__':

@@ -20,6 +20,7 @@
 
 #include "expo/family.h"
 #include "process_metrics.h"
+#include "util/fileio.h"
 
 static void test_stat_parse(void **state)
 {
@@ -159,6 +160,23 @@ static void test_this_process(void **state)
 	outbuf_release(&out);
 }
 
+/* read_proc_file(): /proc files report size 0; bounded by max, never cut silently. */
+static void test_read_proc_file(void **state)
+{
+	char *text = NULL;
+	struct proc_stat st;
+
+	(void)state;
+	assert_int_equal(read_proc_file("/proc/self/stat", 65536, &text), 0);
+	assert_int_equal(proc_stat_parse(text, &st), 0);
+	assert_true(st.vsize > 0);
+	free(text);
+	text = NULL;
+	assert_int_equal(read_proc_file("/proc/self/stat", 10, &text), -EFBIG);
+	assert_null(text);
+	assert_int_equal(read_proc_file("/proc/self/no-such-file", 100, &text), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +185,7 @@ int main(void)
 		cmocka_unit_test(test_netstat),
 		cmocka_unit_test(test_ticks),
 		cmocka_unit_test(test_this_process),
+		cmocka_unit_test(test_read_proc_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,7 +38,7 @@ struct daemon {
 	struct options opts;
 	struct collector collector;
 	struct stats_filter stats_filter; /* --kvm.stats-include/-exclude */
-	struct process_metrics process; /* process_* from /proc/self */
+	struct process_metrics process;   /* process_* from /proc/self */
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
 	struct canary_source canary;
@@ -191,8 +191,8 @@ static void handoff_start(struct daemon *d)
 	struct handoff_config cfg = {
 		.path = o->handoff_socket,
 		/* Socket activation (FileDescriptorName=handoff) takes precedence over the path. */
-		.listen_fd = sdnotify_fds_take_unix_listener(&d->passed_fds, "handoff",
-							     SOCK_SEQPACKET),
+		.listen_fd =
+			sdnotify_fds_take_unix_listener(&d->passed_fds, "handoff", SOCK_SEQPACKET),
 		.create_parent = strcmp(o->handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET) == 0,
 		.allow_uids = o->handoff_allow_uids,
 		.n_allow_uids = o->n_handoff_allow_uids,
@@ -219,8 +219,8 @@ static void handoff_start(struct daemon *d)
 	r = handoff_source_new(&d->collector, d->epoll_fd, &cfg, &d->handoff, why, sizeof(why));
 	if (r < 0) {
 		/* An exporter without /run access still serves its other sources. */
-		log_warn("cannot listen on the hand-off socket; running without it", "path=%s err=\"%s\"",
-			 o->handoff_socket, why);
+		log_warn("cannot listen on the hand-off socket; running without it",
+			 "path=%s err=\"%s\"", o->handoff_socket, why);
 		return;
 	}
 	d->procfs.skip_pid = is_handoff_peer;
@@ -361,8 +361,8 @@ static int daemon_run(struct daemon *d)
 		return fail_line("cannot set up the event loop: %s", strerror(errno));
 
 	/* --no-collector.file: the files named are not read at all. */
-	for (size_t i = 0; (d->opts.collectors & (1u << COLLECTOR_FILE)) && i < d->opts.n_stats_files;
-	     i++) {
+	for (size_t i = 0;
+	     (d->opts.collectors & (1u << COLLECTOR_FILE)) && i < d->opts.n_stats_files; i++) {
 		r = source_file_load(&d->collector, d->opts.stats_files[i], why, sizeof(why));
 		if (r < 0)
 			return fail_line("--kvm.stats-file=%s: %s", d->opts.stats_files[i], why);
@@ -371,7 +371,8 @@ static int daemon_run(struct daemon *d)
 	if (d->opts.canary && canary_source_start(&d->canary, &d->collector) < 0)
 		return fail_line("cannot start the canary VM");
 
-	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
+	d->procfs = (struct procfs_source){ .collector = &d->collector,
+					    .proc_root = "/proc",
 					    .epoll_fd = d->epoll_fd };
 	/* Before the first scan, so that VMMs handing off are not taken twice. */
 	if (!d->opts.once)
@@ -463,8 +464,9 @@ static int daemon_run(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1,
-			    .canary_event_fd = -1 };
+	struct daemon d = {
+		.epoll_fd = -1, .signal_fd = -1, .timer_fd = -1, .canary_event_fd = -1
+	};
 	int r;
 
 	r = cli_parse(argc, argv, &d.opts);

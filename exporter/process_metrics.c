@@ -127,7 +127,8 @@ size_t ticks_to_seconds(uint64_t ticks, long per_second, char *buf, size_t len)
 		n = snprintf(buf, len, "%" PRIu64, ticks / (uint64_t)per_second);
 	else
 		n = snprintf(buf, len, "%" PRIu64 ".%0*" PRIu64, ticks / (uint64_t)per_second,
-			     (int)digits, ticks % (uint64_t)per_second * (scale / (uint64_t)per_second));
+			     (int)digits,
+			     ticks % (uint64_t)per_second * (scale / (uint64_t)per_second));
 	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
@@ -169,8 +170,8 @@ static int count_fds(const char *proc_self, uint64_t *ret)
 	return 0;
 }
 
-static void write_seconds_text(struct family_writer *w, const char *family,
-			       enum family_type type, const char *help, const char *text)
+static void write_seconds_text(struct family_writer *w, const char *family, enum family_type type,
+			       const char *help, const char *text)
 {
 	family_begin(w, family, type, "seconds", help);
 	family_sample(w, NULL);
@@ -192,34 +193,44 @@ void process_metrics_write(void *userdata, struct family_writer *w)
 		write_seconds_text(w, "process_cpu_seconds", FAMILY_COUNTER,
 				   "CPU time, user and system, this process has used.", num);
 		family_write_u64(w, "process_resident_memory_bytes", FAMILY_GAUGE,
-				 "Memory of this process resident in RAM.", st.rss * (uint64_t)pm->page_size);
+				 "Memory of this process resident in RAM.",
+				 st.rss * (uint64_t)pm->page_size);
 		family_write_u64(w, "process_virtual_memory_bytes", FAMILY_GAUGE,
 				 "Virtual address space this process has mapped.", st.vsize);
 		if (pm->have_boot_time) {
 			/* boot time + start ticks: whole seconds plus the ticks' exact fraction. */
-			uint64_t ticks = st.starttime + pm->boot_time * (uint64_t)pm->ticks_per_second;
+			uint64_t ticks =
+				st.starttime + pm->boot_time * (uint64_t)pm->ticks_per_second;
 
 			ticks_to_seconds(ticks, pm->ticks_per_second, num, sizeof(num));
 			write_seconds_text(w, "process_start_time_seconds", FAMILY_GAUGE,
-					   "When this process started, in seconds since the Unix epoch.",
+					   "When this process started, in seconds since the Unix "
+					   "epoch.",
 					   num);
 		}
 	}
 	if (getrlimit(RLIMIT_AS, &rl) == 0)
 		family_write_u64(w, "process_virtual_memory_max_bytes", FAMILY_GAUGE,
-				 "Limit on the virtual address space (RLIMIT_AS soft limit; 2^64-1: none).",
+				 "Limit on the virtual address space (RLIMIT_AS soft limit; "
+				 "2^64-1: none).",
 				 (uint64_t)rl.rlim_cur);
 	if (count_fds(pm->proc_self, &fds) == 0)
 		family_write_u64(w, "process_open_fds", FAMILY_GAUGE,
-				 "File descriptors this process holds open (one per held stats fd among them).", fds);
+				 "File descriptors this process holds open (one per held stats fd "
+				 "among them).",
+				 fds);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		family_write_u64(w, "process_max_fds", FAMILY_GAUGE,
-				 "Limit on open file descriptors (RLIMIT_NOFILE soft limit).", (uint64_t)rl.rlim_cur);
+				 "Limit on open file descriptors (RLIMIT_NOFILE soft limit).",
+				 (uint64_t)rl.rlim_cur);
 	if (read_proc(pm->proc_self, "net/netstat", &netstat) == 0 &&
 	    proc_netstat_octets(netstat, &in, &out) == 0) {
 		family_write_u64(w, "process_network_receive_bytes", FAMILY_COUNTER,
-				 "Bytes received over the network in this process's network namespace.", in);
+				 "Bytes received over the network in this process's network "
+				 "namespace.",
+				 in);
 		family_write_u64(w, "process_network_transmit_bytes", FAMILY_COUNTER,
-				 "Bytes sent over the network in this process's network namespace.", out);
+				 "Bytes sent over the network in this process's network namespace.",
+				 out);
 	}
 }

@@ -36,12 +36,12 @@ static int compile(regex_t *re, const char *flag, const char *pattern, char *why
 	return r;
 }
 
-int stats_filter_init(struct stats_filter *ret, const char *include, const char *exclude,
-		      char *why, size_t why_len)
+int stats_filter_init(struct stats_filter *ret, const char *include, const char *exclude, char *why,
+		      size_t why_len)
 {
 	int r;
 
-	*ret = (struct stats_filter){0};
+	*ret = (struct stats_filter){ 0 };
 	if (include && *include) {
 		r = compile(&ret->include, "--kvm.stats-include", include, why, why_len);
 		if (r < 0)
@@ -65,7 +65,7 @@ void stats_filter_release(struct stats_filter *f)
 		regfree(&f->include);
 	if (f->has_exclude)
 		regfree(&f->exclude);
-	*f = (struct stats_filter){0};
+	*f = (struct stats_filter){ 0 };
 }
 
 bool stats_filter_keep(const char *metric, void *userdata)

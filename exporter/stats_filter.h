@@ -24,8 +24,8 @@ int stats_filter_compile(regex_t *ret, const char *pattern, char *why, size_t wh
  * Compiles the two patterns (NULL or "" for none) into *ret. 0, or -EINVAL
  * with a one-line reason naming the flag in why.
  */
-int stats_filter_init(struct stats_filter *ret, const char *include, const char *exclude,
-		      char *why, size_t why_len);
+int stats_filter_init(struct stats_filter *ret, const char *include, const char *exclude, char *why,
+		      size_t why_len);
 
 /* Frees the compiled patterns; the filter keeps everything afterwards. */
 void stats_filter_release(struct stats_filter *f);

@@ -47,8 +47,8 @@ void collect_filter_arg(struct collect_filter *f, const char *key, const char *v
 	if (i == f->n_names || !(f->enabled & (1u << i))) {
 		list_enabled(f, known, sizeof(known));
 		/* %.64s: a peer's value is bounded in the reply. */
-		snprintf(f->bad, sizeof(f->bad), "%s: %s collector \"%.64s\" (enabled: %s)",
-			 key, i == f->n_names ? "unknown" : "disabled", value, known);
+		snprintf(f->bad, sizeof(f->bad), "%s: %s collector \"%.64s\" (enabled: %s)", key,
+			 i == f->n_names ? "unknown" : "disabled", value, known);
 		return;
 	}
 	if (collect)

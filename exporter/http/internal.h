@@ -133,8 +133,8 @@ struct http_server {
 	struct web_gen *web_gen;
 	char *web_path;
 	struct web_stamp web_stamps[4]; /* the file itself, then its tls_files */
-	bool web_tls;                   /* TLS was on at start: turning it on or off needs a restart */
-	atomic_bool web_last_ok;        /* the last load succeeded */
+	bool web_tls;            /* TLS was on at start: turning it on or off needs a restart */
+	atomic_bool web_last_ok; /* the last load succeeded */
 	atomic_uint_fast64_t web_last_ok_time; /* its time, seconds since the epoch */
 	struct rate_limiter limiter;
 	unsigned max_requests;

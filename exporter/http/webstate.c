@@ -47,9 +47,10 @@ void web_gen_unref(struct web_gen *g)
 /* The chain and the key, parsed once for the certificate callback. */
 static int web_gen_load_tls(struct web_gen *g, char *err, size_t errlen)
 {
-	gnutls_datum_t cert = {(unsigned char *)g->web->cert_pem,
-			       (unsigned)strlen(g->web->cert_pem)};
-	gnutls_datum_t key = {(unsigned char *)g->web->key_pem, (unsigned)strlen(g->web->key_pem)};
+	gnutls_datum_t cert = { (unsigned char *)g->web->cert_pem,
+				(unsigned)strlen(g->web->cert_pem) };
+	gnutls_datum_t key = { (unsigned char *)g->web->key_pem,
+			       (unsigned)strlen(g->web->key_pem) };
 	unsigned n = WEB_GEN_CHAIN_MAX;
 	int r;
 
@@ -95,15 +96,18 @@ static void stamp(const char *path, struct web_stamp *ret)
 {
 	struct stat st;
 
-	*ret = (struct web_stamp){0};
+	*ret = (struct web_stamp){ 0 };
 	if (!path)
 		return;
 	if (stat(path, &st) < 0) {
 		ret->missing = true;
 		return;
 	}
-	*ret = (struct web_stamp){.dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-				  .mtime = st.st_mtim, .ctime = st.st_ctim};
+	*ret = (struct web_stamp){ .dev = st.st_dev,
+				   .ino = st.st_ino,
+				   .size = st.st_size,
+				   .mtime = st.st_mtim,
+				   .ctime = st.st_ctim };
 }
 
 static bool stamp_equal(const struct web_stamp *a, const struct web_stamp *b)
@@ -168,9 +172,10 @@ static void warn_fixed_tls(const struct webconfig *old, const struct webconfig *
 
 	if (prio || ca)
 		log_warn("web config: a TLS setting changed that takes effect only after a restart",
-			 "setting=%s", prio && ca ? "versions/cipher_suites/curves,client_ca"
-				       : prio   ? "versions/cipher_suites/curves"
-						: "client_ca");
+			 "setting=%s",
+			 prio && ca ? "versions/cipher_suites/curves,client_ca"
+			 : prio     ? "versions/cipher_suites/curves"
+				    : "client_ca");
 }
 
 /* Loads the changed files; the lock is held. */

@@ -105,7 +105,7 @@ int sdnotify_watchdog_new(bool (*healthy)(void *userdata), void *userdata,
 			  struct sdnotify_watchdog **ret)
 {
 	struct sdnotify_watchdog *w;
-	struct itimerspec its = {0};
+	struct itimerspec its = { 0 };
 	uint64_t usec, half;
 	int r;
 
@@ -167,7 +167,7 @@ int sdnotify_listen_fds(bool unset_environment, struct sdnotify_fds *ret)
 	char **names = NULL;
 	int n;
 
-	*ret = (struct sdnotify_fds){0};
+	*ret = (struct sdnotify_fds){ 0 };
 	n = sd_listen_fds_with_names(unset_environment, &names);
 	if (n <= 0) {
 		/* On failure the fds stay open: they are not known to be ours to close. */
@@ -253,5 +253,5 @@ void sdnotify_fds_release(struct sdnotify_fds *set)
 	}
 	free(set->fds);
 	free(set->names);
-	*set = (struct sdnotify_fds){0};
+	*set = (struct sdnotify_fds){ 0 };
 }

@@ -61,11 +61,13 @@ struct webconfig {
 	uint64_t rate_limit_interval_usec;
 	unsigned rate_limit_burst;
 
-	/* auth_excluded_paths: request paths (exact) served without basic auth or client certificate */
+	/* auth_excluded_paths: request paths (exact) served without basic auth or client
+	 * certificate */
 	char **auth_excluded_paths;
 	size_t n_auth_excluded_paths;
 
-	/* The files the config was read from besides itself (cert_file, key_file, client_ca_file). */
+	/* The files the config was read from besides itself (cert_file, key_file, client_ca_file).
+	 */
 	char *tls_files[3];
 };
 
@@ -81,7 +83,7 @@ int webconfig_load(const char *path, struct webconfig **ret, char *err, size_t e
 
 /* The same from a string; base_dir resolves relative paths, name stands for the file in errors. */
 int webconfig_parse(const char *text, size_t len, const char *name, const char *base_dir,
-                    struct webconfig **ret, char *err, size_t errlen);
+		    struct webconfig **ret, char *err, size_t errlen);
 
 /* Frees everything (wiping the key and the password hashes). Accepts NULL, returns NULL. */
 struct webconfig *webconfig_free(struct webconfig *c);

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                                   \
 	} while (0)
 
-static const char *const names[] = {"procfs", "file", "canary", "handoff", "vhost", "exporter"};
+static const char *const names[] = { "procfs", "file", "canary", "handoff", "vhost", "exporter" };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -44,7 +44,8 @@ static void test_stat_parse(void **state)
 	assert_int_equal(proc_stat_parse("", &st), -EINVAL);
 	/* A field that is not a number where utime is. */
 	assert_int_equal(proc_stat_parse("1 (x) S 1 1 1 0 -1 0 0 0 0 0 x1 2 0 0 20 0 1 0 5 6 7\n",
-					 &st), -EINVAL);
+					 &st),
+			 -EINVAL);
 }
 
 static void test_boot_time_parse(void **state)
@@ -53,7 +54,8 @@ static void test_boot_time_parse(void **state)
 
 	(void)state;
 	assert_int_equal(proc_boot_time_parse("cpu  1 2 3\nintr 5\nbtime 1796660000\nprocesses 9\n",
-					      &bt), 0);
+					      &bt),
+			 0);
 	assert_int_equal(bt, 1796660000);
 	assert_int_equal(proc_boot_time_parse("cpu 1\nbtime x\n", &bt), -EINVAL);
 	assert_int_equal(proc_boot_time_parse("cpu 1\n", &bt), -EINVAL);
@@ -67,7 +69,8 @@ static void test_netstat(void **state)
 	assert_int_equal(proc_netstat_octets("TcpExt: A B\nTcpExt: 1 2\n"
 					     "IpExt: InNoRoutes InOctets OutOctets InMcastOctets\n"
 					     "IpExt: 0 19631534858 19074544158 7\n",
-					     &in, &out), 0);
+					     &in, &out),
+			 0);
 	assert_int_equal(in, 19631534858ull);
 	assert_int_equal(out, 19074544158ull);
 	/* Fewer values than names, or no OutOctets. */
@@ -180,12 +183,9 @@ static void test_read_proc_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stat_parse),
-		cmocka_unit_test(test_boot_time_parse),
-		cmocka_unit_test(test_netstat),
-		cmocka_unit_test(test_ticks),
-		cmocka_unit_test(test_this_process),
-		cmocka_unit_test(test_read_proc_file),
+		cmocka_unit_test(test_stat_parse),   cmocka_unit_test(test_boot_time_parse),
+		cmocka_unit_test(test_netstat),      cmocka_unit_test(test_ticks),
+		cmocka_unit_test(test_this_process), cmocka_unit_test(test_read_proc_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

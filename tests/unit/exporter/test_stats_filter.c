@@ -33,8 +33,9 @@ static void test_keep(void **state)
 	stats_filter_release(&f);
 
 	/* Anchored: "exits" alone matches no sample name. */
-	assert_int_equal(stats_filter_init(&f, "kvm_vcpu_.*exits_total|kvm_vm_pages_.*", NULL,
-					   why, sizeof(why)), 0);
+	assert_int_equal(stats_filter_init(&f, "kvm_vcpu_.*exits_total|kvm_vm_pages_.*", NULL, why,
+					   sizeof(why)),
+			 0);
 	assert_true(stats_filter_keep("kvm_vcpu_exits_total", &f));
 	assert_true(stats_filter_keep("kvm_vcpu_halt_exits_total", &f));
 	assert_true(stats_filter_keep("kvm_vm_pages_4k", &f));
@@ -45,7 +46,8 @@ static void test_keep(void **state)
 
 	/* Include, then exclude. */
 	assert_int_equal(stats_filter_init(&f, "kvm_vcpu_.*", "kvm_vcpu_halt_.*_seconds", why,
-					   sizeof(why)), 0);
+					   sizeof(why)),
+			 0);
 	assert_true(stats_filter_keep("kvm_vcpu_exits_total", &f));
 	assert_false(stats_filter_keep("kvm_vcpu_halt_wait_seconds", &f));
 	assert_true(stats_filter_keep("kvm_vcpu_halt_wait_seconds_total", &f));
@@ -85,8 +87,10 @@ static void test_collector_asks_once(void **state)
 	unsigned after_first;
 
 	(void)state;
-	assert_int_equal(stats_filter_init(&f, NULL, "kvm_vcpu_halt_.*_seconds|kvm_vcpu_exits_total",
-					   why, sizeof(why)), 0);
+	assert_int_equal(stats_filter_init(&f, NULL,
+					   "kvm_vcpu_halt_.*_seconds|kvm_vcpu_exits_total", why,
+					   sizeof(why)),
+			 0);
 	assert_int_equal(collector_init(&c, false), 0);
 	c.family_keep = counting_keep;
 	c.family_keep_userdata = &f;
@@ -108,7 +112,8 @@ static void test_collector_asks_once(void **state)
 	outbuf_putc(&out, '\0');
 	assert_null(strstr(out.data, "kvm_vcpu_exits_total"));
 	assert_null(strstr(out.data, "kvm_vcpu_halt_wait_seconds_bucket"));
-	assert_non_null(strstr(out.data, "kvm_vcpu_halt_wait_seconds_total{vm=\"pid-5702\"} 0.000128351\n"));
+	assert_non_null(strstr(out.data,
+			       "kvm_vcpu_halt_wait_seconds_total{vm=\"pid-5702\"} 0.000128351\n"));
 	assert_non_null(strstr(out.data, "kvm_vcpu_halt_exits_total{vm=\"pid-5702\"} 50\n"));
 	outbuf_release(&out);
 	collector_release(&c);

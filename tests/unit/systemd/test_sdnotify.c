@@ -28,8 +28,8 @@
 
 static void env_clear(void)
 {
-	static const char *const vars[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-					   "LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES"};
+	static const char *const vars[] = { "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+					    "LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES" };
 
 	for (size_t i = 0; i < ELEMENTSOF(vars); i++)
 		unsetenv(vars[i]);
@@ -45,7 +45,7 @@ static int setup(void **state)
 /* A datagram socket bound to a fresh abstract name, exported as $NOTIFY_SOCKET. */
 static int receiver_abstract(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char name[64];
 	int fd, n;
 
@@ -108,7 +108,7 @@ static void test_abstract_messages(void **state)
 
 static void test_path_socket(void **state)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[] = "/tmp/sdnotify-test-XXXXXX", buf[256];
 	int fd;
 
@@ -131,7 +131,7 @@ static void test_path_socket(void **state)
 
 static void test_bad_addresses(void **state)
 {
-	static const char *const bad[] = {"", "@", "relative/path", "vsock:2:1234"};
+	static const char *const bad[] = { "", "@", "relative/path", "vsock:2:1234" };
 	char long_path[200];
 
 	(void)state;
@@ -194,7 +194,7 @@ static void test_watchdog_usec(void **state)
 	assert_true(sdnotify_watchdog_usec(&usec) < 0);
 	unsetenv("WATCHDOG_PID");
 
-	static const char *const bad[] = {"", "0", "-5", "5s", "99999999999999999999999"};
+	static const char *const bad[] = { "", "0", "-5", "5s", "99999999999999999999999" };
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		setenv("WATCHDOG_USEC", bad[i], 1);
 		assert_true(sdnotify_watchdog_usec(&usec) < 0);
@@ -209,7 +209,7 @@ static bool healthy_flag(void *userdata)
 
 static void wait_readable(int fd)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 
 	assert_int_equal(poll(&p, 1, 5000), 1);
 }
@@ -270,7 +270,8 @@ static void test_watchdog_timer(void **state)
 
 static int tcp_listener(bool do_listen)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_true(fd >= 0);
@@ -282,7 +283,7 @@ static int tcp_listener(bool do_listen)
 
 static int seqpacket_listener(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0), n;
 
 	/* Autobind would also do; a named abstract socket is closer to the real one. */
@@ -449,17 +450,17 @@ static void test_listen_fds_malformed(void **state)
 	static const struct {
 		const char *pid, *n, *names;
 	} cases[] = {
-		{"x", "1", NULL},
-		{"0", "1", NULL},
-		{NULL, "one", NULL},
-		{NULL, "-1", NULL},
-		{NULL, "0", NULL}, /* systemd never passes zero */
-		{NULL, "1 ", NULL},
-		{NULL, "5000", NULL},
-		{NULL, "99999999999999999999", NULL},
-		{NULL, "2", "web"},         /* fewer names than fds */
-		{NULL, "1", "web:handoff"}, /* more names than fds */
-		{NULL, "2", "web:handoff"}, /* fd 4 is not open */
+		{ "x", "1", NULL },
+		{ "0", "1", NULL },
+		{ NULL, "one", NULL },
+		{ NULL, "-1", NULL },
+		{ NULL, "0", NULL }, /* systemd never passes zero */
+		{ NULL, "1 ", NULL },
+		{ NULL, "5000", NULL },
+		{ NULL, "99999999999999999999", NULL },
+		{ NULL, "2", "web" },         /* fewer names than fds */
+		{ NULL, "1", "web:handoff" }, /* more names than fds */
+		{ NULL, "2", "web:handoff" }, /* fd 4 is not open */
 	};
 	struct sdnotify_fds set;
 

@@ -37,10 +37,15 @@ static bool rate_limiter_allow(struct rate_limiter *rl)
 	uint64_t now;
 	bool ok;
 
-	if (rl->interval_usec == 0)
+	if (atomic_load_explicit(&rl->interval_usec, memory_order_relaxed) == 0)
 		return true;
 	pthread_mutex_lock(&rl->lock);
 	now = monotonic_usec();
+	/* Under the lock: a reload changes interval and burst together. */
+	if (rl->interval_usec == 0) {
+		pthread_mutex_unlock(&rl->lock);
+		return true;
+	}
 	rl->tokens += (double)(now - rl->last_usec) / (double)rl->interval_usec;
 	if (rl->tokens > rl->burst)
 		rl->tokens = rl->burst;

@@ -109,7 +109,9 @@ struct scrape_buffers {
 /* golang.org/x/time/rate semantics: burst tokens, one more every interval. */
 struct rate_limiter {
 	pthread_mutex_t lock;
-	uint64_t interval_usec; /* 0: off */
+	/* 0: off. Atomic: read without the lock on every request, changed by a web config reload.
+	 */
+	_Atomic uint64_t interval_usec;
 	unsigned burst;
 	double tokens;
 	uint64_t last_usec;

@@ -14,11 +14,18 @@ and its certificate files while the exporter serves:
   4. A rotated certificate (new files renamed over the old ones) with the
      file fixed: new connections get the new certificate, the metric is 1.
   5. A header added under http_server_config.headers appears on answers.
+  6. Reloads racing with requests: four clients scrape over TLS while the
+     file flips between two passwords 20 times; every answer is a 200 or a
+     401 (never a reset, a 5xx or a hang) and the exporter keeps running.
 """
+import base64
+import http.client
 import os
 import ssl
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvm_common as kc  # noqa: E402
@@ -124,7 +131,47 @@ def main():
             if code != 200 or ta.header(hdrs, 'X-Frame-Options') != 'deny':
                 kc.fail(f'the added header is not served: HTTP {code}, {hdrs!r}')
             kc.log('  ok: a header added to the file is served')
+            # 6
+            race(d, ex, (old_hash, new_hash), (old_pw, new_pw))
+            if ex.proc.poll() is not None:
+                kc.fail(f'the exporter exited: {ex.log_text()}')
     print('PASS')
+
+
+def race(d, ex, hashes, passwords):
+    """Clients with either password while the file flips between them."""
+    ctx = ssl.create_default_context(cafile=os.path.join(d, 'ca.crt'))
+    stop, answers, errors = threading.Event(), [], []
+
+    def client(i):
+        auth = base64.b64encode(f'{ta.USER}:{passwords[i % 2]}'.encode()).decode()
+        while not stop.is_set():
+            try:
+                c = http.client.HTTPSConnection('127.0.0.1', ex.port, context=ctx, timeout=10)
+                c.request('GET', '/-/ready', headers={'Authorization': 'Basic ' + auth})
+                answers.append(c.getresponse().status)
+                c.close()
+            except (OSError, http.client.HTTPException) as e:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            rewrite(d, config(d, hashes[i % 2]))
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    bad = [a for a in answers if a not in (200, 401)]
+    if errors or bad or answers.count(200) == 0 or answers.count(401) == 0:
+        kc.fail(f'racing reloads: {len(answers)} answers, {answers.count(200)} 200, '
+                f'{answers.count(401)} 401, others {bad[:5]}, errors {errors[:3]}; '
+                f'exporter exit {ex.proc.poll()}, log: {ex.log_text()[-3000:]}')
+    kc.log(f'  ok: {len(answers)} requests racing 20 reloads: {answers.count(200)} 200, '
+           f'{answers.count(401)} 401, nothing else')
 
 
 if __name__ == '__main__':

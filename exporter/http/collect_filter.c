@@ -29,11 +29,21 @@ static void list_enabled(const struct collect_filter *f, char *buf, size_t len)
 	}
 }
 
+/* The client's value for a reason line: at most 64 bytes, control bytes as '?', one line. */
+static void printable(const char *value, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; value[n] && n < len - 1 && n < 64; n++)
+		buf[n] = (unsigned char)value[n] < 0x20 || value[n] == 0x7f ? '?' : value[n];
+	buf[n] = '\0';
+}
+
 void collect_filter_arg(struct collect_filter *f, const char *key, const char *value)
 {
 	bool collect = key && strcmp(key, "collect[]") == 0;
 	bool exclude = key && strcmp(key, "exclude[]") == 0;
-	char known[128];
+	char known[128], shown[65];
 	size_t i;
 
 	if ((!collect && !exclude) || f->bad[0])
@@ -46,9 +56,9 @@ void collect_filter_arg(struct collect_filter *f, const char *key, const char *v
 			break;
 	if (i == f->n_names || !(f->enabled & (1u << i))) {
 		list_enabled(f, known, sizeof(known));
-		/* %.64s: a peer's value is bounded in the reply. */
-		snprintf(f->bad, sizeof(f->bad), "%s: %s collector \"%.64s\" (enabled: %s)", key,
-			 i == f->n_names ? "unknown" : "disabled", value, known);
+		printable(value, shown, sizeof(shown));
+		snprintf(f->bad, sizeof(f->bad), "%s: %s collector \"%s\" (enabled: %s)", key,
+			 i == f->n_names ? "unknown" : "disabled", shown, known);
 		return;
 	}
 	if (collect)

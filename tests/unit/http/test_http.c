@@ -965,6 +965,9 @@ static void test_collect_params(void **state)
 		  "collect[]: unknown collector \"delta\" (enabled: alpha, beta)\n" },
 		{ "/metrics?exclude[]=gamma", 400, 0,
 		  "exclude[]: disabled collector \"gamma\" (enabled: alpha, beta)\n" },
+		/* A client's newline never splits the one-line reason. */
+		{ "/metrics?collect[]=a%0Ab%0D", 400, 0,
+		  "collect[]: unknown collector \"a?b?\" (enabled: alpha, beta)\n" },
 		{ "/metrics?collect[]=", 400, 0,
 		  "collect[]: unknown collector \"\" (enabled: alpha, beta)\n" },
 	};

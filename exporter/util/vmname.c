@@ -156,8 +156,8 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
 	char path[64];
-	size_t len;
-	ssize_t n;
+	size_t len = 0;
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -166,10 +166,9 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	buf = malloc(CMDLINE_MAX + 1);
 	if (!buf)
 		return -ENOMEM;
-	n = read_full(fd, buf, CMDLINE_MAX);
-	if (n < 0)
-		return (int)n;
-	len = (size_t)n;
+	r = read_fd_full(fd, buf, CMDLINE_MAX, &len);
+	if (r < 0)
+		return r;
 	buf[len] = '\0';
 	/* Drop the final NUL so that no empty trailing argument is seen. */
 	if (len > 0 && buf[len - 1] == '\0')

@@ -123,8 +123,10 @@ struct fake {
 
 static struct fake fake;
 
-static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			uint32_t collectors)
 {
+	(void)collectors;
 	struct fake *f = userdata;
 
 	atomic_fetch_add(&f->calls, 1);

@@ -28,64 +28,18 @@
 
 #include "collector.h"
 #include "expo/exposition.h"
+#include "blobs.h"
 #include "golden.h"
 #include "lines.h"
 #include "macro.h"
 #include "expo/outbuf.h"
 #include "sources/file.h"
 
-#define VM_BLOB   "x86_64-6.18-vm.bin"
-#define VCPU_BLOB "x86_64-6.18-vcpu.bin"
 #define SELF_MARK "# HELP kvmstats_exporter_"
-
-/* Layout of the saved blobs (tests/data/README.md). */
-#define NAME_SIZE     48u
-#define ID_OFFSET     24u
-#define DESC_OFFSET   72u
-#define DESC_STRIDE   (16u + NAME_SIZE)
-#define VCPU_DATA_OFF 2952u
 
 #define U64_MAX_STR "18446744073709551615"
 
-static struct blob vm_blob, vcpu_blob;
-
-static int group_setup(void **state)
-{
-	const char *dir = getenv("TESTS_SOURCE_DIR");
-	char path[4096];
-
-	(void)state;
-	if (!dir) {
-		print_error("TESTS_SOURCE_DIR is not set (the tests/ directory)\n");
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/data/%s", dir, VM_BLOB);
-	if (read_whole(path, &vm_blob) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/data/%s", dir, VCPU_BLOB);
-	if (read_whole(path, &vcpu_blob) < 0)
-		return -1;
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	free(vm_blob.data);
-	free(vcpu_blob.data);
-	return 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint8_t *copy_blob(const struct blob *b)
-{
-	uint8_t *p = malloc(b->len);
-
-	assert_non_null(p);
-	memcpy(p, b->data, b->len);
-	return p;
-}
 
 /* Byte offset of a vCPU descriptor's value (bucket k) in the vCPU blob. */
 static size_t vcpu_value_at(const char *name, unsigned k)
@@ -840,5 +794,5 @@ int main(void)
 		cmocka_unit_test(test_merge),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, blobs_setup, blobs_teardown);
 }

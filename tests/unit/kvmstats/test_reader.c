@@ -2,7 +2,7 @@
 /*
  * The stats-file reader against real blobs of a 6.18 x86-64 kernel
  * (tests/data/), malformed variants of them (one or more per validation
- * rule), every truncation, the schema cache and, where /dev/kvm is
+ * rule), every truncation, schema equality and, where /dev/kvm is
  * available, a live stats fd compared with its own dump.
  */
 #include <errno.h>
@@ -22,134 +22,9 @@
 
 #include <cmocka.h>
 
-#include "golden.h"
-
+#include "blobs.h"
 #include "kvmstats.h"
 #include "macro.h"
-
-/* Facts about the saved blobs (tests/data/README.md). */
-#define VM_BLOB       "x86_64-6.18-vm.bin"
-#define VCPU_BLOB     "x86_64-6.18-vcpu.bin"
-#define VM_LEN        1152u
-#define VCPU_LEN      4056u
-#define NAME_SIZE     48u
-#define ID_OFFSET     24u
-#define DESC_OFFSET   72u
-#define VM_DATA_OFF   1032u
-#define VCPU_DATA_OFF 2952u
-#define DESC_STRIDE   (16u + NAME_SIZE)
-
-/* Header fields and descriptor fields, as byte offsets. */
-enum {
-	H_FLAGS = 0,
-	H_NAME_SIZE = 4,
-	H_NUM_DESC = 8,
-	H_ID_OFFSET = 12,
-	H_DESC_OFFSET = 16,
-	H_DATA_OFFSET = 20,
-};
-enum {
-	D_FLAGS = 0,
-	D_EXPONENT = 4,
-	D_SIZE = 6,
-	D_OFFSET = 8,
-	D_BUCKET_SIZE = 12,
-	D_NAME = 16,
-};
-
-#define FLAGS(type, unit, base) ((uint32_t)(type) | (uint32_t)(unit) << 4 | (uint32_t)(base) << 8)
-
-static struct blob vm_blob, vcpu_blob;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	if (load_data_blob(VM_BLOB, &vm_blob) < 0 || load_data_blob(VCPU_BLOB, &vcpu_blob) < 0)
-		return -1;
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	free(vm_blob.data);
-	free(vcpu_blob.data);
-	return 0;
-}
-
-/* A private copy to patch; exactly len bytes so that ASan sees any overread. */
-static uint8_t *copy_blob(const struct blob *b)
-{
-	uint8_t *p = malloc(b->len);
-
-	assert_non_null(p);
-	memcpy(p, b->data, b->len);
-	return p;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned width)
-{
-	uint8_t b8 = (uint8_t)v;
-	uint16_t b16 = (uint16_t)v;
-	uint32_t b32 = (uint32_t)v;
-
-	switch (width) {
-	case 1:
-		memcpy(p, &b8, 1);
-		break;
-	case 2:
-		memcpy(p, &b16, 2);
-		break;
-	case 4:
-		memcpy(p, &b32, 4);
-		break;
-	default:
-		memcpy(p, &v, 8);
-		break;
-	}
-}
-
-static size_t desc_at(unsigned i)
-{
-	return DESC_OFFSET + (size_t)i * DESC_STRIDE;
-}
-
-static const struct kvmstats_desc *find_desc(const struct kvmstats_schema *s, const char *name,
-					     unsigned *ret_index)
-{
-	for (unsigned i = 0; i < s->num_desc; i++)
-		if (strcmp(s->descs[i].name, name) == 0) {
-			if (ret_index)
-				*ret_index = i;
-			return &s->descs[i];
-		}
-	fail_msg("no descriptor %s", name);
-	return NULL;
-}
-
-static uint64_t value_of(const struct kvmstats_file *f, const char *name, unsigned i)
-{
-	return kvmstats_file_value(f, find_desc(f->schema, name, NULL), i);
-}
-
-static struct kvmstats_file *open_ok(const uint8_t *buf, size_t len)
-{
-	struct kvmstats_file *f = NULL;
-	struct kvmstats_error err;
-	char msg[256];
-	int r;
-
-	r = kvmstats_file_open_blob(buf, len, &f, &err);
-	if (r < 0) {
-		if (r == -EBADMSG)
-			kvmstats_error_format(&err, msg, sizeof(msg));
-		else
-			snprintf(msg, sizeof(msg), "%s", strerror(-r));
-		fail_msg("open_blob: %d: %s", r, msg);
-	}
-	assert_non_null(f);
-	return f;
-}
 
 /* ---- the real blobs ---------------------------------------------------- */
 
@@ -865,92 +740,6 @@ static void test_error_long_name(void **state)
 
 /* ---- schemas ----------------------------------------------------------- */
 
-static unsigned userdata_frees;
-
-static void count_userdata_free(void *p)
-{
-	(void)p;
-	userdata_frees++;
-}
-
-static void test_schema_cache(void **state)
-{
-	struct kvmstats_schema_cache *c = kvmstats_schema_cache_new();
-	struct kvmstats_file *a, *b, *v0, *v1;
-	struct kvmstats_schema *shared;
-	uint8_t *buf = copy_blob(&vcpu_blob);
-
-	(void)state;
-	assert_non_null(c);
-	a = open_ok(vm_blob.data, vm_blob.len);
-	b = open_ok(vm_blob.data, vm_blob.len);
-	v0 = open_ok(vcpu_blob.data, vcpu_blob.len);
-	/* Another vCPU of the same VM: different id, same schema. */
-	memcpy(buf + ID_OFFSET, "kvm-5702/vcpu-1", 16);
-	v1 = open_ok(buf, vcpu_blob.len);
-	assert_int_equal(v1->vcpu, 1);
-
-	assert_ptr_not_equal(a->schema, b->schema);
-	assert_true(kvmstats_schema_equal(a->schema, b->schema));
-	assert_true(kvmstats_schema_equal(v0->schema, v1->schema));
-	assert_false(kvmstats_schema_equal(a->schema, v0->schema));
-
-	assert_int_equal(kvmstats_schema_cache_intern(c, a), 0);
-	shared = a->schema;
-	assert_int_equal(shared->n_ref, 2); /* a and the cache */
-	shared->userdata = shared;
-	shared->userdata_free = count_userdata_free;
-	assert_int_equal(kvmstats_schema_cache_intern(c, b), 0);
-	assert_ptr_equal(b->schema, shared);
-	assert_int_equal(shared->n_ref, 3);
-	/* Interning twice is harmless. */
-	assert_int_equal(kvmstats_schema_cache_intern(c, b), 0);
-	assert_ptr_equal(b->schema, shared);
-	assert_int_equal(shared->n_ref, 3);
-
-	assert_int_equal(kvmstats_schema_cache_intern(c, v0), 0);
-	assert_int_equal(kvmstats_schema_cache_intern(c, v1), 0);
-	assert_ptr_equal(v0->schema, v1->schema);
-	assert_ptr_not_equal(v0->schema, shared);
-	v0->schema->userdata_free = count_userdata_free;
-	assert_int_equal(v0->schema->n_ref, 3);
-
-	/* Values stay per file: the schema is shared, the data is not. */
-	assert_int_equal(value_of(a, "mmu_cache_miss", 0), 4);
-	assert_int_equal(value_of(v1, "exits", 0), 101);
-
-	/* In use: prune keeps both. */
-	kvmstats_schema_cache_prune(c);
-	assert_int_equal(userdata_frees, 0);
-
-	kvmstats_file_free(a);
-	kvmstats_file_free(b);
-	assert_int_equal(shared->n_ref, 1);
-	kvmstats_schema_cache_prune(c);
-	assert_int_equal(userdata_frees, 1); /* the VM schema, and only it */
-
-	kvmstats_file_free(v0);
-	assert_int_equal(v1->schema->n_ref, 2);
-	kvmstats_schema_cache_prune(c);
-	assert_int_equal(userdata_frees, 1);
-
-	/* A new file of a pruned schema gets a fresh cache entry. */
-	a = open_ok(vm_blob.data, vm_blob.len);
-	assert_int_equal(kvmstats_schema_cache_intern(c, a), 0);
-	assert_int_equal(a->schema->n_ref, 2);
-
-	/* The cache's references go with it; the files keep theirs. */
-	assert_null(kvmstats_schema_cache_free(c));
-	assert_int_equal(userdata_frees, 1);
-	assert_int_equal(v1->schema->n_ref, 1);
-	assert_int_equal(a->schema->n_ref, 1);
-	kvmstats_file_free(v1);
-	assert_int_equal(userdata_frees, 2);
-	kvmstats_file_free(a);
-	assert_null(kvmstats_schema_cache_free(NULL));
-	free(buf);
-}
-
 static void test_schema_equal(void **state)
 {
 	static const struct {
@@ -1251,16 +1040,23 @@ static void test_live_fd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_real_vm),        cmocka_unit_test(test_real_vcpu),
-		cmocka_unit_test(test_open_blob_null), cmocka_unit_test(test_malformed_every_rule),
-		cmocka_unit_test(test_error_values),   cmocka_unit_test(test_unsupported_not_fatal),
-		cmocka_unit_test(test_truncated),      cmocka_unit_test(test_trailing_bytes),
-		cmocka_unit_test(test_parse_id),       cmocka_unit_test(test_unknown_kind_loads),
-		cmocka_unit_test(test_error_format),   cmocka_unit_test(test_error_long_name),
-		cmocka_unit_test(test_schema_cache),   cmocka_unit_test(test_schema_equal),
-		cmocka_unit_test(test_fd_of_blob),     cmocka_unit_test(test_fd_failures_keep_fd),
+		cmocka_unit_test(test_real_vm),
+		cmocka_unit_test(test_real_vcpu),
+		cmocka_unit_test(test_open_blob_null),
+		cmocka_unit_test(test_malformed_every_rule),
+		cmocka_unit_test(test_error_values),
+		cmocka_unit_test(test_unsupported_not_fatal),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_trailing_bytes),
+		cmocka_unit_test(test_parse_id),
+		cmocka_unit_test(test_unknown_kind_loads),
+		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_error_long_name),
+		cmocka_unit_test(test_schema_equal),
+		cmocka_unit_test(test_fd_of_blob),
+		cmocka_unit_test(test_fd_failures_keep_fd),
 		cmocka_unit_test(test_live_fd),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, blobs_setup, blobs_teardown);
 }

@@ -15,14 +15,13 @@
 
 #include <cmocka.h>
 
+#include "blobs.h"
 #include "golden.h"
 
 #include "kvmstats.h"
 #include "macro.h"
 #include "scale.h"
 #include "translate.h"
-
-#define FLAGS(type, unit, base) ((uint32_t)(type) | (uint32_t)(unit) << 4 | (uint32_t)(base) << 8)
 
 enum {
 	CUM = KVMSTATS_TYPE_CUMULATIVE,
@@ -166,25 +165,6 @@ static void check_le(const struct kvmstats_family *f, const char *const *want, s
 }
 
 /* ---- blobs --------------------------------------------------------------- */
-
-static struct blob vm_blob, vcpu_blob;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	if (load_data_blob("x86_64-6.18-vm.bin", &vm_blob) < 0 ||
-	    load_data_blob("x86_64-6.18-vcpu.bin", &vcpu_blob) < 0)
-		return -1;
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	free(vm_blob.data);
-	free(vcpu_blob.data);
-	return 0;
-}
 
 static struct kvmstats_file *open_real(const struct blob *b)
 {
@@ -933,5 +913,5 @@ int main(void)
 		cmocka_unit_test(test_filter),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, blobs_setup, blobs_teardown);
 }

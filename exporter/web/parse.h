@@ -66,6 +66,15 @@ int wc_get_bool(struct parse_ctx *p, const yaml_node_t *n, const char *key, bool
 int wc_get_string_list(struct parse_ctx *p, const yaml_node_t *n, const char *key, char ***ret,
 		       size_t *ret_n);
 /*
+ * One pair of a mapping whose keys must be plain names (what: "keys",
+ * "header names", ...): its key and value nodes and the key's dotted path
+ * in full. The key's name, or NULL after failing (at the key when
+ * fail_at_key and there is one, else at the mapping).
+ */
+const char *wc_pair(struct parse_ctx *p, yaml_node_t *map, const yaml_node_pair_t *pair,
+		    const char *path, const char *what, bool fail_at_key, yaml_node_t **ret_k,
+		    yaml_node_t **ret_v, char full[KEY_PATH_MAX]);
+/*
  * Walks a mapping: every key must be a known, unrepeated name; a null value
  * counts as absent. path is the mapping's own key path ("" at the top).
  */

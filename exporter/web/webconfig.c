@@ -55,16 +55,14 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 
 	for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
 	     pair < value->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+		yaml_node_t *k, *v;
 		char full[KEY_PATH_MAX];
 		const char *name, *val;
 		size_t i;
 
-		if (!k || !v || k->type != YAML_SCALAR_NODE)
-			return wc_fail_at(p, value, path, "header names must be plain names");
-		name = (const char *)k->data.scalar.value;
-		snprintf(full, sizeof(full), "%s.%s", path, name);
+		name = wc_pair(p, value, pair, path, "header names", false, &k, &v, full);
+		if (!name)
+			return -EINVAL;
 		r = wc_get_string(p, v, full, &val);
 		if (r < 0)
 			return r;
@@ -169,15 +167,13 @@ static int section_users(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *val
 		return r;
 	for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
 	     pair < value->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+		yaml_node_t *k, *v;
 		char full[KEY_PATH_MAX];
 		const char *name, *hash;
 
-		if (!k || !v || k->type != YAML_SCALAR_NODE)
-			return wc_fail_at(p, value, path, "user names must be plain names");
-		name = (const char *)k->data.scalar.value;
-		snprintf(full, sizeof(full), "%s.%s", path, name);
+		name = wc_pair(p, value, pair, path, "user names", false, &k, &v, full);
+		if (!name)
+			return -EINVAL;
 		if (strlen(name) != k->data.scalar.length || !*name || strchr(name, ':'))
 			return wc_fail_at(p, k, full,
 					  "a user name must be non-empty, without ':' or NUL "

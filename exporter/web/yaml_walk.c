@@ -168,6 +168,26 @@ int wc_get_string_list(struct parse_ctx *p, const yaml_node_t *n, const char *ke
  * Walks a mapping: every key must be a known, unrepeated name; a null value
  * counts as absent. path is the mapping's own key path ("" at the top).
  */
+const char *wc_pair(struct parse_ctx *p, yaml_node_t *map, const yaml_node_pair_t *pair,
+		    const char *path, const char *what, bool fail_at_key, yaml_node_t **ret_k,
+		    yaml_node_t **ret_v, char full[KEY_PATH_MAX])
+{
+	yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
+	yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+	const char *name;
+
+	if (!k || !v || k->type != YAML_SCALAR_NODE) {
+		(void)wc_fail_at(p, fail_at_key && k ? k : map, *path ? path : NULL,
+				 "%s must be plain names", what);
+		return NULL;
+	}
+	name = (const char *)k->data.scalar.value;
+	snprintf(full, KEY_PATH_MAX, "%s%s%s", path, *path ? "." : "", name);
+	*ret_k = k;
+	*ret_v = v;
+	return name;
+}
+
 int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
 		    const struct key_rule *rules, size_t n_rules)
 {
@@ -180,18 +200,15 @@ int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
 				  wc_node_kind(map));
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
-		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+		yaml_node_t *k, *v;
 		char full[KEY_PATH_MAX];
 		const char *name;
 		size_t i;
 		int r;
 
-		if (!k || !v || k->type != YAML_SCALAR_NODE)
-			return wc_fail_at(p, k ? k : map, *path ? path : NULL,
-					  "keys must be plain names");
-		name = (const char *)k->data.scalar.value;
-		snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", name);
+		name = wc_pair(p, map, pair, path, "keys", true, &k, &v, full);
+		if (!name)
+			return -EINVAL;
 		for (i = 0; i < n_rules && i < ELEMENTSOF(seen); i++)
 			if (strcmp(rules[i].name, name) == 0)
 				break;

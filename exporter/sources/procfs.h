@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* procfs discovery of stats fds held by VMM processes (needs CAP_SYS_PTRACE). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "collector.h"
+#include "expo/family.h"
+
+struct procfs_source {
+	struct collector *collector;
+	const char *proc_root; /* "/proc" */
+	int epoll_fd;          /* new VMs' pidfds are added here */
+	/* Processes to leave alone (hand-off peers: their fds come over the socket); may be NULL. */
+	bool (*skip_pid)(void *userdata, pid_t pid);
+	void *skip_userdata;
+	unsigned generation;
+	bool warned_denied;
+	bool warned_getfd;
+	/* Self-metrics of the last scan; written and read under the collector's lock. */
+	uint64_t scans;
+	bool scan_ok;
+	double scan_seconds;
+};
+
+/*
+ * Scans every process for stats fds, adds new VMs and vCPUs, drops what
+ * VMMs no longer hold. Runs on the main thread. 0 or -errno (no /proc).
+ */
+int procfs_scan(struct procfs_source *p);
+
+/* Removes the VM watched by pidfd (its process exited); false if none matched. */
+bool procfs_vm_exited(struct procfs_source *p, int pidfd);
+
+/* Writes the kvmstats_exporter_procfs_* families (a family_writer_fn; userdata: the source). */
+void procfs_write_metrics(void *userdata, struct family_writer *w);

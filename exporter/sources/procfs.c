@@ -78,7 +78,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 	if (fd < 0) {
 		r = -errno;
 		if ((r == -EPERM || r == -EACCES) && !p->warned_getfd) {
-			log_warn("cannot take stats fds from another process; procfs discovery needs "
+			log_warn("cannot take stats fds from another process; procfs discovery "
+				 "needs "
 				 "CAP_SYS_PTRACE (or use the stats-file source)",
 				 "pid=%d err=\"%s\"", (int)vm->pid, strerror(-r));
 			p->warned_getfd = true;
@@ -96,7 +97,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 			kvmstats_error_format(&err, why, sizeof(why));
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-r));
-		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd, why);
+		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd,
+			 why);
 		collector_count_rejected_fd(p->collector);
 		return r;
 	}
@@ -309,8 +311,9 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	}
 
 	if (!vm->kvm_id) {
-		const struct kvmstats_file *f = vm->vm_file ? vm->vm_file
-					      : vm->n_vcpus ? vm->vcpus[0].file : NULL;
+		const struct kvmstats_file *f = vm->vm_file   ? vm->vm_file
+						: vm->n_vcpus ? vm->vcpus[0].file
+							      : NULL;
 		char *id = f ? strndup(f->id, strcspn(f->id, "/")) : NULL;
 
 		/* A VM already in the collector is read by scrapes. */

@@ -17,6 +17,7 @@
 #include "kvmstats.h"
 #include "expo/outbuf.h"
 #include "translate.h"
+#include "vcpu_thread.h"
 
 struct vhost_taps;
 
@@ -35,6 +36,7 @@ struct vm_vcpu {
 	struct kvmstats_file *file;
 	int target_fd; /* the fd number in the VMM (procfs), -1 otherwise */
 	bool read_ok;  /* the last scrape's read succeeded */
+	struct vcpu_thread thread; /* the host thread running it, if known */
 };
 
 struct vm {

@@ -291,8 +291,10 @@ static struct vm_vcpu *merged_vcpus(const struct apply *a, size_t *ret_n)
 	if (n > 0)
 		memcpy(v, vm->vcpus, n * sizeof(*v));
 	for (size_t i = 0; i < a->m->n_roles; i++)
-		if (a->files[i]->kind == KVMSTATS_KIND_VCPU)
-			v[n++] = (struct vm_vcpu){.file = a->files[i], .target_fd = -1};
+		if (a->files[i]->kind == KVMSTATS_KIND_VCPU) {
+			v[n] = (struct vm_vcpu){.file = a->files[i], .target_fd = -1};
+			vcpu_thread_init(&v[n++].thread, VCPU_THREAD_NOT_SEEN);
+		}
 	qsort(v, n, sizeof(*v), vcpu_cmp);
 	*ret_n = n;
 	return v;

@@ -13,6 +13,7 @@
 #include "kvm_families.h"
 #include "macro.h"
 #include "self_metrics.h"
+#include "vcpu_thread_scrape.h"
 #include "util/clock.h"
 #include "vhost/tap.h"
 
@@ -308,12 +309,15 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 			vm->vcpus[j].read_ok = !vm->exited && read_file(c, vm->vcpus[j].file);
 			ok = ok && (vm->exited || vm->vcpus[j].read_ok);
 		}
+		vcpu_threads_read(vm);
 		c->source_read_seconds[vm->source] += monotonic_seconds() - t0;
 		c->source_read_ok[vm->source] = c->source_read_ok[vm->source] && ok;
 	}
 	c->scrapes++;
 
 	r = kvm_families_write(out, c->vms, c->n_vms, c->per_vcpu, fmt);
+	if (r >= 0)
+		r = vcpu_thread_families_write(out, c->vms, c->n_vms, c->per_vcpu, fmt);
 	if (r >= 0)
 		r = self_metrics_write(out, c, monotonic_seconds() - start, fmt);
 	if (r >= 0)

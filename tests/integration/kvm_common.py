@@ -31,6 +31,9 @@ ASSUMED_VM_LABEL = 'pid-{pid}'        # a VMM without a -name option
 ASSUMED_PROCFS_SOURCE = 'procfs'      # kvm_vm_info{source} for procfs discovery
 ASSUMED_KVM_ID = 'kvm-{pid}'          # kvm_vm_info{kvm_id}: the VM stats file's id
 INFO_FAMILY = 'kvm_vm_info'
+# The vCPU thread families (schedstat, not KVM stats) are checked by
+# test_vcpu_threads.py against the threads' own files, not here.
+THREAD_PREFIX = 'kvm_vcpu_thread_'
 INFO_LABELS = frozenset({'vm', 'uuid', 'pid', 'vmm', 'kvm_id', 'source'})
 # In per-vCPU mode vCPU series carry vcpu="N" *instead of* the per-VM aggregate.
 
@@ -415,7 +418,7 @@ def compare(expo, expected, families, our_vms, exporter_pid=None, limit=10):
     foreign = 0
     for key, val in expo.samples.items():
         name, labels = key
-        if not name.startswith('kvm_'):
+        if not name.startswith('kvm_') or name.startswith(THREAD_PREFIX):
             continue
         ld = dict(labels)
         if 'vm' not in ld:
@@ -456,7 +459,7 @@ def check_families(expo, families):
     problems = []
     typed = {}
     for name, t in expo.types.items():
-        if name.startswith('kvm_'):
+        if name.startswith('kvm_') and not name.startswith(THREAD_PREFIX):
             base = name[:-len('_total')] if t == 'counter' and name.endswith('_total') \
                 and name[:-len('_total')] in families else name
             typed[base] = (name, t)
@@ -472,7 +475,7 @@ def check_families(expo, families):
     # Samples too, whatever their VM: a family is a family even without a TYPE line.
     untyped = set()
     for name, _ in expo.samples:
-        if not name.startswith('kvm_') or name in families:
+        if not name.startswith('kvm_') or name.startswith(THREAD_PREFIX) or name in families:
             continue
         base, _, suffix = name.rpartition('_')
         if families.get(base) == {'total': 'counter', 'bucket': 'histogram', 'count': 'histogram',

@@ -26,109 +26,28 @@ as unmapped ("not_seen"), nothing made up.
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
 import kvm_common as kc
 
 VCPUS = 3
 RESCAN = '200ms'
 MAP_TIMEOUT = 20.0
-FAMILIES = {'cpu': 'kvm_vcpu_thread_cpu_seconds_total',
-            'delay': 'kvm_vcpu_thread_run_delay_seconds_total',
-            'slices': 'kvm_vcpu_thread_timeslices_total'}
-UNMAPPED = 'kvm_vcpu_thread_unmapped'
-FOUND = re.compile(r'msg="vCPU thread found" vm=(\S+) vcpu=(\d+) tid=(\d+)')
-
-
-def schedstat(pid, tid):
-    """This test's own reading: {'cpu': s, 'delay': s, 'slices': n} as exact Fractions."""
-    with open(f'/proc/{pid}/task/{tid}/schedstat') as f:
-        cpu, delay, slices = (int(x) for x in f.read().split())
-    return {'cpu': Fraction(cpu, 10**9), 'delay': Fraction(delay, 10**9), 'slices': Fraction(slices)}
-
-
-def thread_series(expo, vm):
-    """{(family key, vcpu or None): value} of one VM's thread families."""
-    out = {}
-    for (name, labels), (value, _) in expo.samples.items():
-        ld = dict(labels)
-        if ld.get('vm') != vm:
-            continue
-        for key, fam in FAMILIES.items():
-            if name == fam:
-                out[(key, int(ld['vcpu']) if 'vcpu' in ld else None)] = value
-    return out
-
-
-def unmapped(expo, vm):
-    return {dict(k[1])['reason']: v[0] for k, v in expo.samples.items()
-            if k[0] == UNMAPPED and dict(k[1]).get('vm') == vm}
-
-
-def schedstat_fds(exporter_pid):
-    """The (pid, tid) of every schedstat file the exporter holds."""
-    out = set()
-    for fd in os.listdir(f'/proc/{exporter_pid}/fd'):
-        try:
-            link = os.readlink(f'/proc/{exporter_pid}/fd/{fd}')
-        except OSError:
-            continue
-        m = re.fullmatch(r'/proc/(\d+)/task/(\d+)/schedstat', link)
-        if m:
-            out.add((int(m.group(1)), int(m.group(2))))
-    return out
-
-
 def wait_mapped(ex, vm, n, what):
     """Scrapes until all n vCPUs of vm have thread series; returns the exposition."""
     deadline = time.monotonic() + MAP_TIMEOUT
     while True:
         expo = kc.Exposition(ex.scrape())
-        got = {v for (k, v) in thread_series(expo, vm) if k == 'cpu'}
+        got = {v for (k, v) in kc.thread_series(expo, vm) if k == 'cpu'}
         if got == set(range(n)):
             return expo
         if time.monotonic() > deadline:
             kc.fail(f'{what}: vCPUs {sorted(got)} of {n} mapped after {MAP_TIMEOUT}s, '
-                    f'unmapped {unmapped(expo, vm)}:\n{ex.log_text()}')
+                    f'unmapped {kc.thread_unmapped(expo, vm)}:\n{ex.log_text()}')
         time.sleep(0.1)
-
-
-def bracket(ex, pid, vm, truth, per_vcpu):
-    """One scrape between two readings of every vCPU thread; returns the problems."""
-    before = {v: schedstat(pid, t) for v, t in truth.items()}
-    expo = kc.Exposition(ex.scrape())
-    after = {v: schedstat(pid, t) for v, t in truth.items()}
-    got = thread_series(expo, vm)
-    problems = list(expo.errors)
-    for key in FAMILIES:
-        if per_vcpu:
-            ranges = {v: (before[v][key], after[v][key]) for v in truth}
-        else:
-            ranges = {None: (sum(b[key] for b in before.values()),
-                             sum(a[key] for a in after.values()))}
-        for v, (lo, hi) in ranges.items():
-            val = got.get((key, v))
-            if val is None:
-                problems.append(f'{FAMILIES[key]}{{vm="{vm}",vcpu={v}}} missing')
-            elif not lo <= val <= hi:
-                problems.append(f'{FAMILIES[key]}{{vm="{vm}",vcpu={v}}} = {float(val)} '
-                                f'outside [{float(lo)}, {float(hi)}]')
-    extra = {k for k in got if k[0] in FAMILIES and (k[1] is None) == per_vcpu}
-    if extra:
-        problems.append(f'series of the other mode: {sorted(extra, key=str)}')
-    if unmapped(expo, vm):
-        problems.append(f'unmapped vCPUs reported: {unmapped(expo, vm)}')
-    return problems
-
-
-def full_log(ex):
-    ex.stderr.seek(0)
-    return ex.stderr.read().decode(errors='replace')
 
 
 def pin(tids, cpu):
@@ -154,38 +73,35 @@ def check_style(fixture, style):
         hog = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
         try:
             pin([hog.pid] + list(truth.values()), cpu)
-            start = {v: schedstat(pid, t) for v, t in truth.items()}
+            start = {v: kc.schedstat(pid, t) for v, t in truth.items()}
             with kc.Exporter([f'--kvm.rescan-interval={RESCAN}', '--kvm.per-vcpu',
                               '--kvm.handoff-socket=', '--log.level=debug']) as ex, \
                     kc.Exporter([f'--kvm.rescan-interval={RESCAN}',
                                  '--kvm.handoff-socket=']) as agg:
                 wait_mapped(ex, vm, VCPUS, f'{style} per-vCPU')
-                chosen = {}
-                for m in FOUND.finditer(full_log(ex)):
-                    if m.group(1) == vm:
-                        chosen.setdefault(int(m.group(2)), set()).add(int(m.group(3)))
+                chosen = kc.chosen_threads(ex, vm)
                 wrong = {v: ts for v, ts in chosen.items() if ts != {truth[v]}}
                 ok &= kc.report([f'vCPU {v} mapped to threads {sorted(ts)}, runs on {truth[v]}'
                                  for v, ts in wrong.items()] +
                                 ([] if set(chosen) == set(truth) else
                                  [f'mapped vCPUs {sorted(chosen)}, expected {sorted(truth)}']),
                                 f'{style}: every vCPU mapped to the thread that runs it')
-                held = {t for p, t in schedstat_fds(ex.pid) if p == pid}
+                held = {t for p, t in kc.schedstat_fds(ex.pid) if p == pid}
                 ok &= kc.report([] if held == set(truth.values()) else
                                 [f'exporter holds schedstat files of {sorted(held)}, '
                                  f'expected {sorted(truth.values())}'],
                                 f'{style}: one schedstat file per vCPU thread')
                 for i in range(3):
-                    ok &= kc.report(bracket(ex, pid, vm, truth, True),
+                    ok &= kc.report(kc.bracket_threads(ex, pid, vm, truth, True),
                                     f'{style}: per-vCPU values within this test\'s readings '
                                     f'(scrape {i + 1})')
                 deadline = time.monotonic() + MAP_TIMEOUT
-                while not thread_series(kc.Exposition(agg.scrape()), vm) and \
+                while not kc.thread_series(kc.Exposition(agg.scrape()), vm) and \
                         time.monotonic() < deadline:
                     time.sleep(0.1)
-                ok &= kc.report(bracket(agg, pid, vm, truth, False),
+                ok &= kc.report(kc.bracket_threads(agg, pid, vm, truth, False),
                                 f'{style}: per-VM sums within this test\'s readings')
-                now = {v: schedstat(pid, t) for v, t in truth.items()}
+                now = {v: kc.schedstat(pid, t) for v, t in truth.items()}
                 grew = {v: float(now[v]['delay'] - start[v]['delay']) for v in truth}
                 ok &= kc.report([f'vCPU {v}: run delay grew by {g}s next to the hog'
                                  for v, g in grew.items() if g <= 0],
@@ -208,14 +124,14 @@ def check_style(fixture, style):
                         time.monotonic() < deadline:
                     time.sleep(0.01)
                 expo = kc.Exposition(ex.scrape())
-                got = thread_series(expo, vm)
-                problems = [f'{FAMILIES[k]}{{vcpu="{v}"}} still exported'
+                got = kc.thread_series(expo, vm)
+                problems = [f'{kc.THREAD_FAMILIES[k]}{{vcpu="{v}"}} still exported'
                             for (k, v) in got if v == gone]
-                problems += [f'{FAMILIES[k]}{{vcpu="{v}"}} missing' for k in FAMILIES
+                problems += [f'{kc.THREAD_FAMILIES[k]}{{vcpu="{v}"}} missing' for k in kc.THREAD_FAMILIES
                              for v in truth if v != gone and (k, v) not in got]
-                if unmapped(expo, vm) != {'thread_exited': 1}:
-                    problems.append(f'unmapped {unmapped(expo, vm)}, expected thread_exited: 1')
-                if (pid, truth[gone]) in schedstat_fds(ex.pid):
+                if kc.thread_unmapped(expo, vm) != {'thread_exited': 1}:
+                    problems.append(f'unmapped {kc.thread_unmapped(expo, vm)}, expected thread_exited: 1')
+                if (pid, truth[gone]) in kc.schedstat_fds(ex.pid):
                     problems.append('the exited thread\'s schedstat file is still open')
                 ok &= kc.report(problems, f'{style}: an exited vCPU thread is dropped, counted '
                                           f'and its file closed by the next scrape')
@@ -235,10 +151,10 @@ def check_unthreaded(fixture):
             time.sleep(1.0)  # several rescans
             expo = kc.Exposition(ex.scrape())
             problems = [f'{kc.fmt_key(k)} exported' for k in expo.samples
-                        if k[0] in FAMILIES.values() and dict(k[1]).get('vm') == vm]
-            if unmapped(expo, vm) != {'not_seen': VCPUS}:
-                problems.append(f'unmapped {unmapped(expo, vm)}, expected not_seen: {VCPUS}')
-            if any(p == pid for p, _ in schedstat_fds(ex.pid)):
+                        if k[0] in kc.THREAD_FAMILIES.values() and dict(k[1]).get('vm') == vm]
+            if kc.thread_unmapped(expo, vm) != {'not_seen': VCPUS}:
+                problems.append(f'unmapped {kc.thread_unmapped(expo, vm)}, expected not_seen: {VCPUS}')
+            if any(p == pid for p, _ in kc.schedstat_fds(ex.pid)):
                 problems.append('schedstat files of the VMM held')
     return kc.report(problems, 'vCPUs run in turn on one stopped thread: none mapped, all '
                                'counted as not_seen')

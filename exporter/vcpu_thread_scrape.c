@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "collector.h"
-#include "expo/family.h"
 #include "scale.h"
 #include "vcpu_thread.h"
 #include "vcpu_thread_scrape.h"
@@ -39,29 +37,6 @@ void vcpu_threads_read(struct vm *vm)
 	}
 }
 
-static void put_seconds(struct outbuf *out, kvmstats_u128 ns)
-{
-	char buf[KVMSTATS_SCALED_BUFSIZE];
-	int r = kvmstats_format_scaled(buf, sizeof(buf), ns, 10, -9);
-
-	if (r < 0) {
-		out->failed = true;
-		return;
-	}
-	outbuf_put(out, buf, (size_t)r);
-}
-
-static void put_labels(struct outbuf *out, const struct vm *vm, int vcpu)
-{
-	outbuf_puts(out, "{vm=\"");
-	outbuf_puts(out, vm->name_escaped);
-	if (vcpu >= 0) {
-		outbuf_puts(out, "\",vcpu=\"");
-		outbuf_put_u64(out, (uint64_t)vcpu);
-	}
-	outbuf_puts(out, "\"} ");
-}
-
 enum thread_value { VALUE_CPU, VALUE_DELAY, VALUE_SLICES };
 
 static uint64_t value_of(const struct schedstat *s, enum thread_value v)
@@ -69,24 +44,26 @@ static uint64_t value_of(const struct schedstat *s, enum thread_value v)
 	return v == VALUE_CPU ? s->cpu_ns : v == VALUE_DELAY ? s->run_delay_ns : s->timeslices;
 }
 
-static void put_value(struct outbuf *out, kvmstats_u128 v, enum thread_value which)
+/* Ends a sample: nanoseconds as exact decimal seconds, or a plain count. */
+static void put_value(struct family_writer *w, kvmstats_u128 v, enum thread_value which)
 {
-	if (which == VALUE_SLICES) {
-		char buf[KVMSTATS_SCALED_BUFSIZE];
-		int r = kvmstats_format_u128(buf, sizeof(buf), v);
+	char buf[KVMSTATS_SCALED_BUFSIZE];
+	int r;
 
-		if (r < 0)
-			out->failed = true;
-		else
-			outbuf_put(out, buf, (size_t)r);
-	} else {
-		put_seconds(out, v);
+	if (which == VALUE_SLICES) {
+		family_value_u128(w, v);
+		return;
 	}
-	outbuf_putc(out, '\n');
+	r = kvmstats_format_scaled(buf, sizeof(buf), v, 10, -9);
+	if (r < 0) {
+		w->out->failed = true;
+		return;
+	}
+	family_value_text(w, buf, (size_t)r);
 }
 
-static void write_family(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu,
-			 enum exposition_format fmt, enum thread_value which, const char *family,
+static void write_family(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+			 bool per_vcpu, enum thread_value which, const char *family,
 			 const char *unit, const char *help)
 {
 	bool header = false;
@@ -102,41 +79,40 @@ static void write_family(struct outbuf *out, struct vm *const *vms, size_t n_vms
 			if (!t->read_ok)
 				continue;
 			if (!header) {
-				family_write_header(out, fmt, family, FAMILY_COUNTER, unit, help);
+				family_begin(w, family, FAMILY_COUNTER, unit, help);
 				header = true;
 			}
 			if (per_vcpu) {
-				outbuf_puts(out, family);
-				outbuf_puts(out, "_total");
-				put_labels(out, vm, vm->vcpus[j].file->vcpu);
-				put_value(out, value_of(&t->stat, which), which);
+				family_sample(w, NULL);
+				family_label_escaped_n(w, "vm", vm->name_escaped,
+						       vm->name_escaped_len);
+				family_label_u64(w, "vcpu", (uint64_t)vm->vcpus[j].file->vcpu);
+				put_value(w, value_of(&t->stat, which), which);
 			}
 			sum += value_of(&t->stat, which);
 			any = true;
 		}
 		if (!per_vcpu && any) {
-			outbuf_puts(out, family);
-			outbuf_puts(out, "_total");
-			put_labels(out, vm, -1);
-			put_value(out, sum, which);
+			family_sample(w, NULL);
+			family_label_escaped_n(w, "vm", vm->name_escaped, vm->name_escaped_len);
+			put_value(w, sum, which);
 		}
 	}
 }
 
-int vcpu_thread_families_write(struct outbuf *out, struct vm *const *vms, size_t n_vms,
-			       bool per_vcpu, enum exposition_format fmt)
+void vcpu_thread_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+				bool per_vcpu)
 {
 	bool header = false;
 
-	write_family(out, vms, n_vms, per_vcpu, fmt, VALUE_CPU, "kvm_vcpu_thread_cpu_seconds",
+	write_family(w, vms, n_vms, per_vcpu, VALUE_CPU, "kvm_vcpu_thread_cpu_seconds",
 		     "seconds", "Time the host threads running the vCPUs spent on a CPU "
 		     "(/proc/PID/task/TID/schedstat).");
-	write_family(out, vms, n_vms, per_vcpu, fmt, VALUE_DELAY,
-		     "kvm_vcpu_thread_run_delay_seconds", "seconds",
-		     "Time the host threads running the vCPUs were runnable but waited for a CPU "
-		     "(/proc/PID/task/TID/schedstat).");
-	write_family(out, vms, n_vms, per_vcpu, fmt, VALUE_SLICES, "kvm_vcpu_thread_timeslices",
-		     NULL, "Timeslices the host threads running the vCPUs ran "
+	write_family(w, vms, n_vms, per_vcpu, VALUE_DELAY, "kvm_vcpu_thread_run_delay_seconds",
+		     "seconds", "Time the host threads running the vCPUs were runnable but waited "
+		     "for a CPU (/proc/PID/task/TID/schedstat).");
+	write_family(w, vms, n_vms, per_vcpu, VALUE_SLICES, "kvm_vcpu_thread_timeslices", NULL,
+		     "Timeslices the host threads running the vCPUs ran "
 		     "(/proc/PID/task/TID/schedstat).");
 
 	for (size_t i = 0; i < n_vms; i++) {
@@ -155,17 +131,15 @@ int vcpu_thread_families_write(struct outbuf *out, struct vm *const *vms, size_t
 			if (count[r] == 0 || r == VCPU_THREAD_NO_PROCESS)
 				continue;
 			if (!header) {
-				family_write_header(out, fmt, "kvm_vcpu_thread_unmapped", FAMILY_GAUGE,
-						    NULL, "vCPUs whose host thread is not known, so "
-						    "that they have no kvm_vcpu_thread_* series, by "
-						    "reason.");
+				family_begin(w, "kvm_vcpu_thread_unmapped", FAMILY_GAUGE, NULL,
+					     "vCPUs whose host thread is not known, so that they "
+					     "have no kvm_vcpu_thread_* series, by reason.");
 				header = true;
 			}
-			outbuf_puts(out, "kvm_vcpu_thread_unmapped{vm=\"");
-			outbuf_puts(out, vm->name_escaped);
-			outbuf_printf(out, "\",reason=\"%s\"} %zu\n", vcpu_thread_reason_to_string(r),
-				      count[r]);
+			family_sample(w, NULL);
+			family_label_escaped_n(w, "vm", vm->name_escaped, vm->name_escaped_len);
+			family_label(w, "reason", vcpu_thread_reason_to_string(r));
+			family_value_u64(w, count[r]);
 		}
 	}
-	return 0;
 }

@@ -8,10 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "expo/exposition.h"
-#include "expo/outbuf.h"
-
-struct vm;
+#include "expo/family.h"
+#include "vm.h"
 
 /*
  * Reads the schedstat of every mapped vCPU of the VM (one pread each). A
@@ -23,7 +21,7 @@ void vcpu_threads_read(struct vm *vm);
 /*
  * Writes kvm_vcpu_thread_cpu_seconds_total, _run_delay_seconds_total,
  * _timeslices_total (per VM, or per vCPU with per_vcpu) and
- * kvm_vcpu_thread_unmapped{reason}. Returns 0.
+ * kvm_vcpu_thread_unmapped{reason}, from the values of the last read.
  */
-int vcpu_thread_families_write(struct outbuf *out, struct vm *const *vms, size_t n_vms,
-			       bool per_vcpu, enum exposition_format fmt);
+void vcpu_thread_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+				bool per_vcpu);

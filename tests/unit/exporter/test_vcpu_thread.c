@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include "collector.h"
 #include "vcpu_thread.h"
 #include "vcpu_thread_scrape.h"
 
@@ -27,6 +26,7 @@ static struct vm *fake_vm(const char *name, size_t n)
 	vm->pid = getpid();
 	vm->name = strdup(name);
 	vm->name_escaped = strdup(name);
+	vm->name_escaped_len = strlen(name);
 	vm->vcpus = calloc(n, sizeof(*vm->vcpus));
 	vm->n_vcpus = n;
 	for (size_t i = 0; i < n; i++) {
@@ -56,8 +56,9 @@ static void free_fake_vm(struct vm *vm)
 static char *write_families(struct vm *vm, bool per_vcpu, enum exposition_format fmt)
 {
 	struct outbuf out = { 0 };
+	struct family_writer w = family_writer_init(&out, fmt);
 
-	assert_int_equal(vcpu_thread_families_write(&out, &vm, 1, per_vcpu, fmt), 0);
+	vcpu_thread_families_write(&w, &vm, 1, per_vcpu);
 	outbuf_putc(&out, '\0');
 	assert_false(out.failed);
 	return out.data;

@@ -15,6 +15,7 @@
 
 #include "expo/escape.h"
 #include "sources/handoff_apply.h"
+#include "sources/handoff_threads.h"
 #include "log/log.h"
 #include "macro.h"
 #include "util/samefile.h"
@@ -448,6 +449,12 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 	size_t i = 0;
 	int r;
 
+	if (m->kind == HANDOFF_MSG_THREADS) {
+		for (i = 0; i < n_fds; i++)
+			safe_close(fds[i]);
+		return handoff_apply_threads(c, peer->vm, peer->pid, m, n_fds, ret_reason, why,
+					     why_len);
+	}
 	r = check_roles(&a, n_fds);
 	for (; r >= 0 && i < n_fds; i++)
 		r = open_file(&a, i, fds[i]);

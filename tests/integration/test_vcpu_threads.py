@@ -20,15 +20,24 @@ pinned there too so that the threads wait for it:
   exits, the next scrape drops its series, counts it as
   kvm_vcpu_thread_unmapped{reason="thread_exited"} and closes the file.
 
+Then the hand-off protocol's "threads" message (procfs discovery off, so
+that the exporter has only the peer's word): the fixture names each vCPU's
+thread, the exporter maps exactly those and the values are bracketed; a
+message naming a vCPU the VM lacks, or holding anything but vCPU roles and
+thread ids, is refused.
+
 Then a VMM that ran all its vCPUs on one thread, none of them still in
 KVM_RUN (the fixture's classic mode): no thread series, every vCPU counted
 as unmapped ("not_seen"), nothing made up.
 """
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import kvm_common as kc
@@ -141,6 +150,61 @@ def check_style(fixture, style):
     return ok
 
 
+def handoff_answer(sock, msg):
+    sock.send(json.dumps(msg).encode())
+    return json.loads(sock.recv(65536))
+
+
+def check_handoff(fixture):
+    ok = True
+    with tempfile.TemporaryDirectory(prefix='vcpu-threads-') as tmp:
+        path = os.path.join(tmp, 'h.sock')
+        with kc.Exporter(['--no-kvm.procfs', f'--kvm.handoff-socket={path}', '--kvm.per-vcpu',
+                          '--log.level=debug']) as ex, \
+                kc.Fixture(fixture, 1, VCPUS, 1, extra=['--vcpu-threads', 'creator',
+                                                        '--handoff', path, '--name', 'tvh']) as fx:
+            d = fx.load_dumps()[0]
+            pid, vm = d['pid'], 'tvh-0'
+            truth = {t['vcpu']: t['tid'] for t in d['threads']}
+            wait_mapped(ex, vm, VCPUS, 'hand-off "threads"')
+            chosen = kc.chosen_threads(ex, vm)
+            problems = [f'vCPU {v} mapped to {sorted(ts)}, runs on {truth[v]}'
+                        for v, ts in chosen.items() if ts != {truth[v]}]
+            if set(chosen) != set(truth):
+                problems.append(f'mapped vCPUs {sorted(chosen)}, expected {sorted(truth)}')
+            held = {t for p, t in kc.schedstat_fds(ex.pid) if p == pid}
+            if held != set(truth.values()):
+                problems.append(f'schedstat files of {sorted(held)} held, expected '
+                                f'{sorted(truth.values())}')
+            ok &= kc.report(problems, 'hand-off: the threads the VMM names are mapped')
+            ok &= kc.report(kc.bracket_threads(ex, pid, vm, truth, True),
+                            'hand-off: values within this test\'s readings')
+
+            # A peer of our own: refusals, and the connection stays usable.
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(10)
+            s.connect(path)
+            try:
+                problems = []
+                a = handoff_answer(s, {'version': 1, 'vm': {'name': f'tvh-peer-{os.getpid()}'},
+                                       'fds': []})
+                if a != {'ok': True}:
+                    problems.append(f'registration answered {a}')
+                for msg, why in (({'threads': {'vcpu:0': os.getpid()}}, 'no role'),
+                                 ({'threads': {'vm': os.getpid()}}, 'vcpu:N'),
+                                 ({'threads': {'vcpu:0': 0}}, 'thread id'),
+                                 ({'threads': {'vcpu:0': 'x'}}, 'thread id'),
+                                 ({'threads': {}, 'fds': []}, 'exactly one')):
+                    a = handoff_answer(s, msg)
+                    if a.get('ok') is not False or why not in a.get('error', ''):
+                        problems.append(f'{json.dumps(msg)} answered {a}, expected a refusal '
+                                        f'saying {why!r}')
+                ok &= kc.report(problems, 'hand-off: malformed "threads" messages refused')
+            finally:
+                s.close()
+    return ok
+
+
 def check_unthreaded(fixture):
     """All vCPUs ran on the main thread and stopped: nothing to map, all counted."""
     with kc.Fixture(fixture, 1, VCPUS, 2) as fx:
@@ -168,6 +232,7 @@ def main():
                 '(CAP_SYS_PTRACE), as procfs discovery does')
     ok = check_style(fixture, 'per-vcpu')
     ok &= check_style(fixture, 'creator')
+    ok &= check_handoff(fixture)
     ok &= check_unthreaded(fixture)
     if not ok:
         sys.exit(1)

@@ -66,7 +66,8 @@
  * also lists "threads": each vCPU's running tid and its creating tid. SIGUSR2
  * makes the thread of the highest-numbered running vCPU exit (its vCPU and
  * stats fds stay open, as after a failed or parked vCPU thread); the dump
- * marks it "exited". --hlt and --pause do not apply.
+ * marks it "exited". --hlt and --pause do not apply. With --handoff the
+ * child also sends a "threads" message naming each vCPU's thread.
  *
  * Exit status 77 when /dev/kvm is missing (meson's "skip").
  */
@@ -581,6 +582,15 @@ static void handoff_register(const struct vm *vm, const struct opts *o)
 		sb_printf(&b, "]}");
 		handoff_send(sock, b.p, fds + sent, k);
 		sent += k;
+	}
+	/* Threads of our own: say which thread runs each vCPU (docs/handoff.md). */
+	if (o->threads != THREADS_NONE) {
+		b.len = 0;
+		sb_printf(&b, "{\"threads\": {");
+		for (unsigned i = 0; i < o->vcpus; i++)
+			sb_printf(&b, "%s\"vcpu:%u\": %d", i ? ", " : "", i, (int)vm->run_tid[i]);
+		sb_printf(&b, "}}");
+		handoff_send(sock, b.p, NULL, 0);
 	}
 	free(b.p);
 	/* Never closed: the VM stays registered until this process exits. */

@@ -77,6 +77,17 @@ static void test_later(void **state)
 	assert_int_equal(m.n_roles, 2);
 	assert_int_equal(m.roles[0], HANDOFF_ROLE_VM);
 	handoff_msg_release(&m);
+
+	assert_int_equal(parse("{\"threads\":{\"vcpu:0\":4279,\"vcpu:16383\":2147483647}}", true,
+			       &m, &reason, why, sizeof(why)),
+			 0);
+	assert_int_equal(m.kind, HANDOFF_MSG_THREADS);
+	assert_int_equal(m.n_roles, 2);
+	assert_int_equal(m.roles[0], 0);
+	assert_int_equal(m.tids[0], 4279);
+	assert_int_equal(m.roles[1], 16383);
+	assert_int_equal(m.tids[1], 2147483647);
+	handoff_msg_release(&m);
 }
 
 static void test_refused(void **state)
@@ -89,6 +100,17 @@ static void test_refused(void **state)
 		const char *expect;
 	} cases[] = {
 	        {"", false, HANDOFF_REJECT_JSON, "not valid JSON"},
+	        {"{\"threads\":[]}", true, HANDOFF_REJECT_JSON, "must be an object"},
+	        {"{\"threads\":{\"vm\":1}}", true, HANDOFF_REJECT_ROLE, "is not \"vcpu:N\""},
+	        {"{\"threads\":{\"vcpu:01\":1}}", true, HANDOFF_REJECT_ROLE, "is not \"vcpu:N\""},
+	        {"{\"threads\":{\"vcpu:0\":0}}", true, HANDOFF_REJECT_JSON, "thread id"},
+	        {"{\"threads\":{\"vcpu:0\":2147483648}}", true, HANDOFF_REJECT_JSON, "thread id"},
+	        {"{\"threads\":{\"vcpu:0\":1.5}}", true, HANDOFF_REJECT_JSON, "thread id"},
+	        {"{\"threads\":{\"vcpu:0\":1,\"vcpu:0\":2}}", true, HANDOFF_REJECT_JSON,
+	         "not valid JSON"},
+	        {"{\"threads\":{},\"remove\":[]}", true, HANDOFF_REJECT_JSON, "exactly one of"},
+	        {"{\"version\":1,\"vm\":{\"name\":\"a\"},\"fds\":[],\"threads\":{}}", false,
+	         HANDOFF_REJECT_JSON, "unknown key"},
 	        {"{", false, HANDOFF_REJECT_JSON, "not valid JSON"},
 	        {"garbage", false, HANDOFF_REJECT_JSON, "not valid JSON"},
 	        {"[]", false, HANDOFF_REJECT_JSON, "must be a JSON object"},

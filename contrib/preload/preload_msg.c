@@ -109,6 +109,21 @@ int preload_msg_add_fds(char *buf, size_t size, const int *roles, size_t n_roles
 	return jb_finish(&b);
 }
 
+int preload_msg_threads(char *buf, size_t size, const int *vcpus, const int *tids, size_t n)
+{
+	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
+
+	jb_puts(&b, "{\"threads\":{");
+	for (size_t i = 0; i < n; i++) {
+		char entry[48];
+
+		snprintf(entry, sizeof(entry), "%s\"vcpu:%d\":%d", i ? "," : "", vcpus[i], tids[i]);
+		jb_puts(&b, entry);
+	}
+	jb_puts(&b, "}}");
+	return jb_finish(&b);
+}
+
 bool preload_name_valid(const char *name)
 {
 	size_t n = strlen(name);

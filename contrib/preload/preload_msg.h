@@ -22,6 +22,9 @@ int preload_msg_register(char *buf, size_t size, const char *name, const char *u
 /* Writes {"fds":[...]} for the roles given. Length or -ENOBUFS. */
 int preload_msg_add_fds(char *buf, size_t size, const int *roles, size_t n_roles);
 
+/* Writes {"threads":{"vcpu:N":tid,...}} for the vCPU ids given. Length or -ENOBUFS. */
+int preload_msg_threads(char *buf, size_t size, const int *vcpus, const int *tids, size_t n);
+
 /*
  * Reads an answer of len bytes: 1 for {"ok":true}, 0 for {"ok":false,...}
  * (the "error" sentence, sanitised and possibly shortened, goes to

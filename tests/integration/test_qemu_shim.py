@@ -24,6 +24,9 @@ threads   the vCPU threads of QEMU (-name debug-threads=on, as libvirt runs
           running, seen in KVM_RUN), and the kvm_vcpu_thread_* values lie
           between this test's readings of the same schedstat files taken
           just before and after each scrape.
+threads_shim  the same with procfs discovery off: the exporter knows the
+          threads only from the shim, which learns each vCPU's thread at its
+          first KVM_RUN and sends it in a "threads" message.
 robust    the shim never makes QEMU fail: no exporter, an exporter that
           refuses, one that never answers, KVMSTATS_PRELOAD_DISABLE=1 and an
           empty KVMSTATS_HANDOFF_SOCKET; at most one shim line on stderr.
@@ -302,6 +305,7 @@ class StandIn:
             self.name = self.uuid = None
             self.pid = None
             self.roles = {}   # role -> fd
+            self.threads = {}  # role -> tid ("threads" messages)
             self.ids = {}     # role -> stats file id
             self.held = []    # fds kept without an answer (mute)
 
@@ -409,6 +413,8 @@ class StandIn:
                 for fd in fds:
                     os.close(fd)
                 return self._answer(conn, False, 'refused by the test')
+        elif set(obj) == {'threads'}:
+            return self._threads(conn, obj['threads'], fds)
         elif set(obj) != {'fds'}:
             return self._refuse(conn, fds, f'later message keys {sorted(obj)} (expected fds)')
         roles = obj['fds']
@@ -439,6 +445,31 @@ class StandIn:
         conn.roles.update(zip(roles, fds))
         conn.ids.update(ids)
         return self._answer(conn, True)
+
+    def _threads(self, conn, threads, fds):
+        """docs/handoff.md "Threads": held vCPU roles, threads of the peer, none twice."""
+        if fds:
+            return self._refuse(conn, fds, f'{len(fds)} fds attached to a threads message')
+        if not isinstance(threads, dict) or not threads:
+            return self._refuse(conn, fds, f'threads {threads!r}')
+        for role, tid in threads.items():
+            if role not in conn.roles or role == 'vm':
+                return self._refuse(conn, fds, f'threads: role {role!r} not held')
+            if not isinstance(tid, int) or isinstance(tid, bool) or \
+                    not os.path.exists(f'/proc/{conn.pid}/task/{tid}'):
+                return self._refuse(conn, fds, f'threads: {tid!r} is not a thread of the peer')
+        if len(set(threads.values())) != len(threads):
+            return self._refuse(conn, fds, f'threads: a thread named twice in {threads}')
+        conn.threads.update(threads)
+        return self._answer(conn, True)
+
+    def threads(self, name):
+        """{role: tid} the VM's peer named in "threads" messages."""
+        with self.lock:
+            for c in self.conns.values():
+                if c.registered and c.name == name:
+                    return dict(c.threads)
+        return {}
 
     def vm(self, name):
         """A snapshot of the registered VM of that name: (pid, uuid, roles set, ids), or None."""
@@ -562,6 +593,15 @@ def mode_standin(shim, tmp):
                     if s.name == 'exits')
         if exits == 0:
             kc.fail('no vCPU exits after running the guest: the values prove nothing')
+        # Each vCPU's first KVM_RUN told the shim its thread; QEMU runs a vCPU on the
+        # thread that created it, which the stats id names.
+        want = {r: int(re.fullmatch(r'kvm-(\d+)/vcpu-\d+', i).group(1))
+                for r, i in server.vm(VM_NAME)[3].items() if r != 'vm'}
+        took = wait_for('a "threads" message for every vCPU',
+                        lambda: server.threads(VM_NAME) == want, 5,
+                        lambda: f': got {server.threads(VM_NAME)}, expected {want}')
+        kc.log(f'  ok: the shim named each vCPU\'s KVM_RUN thread {server.threads(VM_NAME)} '
+               f'({took:.2f}s)')
         qemu.qmp.cmd('cont')
         for i in range(3):
             standin_values(server, qemu, schemas, f'running, reading {i + 1}', stopped=False)
@@ -732,6 +772,14 @@ def mode_exporter(shim, tmp):
 
 
 # --- mode: threads --------------------------------------------------------------------
+def listed(exp, name):
+    try:
+        expo = kc.Exposition(exp.scrape())
+    except OSError:
+        return False
+    return any(k[0] == kc.INFO_FAMILY for k in vm_series(expo, name))
+
+
 def threads_mapped(exp, name, n):
     try:
         expo = kc.Exposition(exp.scrape())
@@ -769,22 +817,38 @@ def check_qemu_threads(exp, qemu, name, what):
     return truth
 
 
-def mode_threads(shim, tmp):
-    if os.geteuid() != 0:
+def mode_threads(shim, tmp, from_shim=False):
+    if os.geteuid() != 0 and not from_shim:
         kc.skip('mapping vCPU threads reads /proc/PID/task/TID/syscall: needs root')
     sock = os.path.join(tmp, 'h.sock')
     args = [f'--kvm.handoff-socket={sock}', '--kvm.rescan-interval=200ms', '--kvm.per-vcpu',
-            '--log.level=debug']
+            '--log.level=debug'] + (['--no-kvm.procfs'] if from_shim else [])
     # A name of its own: other QEMUs on the host (web-1) are seen by procfs discovery too.
     name = f'threads-{os.getpid()}'
     ok = True
     with kc.Exporter(args) as exp, \
             Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock},
                  debug_threads=True, name=name) as qemu:
+        if from_shim:
+            # Stopped at -S no vCPU has called KVM_RUN: the shim has nothing to say yet.
+            wait_for(f'vm="{name}" registered', lambda: listed(exp, name), 10,
+                     lambda: diagnose(exp, qemu))
+            time.sleep(0.5)
+            expo = kc.Exposition(exp.scrape())
+            if kc.thread_series(expo, name) or \
+                    kc.thread_unmapped(expo, name) != {'not_seen': VCPUS}:
+                kc.fail(f'before any KVM_RUN: thread series {kc.thread_series(expo, name)}, '
+                        f'unmapped {kc.thread_unmapped(expo, name)}')
+            kc.log(f'  ok: stopped at -S, no thread known: {VCPUS} vCPUs counted as not_seen')
+            qemu.qmp.cmd('cont')
         took = wait_for(f'vm="{name}" with a thread for each vCPU',
                         lambda: threads_mapped(exp, name, VCPUS), 15, lambda: diagnose(exp, qemu))
-        kc.log(f'  ok: {VCPUS} vCPU threads mapped {took:.2f}s after QMP was up (stopped at -S)')
-        truth = check_qemu_threads(exp, qemu, name, 'stopped at -S')
+        kc.log(f'  ok: {VCPUS} vCPU threads mapped {took:.2f}s after '
+               f'{"cont" if from_shim else "QMP was up (stopped at -S)"}')
+        if from_shim:
+            qemu.qmp.cmd('stop')
+        truth = check_qemu_threads(exp, qemu, name, 'from the shim' if from_shim
+                                   else 'stopped at -S')
         for i in range(2):
             ok &= kc.report(kc.bracket_threads(exp, qemu.pid, name, truth, True),
                             f'stopped: values within this test\'s readings (scrape {i + 1})')
@@ -874,7 +938,7 @@ def mode_robust(shim, tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('shim')
-    ap.add_argument('--mode', choices=['exporter', 'standin', 'robust', 'threads'], required=True)
+    ap.add_argument('--mode', choices=['exporter', 'standin', 'robust', 'threads', 'threads_shim'], required=True)
     a = ap.parse_args()
     if not shutil.which(QEMU):
         kc.skip(f'{QEMU} is not installed (Debian: qemu-system-x86)')
@@ -884,7 +948,8 @@ def main():
         kc.fail(f'shim {shim} not built')
     with tempfile.TemporaryDirectory(prefix='qemu-shim-') as tmp:
         {'exporter': mode_exporter, 'standin': mode_standin, 'robust': mode_robust,
-         'threads': mode_threads}[a.mode](
+         'threads': mode_threads,
+         'threads_shim': lambda shim, tmp: mode_threads(shim, tmp, from_shim=True)}[a.mode](
             shim, tmp)
 
 

@@ -108,8 +108,9 @@ int collector_add_vm(struct collector *c, struct vm *vm)
 
 		for (unsigned k = 0; !alt || collector_name_taken(c, alt); k++) {
 			free(alt);
-			if ((k == 0 && vm->pid > 0 ? asprintf(&alt, "%s-%d", vm->name, (int)vm->pid)
-						   : asprintf(&alt, "%s-%u", vm->name, k + 1)) < 0) {
+			if ((k == 0 && vm->pid > 0
+				     ? asprintf(&alt, "%s-%d", vm->name, (int)vm->pid)
+				     : asprintf(&alt, "%s-%u", vm->name, k + 1)) < 0) {
 				vm_free(vm);
 				return -ENOMEM;
 			}
@@ -177,10 +178,11 @@ static void check_liveness(struct collector *c)
 	}
 	for (size_t i = 0; i < c->n_vms; i++)
 		if (c->vms[i]->pidfd >= 0)
-			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->pidfd, .events = POLLIN };
+			c->pollfds[n++] =
+				(struct pollfd){ .fd = c->vms[i]->pidfd, .events = POLLIN };
 		else if (c->vms[i]->conn_fd >= 0)
-			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->conn_fd,
-							   .events = POLLRDHUP };
+			c->pollfds[n++] =
+				(struct pollfd){ .fd = c->vms[i]->conn_fd, .events = POLLRDHUP };
 	if (n == 0 || poll(c->pollfds, n, 0) <= 0)
 		return;
 	n = 0;
@@ -198,8 +200,8 @@ void collector_count_rejected_fd(struct collector *c)
 	atomic_fetch_add_explicit(&c->rejected_fds, 1, memory_order_relaxed);
 }
 
-int collector_add_writer(struct collector *c, enum collector_writer_kind kind,
-			 family_writer_fn fn, void *userdata)
+int collector_add_writer(struct collector *c, enum collector_writer_kind kind, family_writer_fn fn,
+			 void *userdata)
 {
 	struct collector_writer *w;
 
@@ -295,11 +297,13 @@ static void write_self(struct collector *c, struct family_writer *w)
 			 skipped);
 
 	family_write_u64(w, "kvmstats_exporter_read_errors", FAMILY_COUNTER,
-			 "Reads of a stats file that failed; its series are left out of that scrape.",
+			 "Reads of a stats file that failed; its series are left out of that "
+			 "scrape.",
 			 c->read_errors);
 
 	family_write_u64(w, "kvmstats_exporter_rejected_fds", FAMILY_COUNTER,
-			 "Stats fds found but refused (malformed, or not the kind their link said).",
+			 "Stats fds found but refused (malformed, or not the kind their link "
+			 "said).",
 			 atomic_load_explicit(&c->rejected_fds, memory_order_relaxed));
 }
 

@@ -54,11 +54,13 @@ struct collector {
 	/* Self-metrics; written under lock. */
 	uint64_t read_errors;
 	uint64_t scrapes;
-	/* Fds found but refused (malformed, wrong kind); counted from any thread, without the lock. */
+	/* Fds found but refused (malformed, wrong kind); counted from any thread, without the lock.
+	 */
 	atomic_uint_fast64_t rejected_fds;
 	/* --web.disable-exporter-metrics: only the per-source read metrics remain. */
 	bool disable_exporter_metrics;
-	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded. */
+	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded.
+	 */
 	double source_read_seconds[VM_SOURCE__MAX];
 	bool source_read_ok[VM_SOURCE__MAX];
 	/* Called after every scrape, outside the lock (the canary's trigger). */
@@ -105,8 +107,8 @@ void collector_count_rejected_fd(struct collector *c);
  * Registers fn to write its families at every scrape, under the lock, in
  * registration order within its kind. 0 or -ENOMEM.
  */
-int collector_add_writer(struct collector *c, enum collector_writer_kind kind,
-			 family_writer_fn fn, void *userdata);
+int collector_add_writer(struct collector *c, enum collector_writer_kind kind, family_writer_fn fn,
+			 void *userdata);
 /* Unregisters what collector_add_writer() registered; takes the lock. */
 void collector_remove_writer(struct collector *c, family_writer_fn fn, void *userdata);
 

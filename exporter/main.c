@@ -203,8 +203,8 @@ static void handoff_start(struct daemon *d)
 	r = handoff_source_new(&d->collector, d->epoll_fd, &cfg, &d->handoff, why, sizeof(why));
 	if (r < 0) {
 		/* An exporter without /run access still serves its other sources. */
-		log_warn("cannot listen on the hand-off socket; running without it", "path=%s err=\"%s\"",
-			 o->handoff_socket, why);
+		log_warn("cannot listen on the hand-off socket; running without it",
+			 "path=%s err=\"%s\"", o->handoff_socket, why);
 		return;
 	}
 	d->procfs.skip_pid = is_handoff_peer;
@@ -340,7 +340,8 @@ static int daemon_run(struct daemon *d)
 	if (d->opts.canary && canary_source_start(&d->canary, &d->collector) < 0)
 		return fail_line("cannot start the canary VM");
 
-	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
+	d->procfs = (struct procfs_source){ .collector = &d->collector,
+					    .proc_root = "/proc",
 					    .epoll_fd = d->epoll_fd };
 	/* Before the first scan, so that VMMs handing off are not taken twice. */
 	if (!d->opts.once)
@@ -420,8 +421,9 @@ static int daemon_run(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1,
-			    .canary_event_fd = -1 };
+	struct daemon d = {
+		.epoll_fd = -1, .signal_fd = -1, .timer_fd = -1, .canary_event_fd = -1
+	};
 	int r;
 
 	r = cli_parse(argc, argv, &d.opts);

@@ -9,12 +9,9 @@
 #include "vcpu_thread.h"
 
 static const char *const reason_names[VCPU_THREAD__MAX] = {
-	[VCPU_THREAD_MAPPED] = "mapped",
-	[VCPU_THREAD_NOT_SEEN] = "not_seen",
-	[VCPU_THREAD_NO_ACCESS] = "no_access",
-	[VCPU_THREAD_AMBIGUOUS] = "ambiguous",
-	[VCPU_THREAD_SHARED] = "shared_thread",
-	[VCPU_THREAD_EXITED] = "thread_exited",
+	[VCPU_THREAD_MAPPED] = "mapped",         [VCPU_THREAD_NOT_SEEN] = "not_seen",
+	[VCPU_THREAD_NO_ACCESS] = "no_access",   [VCPU_THREAD_AMBIGUOUS] = "ambiguous",
+	[VCPU_THREAD_SHARED] = "shared_thread",  [VCPU_THREAD_EXITED] = "thread_exited",
 	[VCPU_THREAD_NO_PROCESS] = "no_process",
 };
 

@@ -19,25 +19,25 @@
 
 /* Why a vCPU has no thread; the `reason` label of kvm_vcpu_thread_unmapped. */
 enum vcpu_thread_reason {
-	VCPU_THREAD_MAPPED,      /* not unmapped: the thread is known */
-	VCPU_THREAD_NOT_SEEN,    /* no thread seen in KVM_RUN on it yet */
-	VCPU_THREAD_NO_ACCESS,   /* the VMM's task files cannot be read (no ptrace rights) */
-	VCPU_THREAD_AMBIGUOUS,   /* the process holds several VMs, or claims conflict */
-	VCPU_THREAD_SHARED,      /* one thread ran several vCPUs: its time is not one vCPU's */
-	VCPU_THREAD_EXITED,      /* its thread exited; not (yet) seen on another */
-	VCPU_THREAD_NO_PROCESS,  /* no VMM process to look in (saved files) */
+	VCPU_THREAD_MAPPED,     /* not unmapped: the thread is known */
+	VCPU_THREAD_NOT_SEEN,   /* no thread seen in KVM_RUN on it yet */
+	VCPU_THREAD_NO_ACCESS,  /* the VMM's task files cannot be read (no ptrace rights) */
+	VCPU_THREAD_AMBIGUOUS,  /* the process holds several VMs, or claims conflict */
+	VCPU_THREAD_SHARED,     /* one thread ran several vCPUs: its time is not one vCPU's */
+	VCPU_THREAD_EXITED,     /* its thread exited; not (yet) seen on another */
+	VCPU_THREAD_NO_PROCESS, /* no VMM process to look in (saved files) */
 	VCPU_THREAD__MAX,
 };
 
 const char *vcpu_thread_reason_to_string(enum vcpu_thread_reason r);
 
 struct vcpu_thread {
-	pid_t tid;         /* the mapped thread, 0 when none */
-	int fd;            /* its schedstat file, -1 when none */
+	pid_t tid; /* the mapped thread, 0 when none */
+	int fd;    /* its schedstat file, -1 when none */
 	enum vcpu_thread_reason reason;
-	bool read_ok;      /* the last scrape read it */
-	bool shared;       /* seen running another vCPU too: never mapped again */
-	pid_t seen_tid;    /* the last thread seen in KVM_RUN on it (for `shared`) */
+	bool read_ok;   /* the last scrape read it */
+	bool shared;    /* seen running another vCPU too: never mapped again */
+	pid_t seen_tid; /* the last thread seen in KVM_RUN on it (for `shared`) */
 	struct schedstat stat;
 };
 

@@ -105,11 +105,12 @@ void vcpu_thread_families_write(struct family_writer *w, struct vm *const *vms, 
 {
 	bool header = false;
 
-	write_family(w, vms, n_vms, per_vcpu, VALUE_CPU, "kvm_vcpu_thread_cpu_seconds",
-		     "seconds", "Time the host threads running the vCPUs spent on a CPU "
+	write_family(w, vms, n_vms, per_vcpu, VALUE_CPU, "kvm_vcpu_thread_cpu_seconds", "seconds",
+		     "Time the host threads running the vCPUs spent on a CPU "
 		     "(/proc/PID/task/TID/schedstat).");
 	write_family(w, vms, n_vms, per_vcpu, VALUE_DELAY, "kvm_vcpu_thread_run_delay_seconds",
-		     "seconds", "Time the host threads running the vCPUs were runnable but waited "
+		     "seconds",
+		     "Time the host threads running the vCPUs were runnable but waited "
 		     "for a CPU (/proc/PID/task/TID/schedstat).");
 	write_family(w, vms, n_vms, per_vcpu, VALUE_SLICES, "kvm_vcpu_thread_timeslices", NULL,
 		     "Timeslices the host threads running the vCPUs ran "

@@ -30,10 +30,14 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
 static const char *unit_suffix(unsigned unit)
 {
 	switch (unit) {
-	case KVMSTATS_UNIT_SECONDS: return "seconds";
-	case KVMSTATS_UNIT_BYTES: return "bytes";
-	case KVMSTATS_UNIT_CYCLES: return "cycles";
-	default: return NULL;
+	case KVMSTATS_UNIT_SECONDS:
+		return "seconds";
+	case KVMSTATS_UNIT_BYTES:
+		return "bytes";
+	case KVMSTATS_UNIT_CYCLES:
+		return "cycles";
+	default:
+		return NULL;
 	}
 }
 
@@ -161,8 +165,7 @@ static int family_init(struct kvmstats_family *f, const struct kvmstats_desc *d,
 			char bound[KVMSTATS_SCALED_BUFSIZE];
 
 			r = kvmstats_format_scaled(bound, sizeof(bound), bucket_bound(d, i),
-						   kvmstats_desc_radix(d),
-						   d->exponent);
+						   kvmstats_desc_radix(d), d->exponent);
 			if (r < 0)
 				return r;
 			f->le[i] = strdup(bound);
@@ -270,7 +273,8 @@ static unsigned mark_line_clashes(const struct kvmstats_family *families, size_t
 					continue;
 				memcpy(stem, buf, blen - slen);
 				stem[blen - slen] = '\0';
-				g = bsearch(stem, families, n, sizeof(*families), family_name_key_cmp);
+				g = bsearch(stem, families, n, sizeof(*families),
+					    family_name_key_cmp);
 				if (!g || g == f)
 					continue;
 				gi = (size_t)(g - families);

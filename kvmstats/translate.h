@@ -33,10 +33,10 @@ struct kvmstats_family {
 	char *help;       /* unescaped */
 	enum kvmstats_metric_type type;
 	enum kvmstats_aggregation agg;
-	uint32_t desc;    /* descriptor index in the schema */
-	int32_t sum_desc; /* histograms: companion cumulative descriptor for _sum, or -1 */
-	uint32_t n_buckets; /* histograms: descriptor size */
-	char **le;        /* histograms: n_buckets bound strings, the last "+Inf" */
+	uint32_t desc;         /* descriptor index in the schema */
+	int32_t sum_desc;      /* histograms: companion cumulative descriptor for _sum, or -1 */
+	uint32_t n_buckets;    /* histograms: descriptor size */
+	char **le;             /* histograms: n_buckets bound strings, the last "+Inf" */
 	char **le_openmetrics; /* the same bounds in OpenMetrics' canonical float form */
 };
 
@@ -44,7 +44,8 @@ struct kvmstats_family {
 struct kvmstats_translation {
 	struct kvmstats_family *families;
 	size_t n_families;
-	unsigned n_skipped; /* descriptors not exported: unsupported, unrepresentable or colliding */
+	unsigned
+		n_skipped; /* descriptors not exported: unsupported, unrepresentable or colliding */
 };
 
 /*
@@ -62,5 +63,4 @@ struct kvmstats_translation *kvmstats_translation_free(struct kvmstats_translati
  * dropped where the unit suffix adds it back, then the unit suffix appended.
  * Returns the length or -ENOBUFS.
  */
-int kvmstats_stat_name(const char *desc_name, unsigned type, unsigned unit, char *buf,
-		       size_t len);
+int kvmstats_stat_name(const char *desc_name, unsigned type, unsigned unit, char *buf, size_t len);

@@ -34,7 +34,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "preload_msg.h"
+#include "proto/handoff.h"
 #include "preload.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -144,7 +144,7 @@ static void preload_init(void)
 		preload.socket_path_too_long = true;
 	name = getenv("KVMSTATS_VM_NAME");
 	if (name && *name) {
-		if (strlen(name) < sizeof(preload.env_name) && preload_name_valid(name))
+		if (strlen(name) < sizeof(preload.env_name) && handoff_name_valid(name))
 			memcpy(preload.env_name, name, strlen(name) + 1);
 		else
 			preload.env_name_invalid = true;
@@ -451,8 +451,8 @@ static int preload_ioctl(int fd, unsigned long request, void *arg)
 	return ioctl_create(real, fd, request, arg);
 }
 
-#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || \
-	defined(__powerpc64__) || defined(__s390x__) || (defined(__riscv) && __riscv_xlen == 64)
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(__powerpc64__) ||  \
+	defined(__s390x__) || (defined(__riscv) && __riscv_xlen == 64)
 #if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wattribute-alias"

@@ -29,7 +29,7 @@ int gzip_encoder_new(struct gzip_encoder **ret)
 	if (!g)
 		return -ENOMEM;
 	r = deflateInit2(&g->z, GZIP_LEVEL, Z_DEFLATED, GZIP_WINDOW_BITS, GZIP_MEM_LEVEL,
-	                 Z_DEFAULT_STRATEGY);
+			 Z_DEFAULT_STRATEGY);
 	if (r != Z_OK) {
 		free(g);
 		return r == Z_MEM_ERROR ? -ENOMEM : -EINVAL;

@@ -53,9 +53,9 @@ static bool rate_limiter_allow(struct rate_limiter *rl)
 }
 
 static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, const char *url,
-                                           const char *method, const char *version,
-                                           const char *upload_data, size_t *upload_data_size,
-                                           void **con_cls)
+					   const char *method, const char *version,
+					   const char *upload_data, size_t *upload_data_size,
+					   void **con_cls)
 {
 	struct http_listener *l = cls;
 	struct http_server *s = l->server;
@@ -74,7 +74,7 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 	/* Every endpoint, as the toolkit wraps the whole handler. */
 	if (s->auth &&
 	    !basicauth_check(s->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	                                                          MHD_HTTP_HEADER_AUTHORIZATION)))
+								  MHD_HTTP_HEADER_AUTHORIZATION)))
 		return http_reply_text(s, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
 
 	/* GET and HEAD have no body we need, so we answer on the first call. */
@@ -85,7 +85,7 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 		return http_reply_metrics(l, c);
 	if (strcmp(url, "/") == 0)
 		return http_reply(s, c, MHD_HTTP_OK, CONTENT_TYPE_HTML, s->landing_page,
-		             s->landing_page_len, MHD_RESPMEM_PERSISTENT);
+				  s->landing_page_len, MHD_RESPMEM_PERSISTENT);
 	if (strcmp(url, "/-/healthy") == 0)
 		return http_reply_text(s, c, MHD_HTTP_OK, "Healthy\n");
 	if (strcmp(url, "/-/ready") == 0) {
@@ -97,7 +97,7 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 }
 
 static void http_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                                   enum MHD_RequestTerminationCode toe)
+				   enum MHD_RequestTerminationCode toe)
 {
 	struct http_listener *l = cls;
 
@@ -119,7 +119,7 @@ _printf_(2, 0) static void http_log_mhd(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' '))
 		text[--n] = '\0';
 	log_msg(atomic_load(&l->starting) ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG, text,
-	        "component=libmicrohttpd address=%s", l->address);
+		"component=libmicrohttpd address=%s", l->address);
 }
 
 /*
@@ -141,7 +141,7 @@ static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 	const struct webconfig *w = l->server->web;
 	/* ITC: MHD_quiesce_daemon() (http_server_drain()) needs it with internal threads. */
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-	                 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem tls[5];
 	size_t n_tls = 0;
 	struct stat st;
@@ -150,41 +150,42 @@ static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 	/* MHD keeps these pointers; the web config outlives the daemon. */
 	if (w && w->tls) {
 		flags |= MHD_USE_TLS;
-		tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem};
-		tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem};
+		tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem };
+		tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem };
 		tls[n_tls++] =
-		        (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, w->priorities};
+			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, w->priorities };
 		if (w->client_ca_pem)
-			tls[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
-			                                       w->client_ca_pem};
+			tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+								w->client_ca_pem };
 	}
-	tls[n_tls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	tls[n_tls] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
 	if (fstat(l->fd, &st) < 0)
 		return http_set_error(errbuf, errlen, -errno, "cannot serve on %s: %s", l->address,
-		                 strerror(errno));
+				      strerror(errno));
 
 	atomic_store(&l->starting, true);
 	errno = 0;
 	l->daemon =
-	        MHD_start_daemon(flags, 0, NULL, NULL, http_handle_request, l,
-	                         /* first, so that MHD never prints on its own */
-	                         MHD_OPTION_EXTERNAL_LOGGER, http_log_mhd, l,
-	                         MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
-	                         HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	                         HTTP_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-	                         HTTP_CONNECTION_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	                         (size_t)HTTP_CONNECTION_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
-	                         http_notify_connection, l, MHD_OPTION_NOTIFY_COMPLETED,
-	                         http_request_completed, l, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+		MHD_start_daemon(flags, 0, NULL, NULL, http_handle_request, l,
+				 /* first, so that MHD never prints on its own */
+				 MHD_OPTION_EXTERNAL_LOGGER, http_log_mhd, l,
+				 MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_LIMIT,
+				 HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				 HTTP_PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+				 HTTP_CONNECTION_TIMEOUT_SEC, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				 (size_t)HTTP_CONNECTION_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
+				 http_notify_connection, l, MHD_OPTION_NOTIFY_COMPLETED,
+				 http_request_completed, l, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	saved = errno;
 	atomic_store(&l->starting, false);
 	if (!l->daemon) {
 		close_if_still_ours(l->fd, &st);
 		l->fd = -1;
 		saved = saved > 0 ? saved : EIO;
-		return http_set_error(errbuf, errlen, -saved, "cannot start the HTTP server on %s: %s",
-		                 l->address, strerror(saved));
+		return http_set_error(errbuf, errlen, -saved,
+				      "cannot start the HTTP server on %s: %s", l->address,
+				      strerror(saved));
 	}
 	l->fd = -1; /* MHD_stop_daemon() closes it */
 	log_info("listening", "address=%s", l->address);
@@ -219,24 +220,24 @@ static void html_escape_put(struct outbuf *b, const char *s)
 /* Links are relative, so that the page also works behind a reverse proxy's path prefix. */
 static int landing_page_build(struct http_server *s)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	outbuf_puts(&b, "<!DOCTYPE html>\n"
-	                "<html lang=\"en\">\n"
-	                "<head><meta charset=\"utf-8\"><title>kvmstats_exporter</title></head>\n"
-	                "<body>\n"
-	                "<h1>kvmstats_exporter</h1>\n"
-	                "<p>Prometheus exporter for KVM binary statistics.</p>\n"
-	                "<ul>\n"
-	                "<li><a href=\".");
+			"<html lang=\"en\">\n"
+			"<head><meta charset=\"utf-8\"><title>kvmstats_exporter</title></head>\n"
+			"<body>\n"
+			"<h1>kvmstats_exporter</h1>\n"
+			"<p>Prometheus exporter for KVM binary statistics.</p>\n"
+			"<ul>\n"
+			"<li><a href=\".");
 	html_escape_put(&b, s->telemetry_path);
 	outbuf_puts(&b, "\">Metrics</a></li>\n"
-	                "<li><a href=\"./-/healthy\">Health</a></li>\n"
-	                "<li><a href=\"./-/ready\">Readiness</a></li>\n"
-	                "</ul>\n"
-	                "<p>Version " PROJECT_VERSION " (revision " PROJECT_REVISION ")</p>\n"
-	                "</body>\n"
-	                "</html>\n");
+			"<li><a href=\"./-/healthy\">Health</a></li>\n"
+			"<li><a href=\"./-/ready\">Readiness</a></li>\n"
+			"</ul>\n"
+			"<p>Version " PROJECT_VERSION " (revision " PROJECT_REVISION ")</p>\n"
+			"</body>\n"
+			"</html>\n");
 	if (b.failed) {
 		outbuf_release(&b);
 		return -ENOMEM;
@@ -253,22 +254,22 @@ static void web_config_log(const struct webconfig *w)
 		return;
 	if (w->tls)
 		log_info("TLS is enabled", "client_auth_type=%s min_version=%s max_version=%s",
-		         webconfig_client_auth_to_string(w->client_auth),
-		         webconfig_tls_version_to_string(w->min_version),
-		         webconfig_tls_version_to_string(w->max_version));
+			 webconfig_client_auth_to_string(w->client_auth),
+			 webconfig_tls_version_to_string(w->min_version),
+			 webconfig_tls_version_to_string(w->max_version));
 	else
 		log_info("TLS is disabled", "http2=false");
 	if (w->n_users > 0)
 		log_info("basic authentication is enabled", "users=%zu", w->n_users);
 	if (w->n_users > 0 && !w->tls)
 		log_warn("basic authentication without TLS sends passwords in clear text",
-		         "users=%zu", w->n_users);
+			 "users=%zu", w->n_users);
 	if (w->http2_requested)
 		log_info("HTTP/2 is not supported; serving HTTP/1.1",
-		         "key=http_server_config.http2");
+			 "key=http_server_config.http2");
 	if (w->rate_limit_interval_usec > 0)
 		log_info("rate limit is enabled", "burst=%u interval_usec=%" PRIu64,
-		         w->rate_limit_burst, w->rate_limit_interval_usec);
+			 w->rate_limit_burst, w->rate_limit_interval_usec);
 }
 
 int http_config_load_web_config(struct http_config *cfg, const char *path, char *err, size_t errlen)
@@ -291,7 +292,7 @@ void http_config_release(struct http_config *cfg)
 }
 
 int http_server_start(const struct http_config *cfg, struct http_server **ret, char *errbuf,
-                      size_t errlen)
+		      size_t errlen)
 {
 	struct http_server *s;
 	int r;
@@ -343,9 +344,10 @@ int http_server_start(const struct http_config *cfg, struct http_server **ret, c
 		r = http_parse_listen_address(cfg->listen[i], &host, &port);
 		if (r < 0) {
 			http_set_error(errbuf, errlen, r,
-			          "invalid listen address \"%s\": expected host:port, :port or "
-			          "[ipv6]:port",
-			          cfg->listen[i]);
+				       "invalid listen address \"%s\": expected host:port, :port "
+				       "or "
+				       "[ipv6]:port",
+				       cfg->listen[i]);
 			goto fail;
 		}
 		if (host)
@@ -373,7 +375,7 @@ fail:
 
 void http_server_drain(struct http_server *s, unsigned timeout_msec)
 {
-	const struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
 
 	if (!s)
 		return;
@@ -393,7 +395,7 @@ void http_server_drain(struct http_server *s, unsigned timeout_msec)
 		nanosleep(&tick, NULL);
 	if (atomic_load(&s->active) > 0)
 		log_warn("stopping with requests still in flight", "requests=%u",
-		         atomic_load(&s->active));
+			 atomic_load(&s->active));
 }
 
 struct http_server *http_server_stop(struct http_server *s)

@@ -58,7 +58,7 @@ struct http_config {
  * naming the file, the line and the key.
  */
 int http_config_load_web_config(struct http_config *cfg, const char *path, char *err,
-                                size_t errlen);
+				size_t errlen);
 
 /* Frees what http_config_load_web_config() loaded; after http_server_stop(). */
 void http_config_release(struct http_config *cfg);

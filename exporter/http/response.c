@@ -7,8 +7,8 @@
 
 /* A response with the headers every answer carries, or NULL. */
 struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
-                                         const char *content_type, const void *body, size_t len,
-                                         enum MHD_ResponseMemoryMode mode)
+				       const char *content_type, const void *body, size_t len,
+				       enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *resp;
 	bool ok;
@@ -22,11 +22,11 @@ struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
 	if (ok && status == MHD_HTTP_UNAUTHORIZED)
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		                             "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
+					     "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
 	/* On every response, as the toolkit sets them before authentication. */
 	for (size_t i = 0; ok && s->web && i < s->web->n_headers; i++)
 		ok = MHD_add_response_header(resp, s->web->headers[i].name,
-		                             s->web->headers[i].value) == MHD_YES;
+					     s->web->headers[i].value) == MHD_YES;
 	if (!ok) {
 		MHD_destroy_response(resp);
 		return NULL;
@@ -36,7 +36,7 @@ struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 
 /* Queues resp (NULL: fails the connection) and drops our reference. */
 enum MHD_Result http_response_queue(struct MHD_Connection *c, unsigned status,
-                                      struct MHD_Response *resp)
+				    struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
 
@@ -48,14 +48,16 @@ enum MHD_Result http_response_queue(struct MHD_Connection *c, unsigned status,
 }
 
 enum MHD_Result http_reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                             const char *content_type, const void *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode)
+			   const char *content_type, const void *body, size_t len,
+			   enum MHD_ResponseMemoryMode mode)
 {
-	return http_response_queue(c, status, http_response_new(s, status, content_type, body, len, mode));
+	return http_response_queue(c, status,
+				   http_response_new(s, status, content_type, body, len, mode));
 }
 
 enum MHD_Result http_reply_text(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *text)
+				const char *text)
 {
-	return http_reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text), MHD_RESPMEM_PERSISTENT);
+	return http_reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text),
+			  MHD_RESPMEM_PERSISTENT);
 }

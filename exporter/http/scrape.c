@@ -62,18 +62,18 @@ static int exposition_gzip(struct scrape_buffers *b)
 
 /* 200 with the exposition; MUST_COPY, as the buffer goes back to the pool before MHD sends. */
 static enum MHD_Result reply_exposition(struct http_server *s, struct MHD_Connection *c,
-                                        enum exposition_format fmt, const struct outbuf *body,
-                                        bool gzip)
+					enum exposition_format fmt, const struct outbuf *body,
+					bool gzip)
 {
 	struct MHD_Response *resp;
 
 	resp = http_response_new(s, MHD_HTTP_OK, exposition_content_type(fmt),
-	                    body->len ? body->data : "", body->len, MHD_RESPMEM_MUST_COPY);
+				 body->len ? body->data : "", body->len, MHD_RESPMEM_MUST_COPY);
 	/* The body depends on both request headers: a cache must key on both. */
 	if (resp && (MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
-	                                     "Accept, Accept-Encoding") != MHD_YES ||
-	             (gzip && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
-	                                              "gzip") != MHD_YES))) {
+					     "Accept, Accept-Encoding") != MHD_YES ||
+		     (gzip && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+						      "gzip") != MHD_YES))) {
 		MHD_destroy_response(resp);
 		resp = NULL;
 	}
@@ -94,24 +94,24 @@ enum MHD_Result http_reply_metrics(struct http_listener *l, struct MHD_Connectio
 	if (atomic_fetch_add(&s->in_flight, 1) >= s->max_requests && s->max_requests > 0) {
 		atomic_fetch_sub(&s->in_flight, 1);
 		snprintf(msg, sizeof(msg),
-		         "Limit of concurrent requests reached (%u), try again later.\n",
-		         s->max_requests);
+			 "Limit of concurrent requests reached (%u), try again later.\n",
+			 s->max_requests);
 		log_debug("scrape refused: too many in flight", "address=%s max_requests=%u",
-		          l->address, s->max_requests);
+			  l->address, s->max_requests);
 		return http_reply(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, CONTENT_TYPE_TEXT, msg,
-		             strlen(msg), MHD_RESPMEM_MUST_COPY);
+				  strlen(msg), MHD_RESPMEM_MUST_COPY);
 	}
 
 	b = exposition_take(s);
 	if (!b) {
 		atomic_fetch_sub(&s->in_flight, 1);
 		return http_reply_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		                  "error collecting metrics: out of memory\n");
+				       "error collecting metrics: out of memory\n");
 	}
 	fmt = negotiate_format(
-	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
 	gzip = negotiate_gzip(
-	        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 	outbuf_reset(&b->text);
 	r = s->collect(s->userdata, &b->text, fmt);
 	if (r >= 0 && b->text.failed)
@@ -123,7 +123,7 @@ enum MHD_Result http_reply_metrics(struct http_listener *l, struct MHD_Connectio
 		log_warn("scrape failed", "address=%s err=\"%s\"", l->address, strerror(-r));
 		snprintf(msg, sizeof(msg), "error collecting metrics: %s\n", strerror(-r));
 		ret = http_reply(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, CONTENT_TYPE_TEXT, msg,
-		            strlen(msg), MHD_RESPMEM_MUST_COPY);
+				 strlen(msg), MHD_RESPMEM_MUST_COPY);
 	} else {
 		/*
 		 * MUST_COPY: MHD sends the body after we return, while the buffer

@@ -140,9 +140,9 @@ int log_json_line(struct outbuf *out, const char *ts, const char *level, const c
 /* Journal field names: [A-Z0-9_], not starting with '_' or a digit, and not ours. */
 static void journal_put_key(struct outbuf *b, const char *k, size_t n)
 {
-	static const char *const reserved[] = { "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER",
+	static const char *const reserved[] = { "MESSAGE",    "PRIORITY",  "SYSLOG_IDENTIFIER",
 						"MESSAGE_ID", "CODE_FILE", "CODE_LINE",
-						"CODE_FUNC", "ERRNO" };
+						"CODE_FUNC",  "ERRNO" };
 	char name[64];
 	size_t len = 0;
 
@@ -210,7 +210,8 @@ static int journal_fd = -1;
 
 int log_journal_send(const void *record, size_t len)
 {
-	static const struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET };
+	static const struct sockaddr_un addr = { .sun_family = AF_UNIX,
+						 .sun_path = JOURNAL_SOCKET };
 	ssize_t n;
 	int r = 0;
 

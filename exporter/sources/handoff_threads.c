@@ -69,8 +69,7 @@ int handoff_apply_threads(struct collector *c, struct vm *vm, pid_t pid,
 	int r = 0;
 
 	if (n_fds > 0)
-		return refuse(&f,
-			      "%zu fds are attached to a \"threads\" message, which takes none",
+		return refuse(&f, "%zu fds are attached to a \"threads\" message, which takes none",
 			      n_fds);
 	if (pid <= 0 || !same_pid_namespace(pid))
 		return refuse(&f,
@@ -99,8 +98,7 @@ int handoff_apply_threads(struct collector *c, struct vm *vm, pid_t pid,
 		if (r < 0)
 			break;
 		if (!found) {
-			r = refuse(&f, "\"threads\": the VM has no role \"vcpu:%d\"",
-				   m->roles[i]);
+			r = refuse(&f, "\"threads\": the VM has no role \"vcpu:%d\"", m->roles[i]);
 			break;
 		}
 		files[i] = vcpu_thread_open("/proc", pid, m->tids[i]);

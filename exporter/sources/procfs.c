@@ -32,7 +32,7 @@
 #define LINK_VCPU "anon_inode:kvm-vcpu-stats:"
 
 /* Looks per VM at its threads while vCPUs are not seen, and per scan in all. */
-#define VCPU_MAP_PASSES_PER_VM 4
+#define VCPU_MAP_PASSES_PER_VM   4
 #define VCPU_MAP_PASSES_PER_SCAN 32
 
 /* A stats fd seen in a process: its number there and what the link says it is. */
@@ -83,7 +83,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 	if (fd < 0) {
 		r = -errno;
 		if ((r == -EPERM || r == -EACCES) && !p->warned_getfd) {
-			log_warn("cannot take stats fds from another process; procfs discovery needs "
+			log_warn("cannot take stats fds from another process; procfs discovery "
+				 "needs "
 				 "CAP_SYS_PTRACE (or use the stats-file source)",
 				 "pid=%d err=\"%s\"", (int)vm->pid, strerror(-r));
 			p->warned_getfd = true;
@@ -101,7 +102,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 			kvmstats_error_format(&err, why, sizeof(why));
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-r));
-		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd, why);
+		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd,
+			 why);
 		collector_count_rejected_fd(p->collector);
 		return r;
 	}
@@ -314,8 +316,9 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	}
 
 	if (!vm->kvm_id) {
-		const struct kvmstats_file *f = vm->vm_file ? vm->vm_file
-					      : vm->n_vcpus ? vm->vcpus[0].file : NULL;
+		const struct kvmstats_file *f = vm->vm_file   ? vm->vm_file
+						: vm->n_vcpus ? vm->vcpus[0].file
+							      : NULL;
 		char *id = f ? strndup(f->id, strcspn(f->id, "/")) : NULL;
 
 		/* A VM already in the collector is read by scrapes. */
@@ -353,7 +356,8 @@ static void map_vcpu_threads(struct procfs_source *p)
 	for (size_t i = 0; i < c->n_vms; i++) {
 		struct vm *vm = c->vms[i];
 		unsigned max = budget >= VCPU_MAP_PASSES_PER_VM ? VCPU_MAP_PASSES_PER_VM
-				: budget > 0 ? budget : 1;
+			       : budget > 0                     ? budget
+								: 1;
 		unsigned used;
 
 		if (vm->source != VM_SOURCE_PROCFS && vm->source != VM_SOURCE_HANDOFF)

@@ -36,8 +36,8 @@
 /* What one rescan saw of a thread. */
 struct task {
 	pid_t tid;
-	bool worker;   /* a kernel worker in the VMM's thread group: never a vCPU thread */
-	int vcpu_pos;  /* position in vm->vcpus it was seen running, -1 if none */
+	bool worker;  /* a kernel worker in the VMM's thread group: never a vCPU thread */
+	int vcpu_pos; /* position in vm->vcpus it was seen running, -1 if none */
 };
 
 /* Reads a small task file; its length, or -errno. */
@@ -235,8 +235,7 @@ static bool all_seen(const pid_t *seen, size_t n)
 	return true;
 }
 
-unsigned vcpu_map_vm(struct collector *c, const char *proc_root, struct vm *vm,
-		     unsigned max_passes)
+unsigned vcpu_map_vm(struct collector *c, const char *proc_root, struct vm *vm, unsigned max_passes)
 {
 	_cleanup_free_ struct task *tasks = NULL;
 	_cleanup_free_ pid_t *seen = NULL; /* per vCPU position: tid, 0 unseen, -1 conflicting */

@@ -57,7 +57,7 @@ static int notify_address(const char *e, struct sockaddr_un *ret, socklen_t *ret
 		return -EAFNOSUPPORT;
 	if (n > sizeof(ret->sun_path) - (e[0] == '/'))
 		return -ENAMETOOLONG;
-	*ret = (struct sockaddr_un){.sun_family = AF_UNIX};
+	*ret = (struct sockaddr_un){ .sun_family = AF_UNIX };
 	memcpy(ret->sun_path, e, n);
 	if (e[0] == '@') {
 		/* Abstract: a leading NUL, and the length counts the name exactly. */
@@ -200,7 +200,7 @@ int sdnotify_watchdog_new(bool (*healthy)(void *userdata), void *userdata,
 			  struct sdnotify_watchdog **ret)
 {
 	struct sdnotify_watchdog *w;
-	struct itimerspec its = {0};
+	struct itimerspec its = { 0 };
 	uint64_t usec, half;
 	int r;
 
@@ -332,7 +332,7 @@ int sdnotify_listen_fds(bool unset_environment, struct sdnotify_fds *ret)
 {
 	int r;
 
-	*ret = (struct sdnotify_fds){0};
+	*ret = (struct sdnotify_fds){ 0 };
 	r = listen_fds_parse(ret);
 	if (r < 0) {
 		/* The fds we did mark stay open: they are not ours to close. */
@@ -400,5 +400,5 @@ void sdnotify_fds_release(struct sdnotify_fds *set)
 	}
 	free(set->fds);
 	free(set->names);
-	*set = (struct sdnotify_fds){0};
+	*set = (struct sdnotify_fds){ 0 };
 }

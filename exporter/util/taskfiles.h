@@ -24,9 +24,9 @@ struct schedstat {
 int schedstat_parse(const char *buf, size_t len, struct schedstat *ret);
 
 enum task_syscall_state {
-	TASK_SYSCALL_RUNNING,  /* "running": on a CPU or runnable; the kernel says nothing more */
-	TASK_SYSCALL_USER,     /* "-1 sp pc": blocked, but not in a system call */
-	TASK_SYSCALL_IN_CALL,  /* "nr a0 .. a5 sp pc": blocked in system call nr */
+	TASK_SYSCALL_RUNNING, /* "running": on a CPU or runnable; the kernel says nothing more */
+	TASK_SYSCALL_USER,    /* "-1 sp pc": blocked, but not in a system call */
+	TASK_SYSCALL_IN_CALL, /* "nr a0 .. a5 sp pc": blocked in system call nr */
 };
 
 struct task_syscall {

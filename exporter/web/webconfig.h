@@ -71,7 +71,7 @@ int webconfig_load(const char *path, struct webconfig **ret, char *err, size_t e
 
 /* The same from a string; base_dir resolves relative paths, name stands for the file in errors. */
 int webconfig_parse(const char *text, size_t len, const char *name, const char *base_dir,
-                    struct webconfig **ret, char *err, size_t errlen);
+		    struct webconfig **ret, char *err, size_t errlen);
 
 /* Frees everything (wiping the key and the password hashes). Accepts NULL, returns NULL. */
 struct webconfig *webconfig_free(struct webconfig *c);

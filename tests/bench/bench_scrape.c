@@ -62,7 +62,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define COUNT_ALLOCS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                    \
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
 	__has_feature(memory_sanitizer)
 #define COUNT_ALLOCS 0
 #endif
@@ -279,8 +279,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	};
 	int c, idx = 0, r = 0;
 
-	*o = (struct opts){ .vms = 100, .vcpus = 8, .iterations = 200, .run_guest = true,
-			   .threads = true };
+	*o = (struct opts){
+		.vms = 100, .vcpus = 8, .iterations = 200, .run_guest = true, .threads = true
+	};
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		switch (c) {
 		case 'n':
@@ -484,8 +485,10 @@ static int create_vms(struct host *h, unsigned vms, unsigned vcpus)
 				  &step);
 
 		if (r < 0) {
-			fprintf(stderr, "bench_scrape: VM %u: %s failed: %s; going on with the %u "
-					"VMs made\n", i, step, strerror(-r), i);
+			fprintf(stderr,
+				"bench_scrape: VM %u: %s failed: %s; going on with the %u "
+				"VMs made\n",
+				i, step, strerror(-r), i);
 			return i > 0 ? 0 : r;
 		}
 		h->n_vms++;
@@ -512,7 +515,8 @@ static int host_open(struct host *h, const struct opts *o)
 		return r;
 	}
 	if (ioctl(h->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD) <= 0) {
-		fprintf(stderr, "bench_scrape: SKIP: this kernel has no KVM_GET_STATS_FD (5.14+)\n");
+		fprintf(stderr,
+			"bench_scrape: SKIP: this kernel has no KVM_GET_STATS_FD (5.14+)\n");
 		return 77;
 	}
 	r = ioctl(h->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -677,7 +681,8 @@ static int build_collector(struct bench *b)
 		if (r < 0) {
 			fprintf(stderr, "bench_scrape: cannot add VM %u: %s\n", i, strerror(-r));
 			/* The later VMs' stats fds are not the collector's yet. */
-			for (size_t k = (size_t)(i + 1) * stride; k < (size_t)h->n_vms * stride; k++)
+			for (size_t k = (size_t)(i + 1) * stride; k < (size_t)h->n_vms * stride;
+			     k++)
 				close(h->stats_fds[k]);
 			return r;
 		}
@@ -692,10 +697,12 @@ static int build_collector(struct bench *b)
 		const struct vm *vm = b->c.vms[i];
 
 		for (size_t j = 0; j <= vm->n_vcpus; j++) {
-			const struct kvmstats_file *f = j == 0 ? vm->vm_file : vm->vcpus[j - 1].file;
+			const struct kvmstats_file *f =
+				j == 0 ? vm->vm_file : vm->vcpus[j - 1].file;
 			struct floor_fd *fl = &b->fl[b->n_fl++];
 
-			*fl = (struct floor_fd){ .fd = f->fd, .offset = f->schema->data_offset,
+			*fl = (struct floor_fd){ .fd = f->fd,
+						 .offset = f->schema->data_offset,
 						 .size = f->schema->data_size,
 						 .buf = malloc(f->schema->data_size) };
 			if (!fl->buf)
@@ -1048,10 +1055,12 @@ static void report(const struct bench *b)
 	       "guest code %s\n",
 	       vm0->vm_file->schema->num_desc, vm0->vm_file->schema->data_size,
 	       vm0->vcpus[0].file->schema->num_desc, vm0->vcpus[0].file->schema->data_size,
-	       !b->h.run_guest ? "not run" : b->h.run_failed ? "failed" : "run on vCPU 0");
+	       !b->h.run_guest   ? "not run"
+	       : b->h.run_failed ? "failed"
+				 : "run on vCPU 0");
 
-	printf("\n%-24s %10s %10s %7s %10s %8s %9s %7s %5s\n", "measurement", "median us",
-	       "p90 us", "x floor", "bytes", "series", "ns/series", "allocs", "1st");
+	printf("\n%-24s %10s %10s %7s %10s %8s %9s %7s %5s\n", "measurement", "median us", "p90 us",
+	       "x floor", "bytes", "series", "ns/series", "allocs", "1st");
 	for (unsigned e = 0; e < b->n_enabled; e++) {
 		unsigned k = b->enabled[e];
 		const struct measure *m = &b->m[k];
@@ -1088,7 +1097,8 @@ static void report(const struct bench *b)
 	if (COUNT_ALLOCS)
 		printf("heap: collector +%zu KiB (%.0f B per fd); change across the timed "
 		       "iterations %+ld bytes\n",
-		       (b->heap1 - b->heap0) / 1024, (double)(b->heap1 - b->heap0) / (double)b->n_fl,
+		       (b->heap1 - b->heap0) / 1024,
+		       (double)(b->heap1 - b->heap0) / (double)b->n_fl,
 		       (long)b->heap_run1 - (long)b->heap_run0);
 	for (unsigned e = 0; e < b->n_enabled; e++)
 		if (b->enabled[e] == M_SCRAPE_AGG || b->enabled[e] == M_SCRAPE_VCPU)
@@ -1177,8 +1187,8 @@ int main(int argc, char **argv)
 	r = measure_all(&b);
 	sane = check_sane(&b) && r >= 0;
 	report(&b);
-	if (b.o.dump && write_dump(b.o.dump, &b.m[b.o.aggregate ? M_SCRAPE_AGG
-								 : M_SCRAPE_VCPU].out) < 0)
+	if (b.o.dump &&
+	    write_dump(b.o.dump, &b.m[b.o.aggregate ? M_SCRAPE_AGG : M_SCRAPE_VCPU].out) < 0)
 		sane = false;
 	bench_release(&b);
 	if (!sane) {

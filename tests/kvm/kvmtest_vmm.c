@@ -98,25 +98,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GUEST_MEM_SIZE 0x10000u
-#define GUEST_CODE_GPA 0x1000u
-#define PORT_DONE 0x10
-#define PORT_TICK 0x11
-#define MAX_VCPUS 64
-#define MAX_VMS 64
-#define MAX_LABELS 16
+#define GUEST_MEM_SIZE      0x10000u
+#define GUEST_CODE_GPA      0x1000u
+#define PORT_DONE           0x10
+#define PORT_TICK           0x11
+#define MAX_VCPUS           64
+#define MAX_VMS             64
+#define MAX_LABELS          16
 #define HANDOFF_FDS_PER_MSG 64 /* the protocol's bound */
 #ifndef sigev_notify_thread_id /* glibc < 2.35 names only the union member */
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
 static const uint8_t guest_code[] = {
-	0xfa,             /* 0: cli */
-	0xf4,             /* 1: hlt */
-	0xe6, PORT_TICK,  /* 2: out PORT_TICK, al */
-	0xe2, 0xfb,       /* 4: loop 1 */
-	0xe6, PORT_DONE,  /* 6: out PORT_DONE, al */
-	0xf4,             /* 8: hlt (never reached: the VMM stops first) */
+	0xfa,            /* 0: cli */
+	0xf4,            /* 1: hlt */
+	0xe6, PORT_TICK, /* 2: out PORT_TICK, al */
+	0xe2, 0xfb,      /* 4: loop 1 */
+	0xe6, PORT_DONE, /* 6: out PORT_DONE, al */
+	0xf4,            /* 8: hlt (never reached: the VMM stops first) */
 };
 
 /* --vcpu-threads: forever spin a while, then wait in KVM_RUN until kicked. */
@@ -155,8 +155,8 @@ struct vm {
 	/* --vcpu-threads: who created and who runs each vCPU. */
 	pthread_t thread[MAX_VCPUS];
 	pid_t creator_tid[MAX_VCPUS];
-	pid_t run_tid[MAX_VCPUS];   /* 0 until the thread has started */
-	bool stop[MAX_VCPUS];       /* set before kicking the thread to make it exit */
+	pid_t run_tid[MAX_VCPUS]; /* 0 until the thread has started */
+	bool stop[MAX_VCPUS];     /* set before kicking the thread to make it exit */
 	bool exited[MAX_VCPUS];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -337,7 +337,8 @@ static void dump_stats_fd(struct sbuf *b, int fd, const char *kind, int vcpu)
 
 	sb_printf(b, "    {\"kind\": \"%s\", \"vcpu\": %d, \"id\": ", kind, vcpu);
 	sb_json_string(b, id);
-	sb_printf(b, ", \"flags\": %" PRIu32 ", \"name_size\": %" PRIu32 ", \"num_desc\": %" PRIu32
+	sb_printf(b,
+		  ", \"flags\": %" PRIu32 ", \"name_size\": %" PRIu32 ", \"num_desc\": %" PRIu32
 		  ", \"id_offset\": %" PRIu32 ", \"desc_offset\": %" PRIu32
 		  ", \"data_offset\": %" PRIu32 ", \"data_size\": %zu,\n     \"stats\": [",
 		  h.flags, h.name_size, h.num_desc, h.id_offset, h.desc_offset, h.data_offset,
@@ -351,7 +352,8 @@ static void dump_stats_fd(struct sbuf *b, int fd, const char *kind, int vcpu)
 		name[h.name_size] = '\0';
 		sb_printf(b, "%s\n      {\"name\": ", i ? "," : "");
 		sb_json_string(b, name);
-		sb_printf(b, ", \"flags\": %" PRIu32 ", \"exponent\": %d, \"size\": %u"
+		sb_printf(b,
+			  ", \"flags\": %" PRIu32 ", \"exponent\": %d, \"size\": %u"
 			  ", \"offset\": %" PRIu32 ", \"bucket_size\": %" PRIu32 ", \"values\": [",
 			  d->flags, d->exponent, d->size, d->offset, d->bucket_size);
 		for (unsigned k = 0; k < d->size; k++)
@@ -372,7 +374,8 @@ static void write_dump(struct vm *vm, const struct opts *o)
 	if (!o->dump_dir)
 		return;
 	vm->generation++;
-	sb_printf(&b, "{\"pid\": %d, \"index\": %u, \"generation\": %u, \"vcpus\": %u, \"hlt\": %u,"
+	sb_printf(&b,
+		  "{\"pid\": %d, \"index\": %u, \"generation\": %u, \"vcpus\": %u, \"hlt\": %u,"
 		  " \"irqchip\": %s, \"ran\": %s,\n \"expected\": [",
 		  (int)getpid(), vm->index, vm->generation, o->vcpus, o->hlt,
 		  o->irqchip ? "true" : "false", vm->ran ? "true" : "false");
@@ -391,7 +394,8 @@ static void write_dump(struct vm *vm, const struct opts *o)
 			  o->threads == THREADS_PER_VCPU ? "per-vcpu" : "creator");
 		pthread_mutex_lock(&vm->lock);
 		for (unsigned i = 0; i < o->vcpus; i++)
-			sb_printf(&b, "%s{\"vcpu\": %u, \"tid\": %d, \"creator_tid\": %d,"
+			sb_printf(&b,
+				  "%s{\"vcpu\": %u, \"tid\": %d, \"creator_tid\": %d,"
 				  " \"exited\": %s}",
 				  i ? ", " : "", i, (int)vm->run_tid[i], (int)vm->creator_tid[i],
 				  vm->exited[i] ? "true" : "false");
@@ -450,8 +454,8 @@ static void create_vcpu(struct vm *vm, unsigned i, const struct opts *o)
 	if (vm->vcpu_fd[i] < 0)
 		die("KVM_CREATE_VCPU %u", i);
 	vm->creator_tid[i] = my_tid();
-	vm->run[i] = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			  vm->vcpu_fd[i], 0);
+	vm->run[i] =
+		mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd[i], 0);
 	if (vm->run[i] == MAP_FAILED)
 		die("mmap kvm_run");
 	if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
@@ -564,7 +568,8 @@ static void handoff_register(const struct vm *vm, const struct opts *o)
 				const char *eq = strchr(o->labels[i], '=');
 				char key[128];
 
-				snprintf(key, sizeof(key), "%.*s", (int)(eq - o->labels[i]), o->labels[i]);
+				snprintf(key, sizeof(key), "%.*s", (int)(eq - o->labels[i]),
+					 o->labels[i]);
 				sb_printf(&b, "%s", i ? ", " : "");
 				sb_json_string(&b, key);
 				sb_printf(&b, ": ");
@@ -813,7 +818,8 @@ static void save_blobs(struct vm *vm, const struct opts *o)
 }
 
 /* Child: one VM. Signals the parent through ready_fd, then serves dump requests. */
-static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts *o, const sigset_t *mask)
+static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts *o,
+				 const sigset_t *mask)
 {
 	struct vm vm = { .index = index };
 	struct sigaction sa = { .sa_handler = on_alarm };
@@ -895,16 +901,36 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .vms = 1, .vcpus = 1, .hlt = 10 };
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': o->vms = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'c': o->vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'H': o->hlt = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'p': o->pause = true; break;
-		case 'i': o->irqchip = true; break;
-		case 'd': o->dump_dir = optarg; break;
-		case 'b': o->blob_dir = optarg; break;
-		case 'r': o->ready_file = optarg; break;
-		case 'o': o->handoff = optarg; break;
-		case 'N': o->name = optarg; break;
+		case 'n':
+			o->vms = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			o->vcpus = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'H':
+			o->hlt = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			o->pause = true;
+			break;
+		case 'i':
+			o->irqchip = true;
+			break;
+		case 'd':
+			o->dump_dir = optarg;
+			break;
+		case 'b':
+			o->blob_dir = optarg;
+			break;
+		case 'r':
+			o->ready_file = optarg;
+			break;
+		case 'o':
+			o->handoff = optarg;
+			break;
+		case 'N':
+			o->name = optarg;
+			break;
 		case 'l':
 			if (o->n_labels == MAX_LABELS || !strchr(optarg, '=')) {
 				fprintf(stderr, "kvmtest_vmm: --label KEY=VALUE, at most %d\n",
@@ -941,8 +967,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	/* CX is 16 bits and must start non-zero, or "loop" runs 65536 times. */
 	if (o->vms < 1 || o->vms > MAX_VMS || o->vcpus < 1 || o->vcpus > MAX_VCPUS || o->hlt < 1 ||
 	    o->hlt + o->vcpus > 0xffff || optind != argc || (o->threads && o->pause)) {
-		fprintf(stderr, "kvmtest_vmm: bad arguments (1 <= vms <= %d, 1 <= vcpus <= %d, "
-				"hlt >= 1, no --pause with --vcpu-threads); see --help\n",
+		fprintf(stderr,
+			"kvmtest_vmm: bad arguments (1 <= vms <= %d, 1 <= vcpus <= %d, "
+			"hlt >= 1, no --pause with --vcpu-threads); see --help\n",
 			MAX_VMS, MAX_VCPUS);
 		exit(2);
 	}
@@ -1005,7 +1032,8 @@ int main(int argc, char **argv)
 	if (sfd < 0)
 		die("signalfd");
 	/* Only a pipe's EOF means "the test is gone"; a terminal or /dev/null does not. */
-	watch_stdin = fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	watch_stdin =
+		fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ready[0], .events = POLLIN };
 
@@ -1020,14 +1048,16 @@ int main(int argc, char **argv)
 			ssize_t n = read(ready[0], &c, 1);
 
 			if (n == 0) {
-				fprintf(stderr, "kvmtest_vmm: a child failed before it was ready\n");
+				fprintf(stderr,
+					"kvmtest_vmm: a child failed before it was ready\n");
 				kill_all(pids, o.vms);
 				return 1;
 			}
 			if (n == 1 && ++n_ready == o.vms) {
 				if (o.ready_file) {
 					char line[32];
-					int len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+					int len =
+						snprintf(line, sizeof(line), "%d\n", (int)getpid());
 					write_file_atomic(o.ready_file, line, (size_t)len);
 				}
 				printf("ready\n");
@@ -1053,8 +1083,10 @@ int main(int argc, char **argv)
 						if (pids[i] == p)
 							pids[i] = 0;
 					if (n_ready < o.vms) {
-						fprintf(stderr, "kvmtest_vmm: child %d died before "
-								"it was ready\n", (int)p);
+						fprintf(stderr,
+							"kvmtest_vmm: child %d died before "
+							"it was ready\n",
+							(int)p);
 						kill_all(pids, o.vms);
 						return 1;
 					}

@@ -29,6 +29,7 @@
 #include "collector.h"
 #include "expo/exposition.h"
 #include "golden.h"
+#include "lines.h"
 #include "macro.h"
 #include "expo/outbuf.h"
 #include "sources/file.h"
@@ -243,28 +244,6 @@ static char *collect_openmetrics(struct collector *c)
 	assert_non_null(text);
 	outbuf_release(&out);
 	return text;
-}
-
-static bool has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = text; (p = strstr(p, line)); p++)
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-static void assert_line(const char *text, const char *line)
-{
-	if (!has_line(text, line))
-		fail_msg("missing line: %s", line);
-}
-
-static void assert_no_line(const char *text, const char *line)
-{
-	if (has_line(text, line))
-		fail_msg("unexpected line: %s", line);
 }
 
 static size_t count_prefix(const char *text, const char *prefix)
@@ -855,12 +834,9 @@ static void test_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_two_vcpus),
-		cmocka_unit_test(test_u64_max_sum),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_failed_read),
-		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_golden),      cmocka_unit_test(test_two_vcpus),
+		cmocka_unit_test(test_u64_max_sum), cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_failed_read), cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_merge),
 	};
 

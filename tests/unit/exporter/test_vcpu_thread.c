@@ -71,10 +71,12 @@ static void test_families(void **state)
 
 	(void)state;
 	/* vCPUs 0 and 2 mapped (as a scrape's read leaves them), 1 not seen. */
-	vm->vcpus[0].thread = (struct vcpu_thread){ .tid = 10, .fd = -1, .read_ok = true,
-		.stat = { 1070911114, 63367900, 4646 } };
-	vm->vcpus[2].thread = (struct vcpu_thread){ .tid = 12, .fd = -1, .read_ok = true,
-		.stat = { 18446744073709551615u, 1, 1 } };
+	vm->vcpus[0].thread = (struct vcpu_thread){
+		.tid = 10, .fd = -1, .read_ok = true, .stat = { 1070911114, 63367900, 4646 }
+	};
+	vm->vcpus[2].thread = (struct vcpu_thread){
+		.tid = 12, .fd = -1, .read_ok = true, .stat = { 18446744073709551615u, 1, 1 }
+	};
 
 	text = write_families(vm, false, EXPOSITION_TEXT_004);
 	/* Sums are exact past 2^64 ns, and written as exact decimals. */
@@ -84,8 +86,9 @@ static void test_families(void **state)
 	assert_non_null(strstr(text, "kvm_vcpu_thread_run_delay_seconds_total{vm=\"web-1\"} "
 				     "0.063367901\n"));
 	assert_non_null(strstr(text, "kvm_vcpu_thread_timeslices_total{vm=\"web-1\"} 4647\n"));
-	assert_non_null(strstr(text, "# TYPE kvm_vcpu_thread_unmapped gauge\n"
-				     "kvm_vcpu_thread_unmapped{vm=\"web-1\",reason=\"not_seen\"} 1\n"));
+	assert_non_null(strstr(text,
+			       "# TYPE kvm_vcpu_thread_unmapped gauge\n"
+			       "kvm_vcpu_thread_unmapped{vm=\"web-1\",reason=\"not_seen\"} 1\n"));
 	assert_null(strstr(text, "vcpu=\""));
 	free(text);
 

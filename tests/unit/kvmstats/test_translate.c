@@ -135,8 +135,7 @@ static struct kvmstats_translation *translate_ok(const struct kvmstats_schema *s
 	return t;
 }
 
-static const struct kvmstats_family *family(const struct kvmstats_translation *t,
-					    const char *name)
+static const struct kvmstats_family *family(const struct kvmstats_translation *t, const char *name)
 {
 	for (size_t i = 0; i < t->n_families; i++)
 		if (strcmp(t->families[i].name, name) == 0)
@@ -169,7 +168,6 @@ static void check_le(const struct kvmstats_family *f, const char *const *want, s
 /* ---- blobs --------------------------------------------------------------- */
 
 static struct blob vm_blob, vcpu_blob;
-
 
 static int group_setup(void **state)
 {
@@ -258,8 +256,7 @@ static void test_stat_name(void **state)
 
 		if (r < 0 || strcmp(buf, cases[i].want) != 0)
 			fail_msg("\"%s\" type %u unit %u: %d \"%s\", want \"%s\"", cases[i].desc,
-				 cases[i].type, cases[i].unit, r, r < 0 ? "" : buf,
-				 cases[i].want);
+				 cases[i].type, cases[i].unit, r, r < 0 ? "" : buf, cases[i].want);
 		assert_int_equal(r, (int)strlen(cases[i].want));
 	}
 }
@@ -321,7 +318,7 @@ static void check_families(const struct kvmstats_schema *s, const struct kvmstat
 		assert_int_equal(f->type, types[want[i].type]);
 		assert_string_equal(d->name, want[i].desc);
 		assert_int_equal(f->agg, d->type == KVMSTATS_TYPE_PEAK ? KVMSTATS_AGG_MAX
-								      : KVMSTATS_AGG_SUM);
+								       : KVMSTATS_AGG_SUM);
 		assert_non_null(f->help);
 		/* Every stat of today's kernel has a curated HELP naming it. */
 		assert_non_null(strstr(f->help, d->name));
@@ -789,8 +786,8 @@ static void test_long_names(void **state)
 	assert_int_equal(kvmstats_file_open_blob(buf, len, &f, &err), 0);
 	t = translate_ok(f->schema);
 	assert_int_equal(t->n_families, 1);
-	assert_int_equal(strlen(t->families[0].name), strlen("kvm_vcpu_") + (NS - 1) +
-							      strlen("_seconds"));
+	assert_int_equal(strlen(t->families[0].name),
+			 strlen("kvm_vcpu_") + (NS - 1) + strlen("_seconds"));
 	assert_int_equal(t->families[0].name[9], 'a');
 	kvmstats_translation_free(t);
 	kvmstats_file_free(f);
@@ -816,7 +813,8 @@ static void test_printed_line_clashes(void **state)
 	};
 	struct kvmstats_file *f = open_syn("kvm-1", d, ELEMENTSOF(d));
 	struct kvmstats_translation *t = translate_ok(f->schema);
-	const char *want[] = { "kvm_vm_bar_total", "kvm_vm_foo", "kvm_vm_lat_count", "kvm_vm_plain" };
+	const char *want[] = { "kvm_vm_bar_total", "kvm_vm_foo", "kvm_vm_lat_count",
+			       "kvm_vm_plain" };
 
 	(void)state;
 	assert_int_equal(t->n_families, ELEMENTSOF(want));

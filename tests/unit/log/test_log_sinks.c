@@ -28,8 +28,9 @@ static void test_logfmt_next(void **state)
 	const char *p = tail, *end = tail + strlen(tail);
 	struct outbuf k = { 0 }, v = { 0 };
 	static const char *const want[][2] = {
-		{ "vm", "web-1" }, { "err", "no such file" }, { "q", "a \"b\" c\\d" },
-		{ "bare", "" }, { "last", "" },
+		{ "vm", "web-1" },       { "err", "no such file" },
+		{ "q", "a \"b\" c\\d" }, { "bare", "" },
+		{ "last", "" },
 	};
 
 	(void)state;

@@ -26,8 +26,8 @@
 
 static void env_clear(void)
 {
-	static const char *const vars[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-					   "LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES"};
+	static const char *const vars[] = { "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+					    "LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES" };
 
 	for (size_t i = 0; i < ELEMENTSOF(vars); i++)
 		unsetenv(vars[i]);
@@ -43,7 +43,7 @@ static int setup(void **state)
 /* A datagram socket bound to a fresh abstract name, exported as $NOTIFY_SOCKET. */
 static int receiver_abstract(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char name[64];
 	int fd, n;
 
@@ -106,7 +106,7 @@ static void test_abstract_messages(void **state)
 
 static void test_path_socket(void **state)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[] = "/tmp/sdnotify-test-XXXXXX", buf[256];
 	int fd;
 
@@ -193,7 +193,7 @@ static void test_watchdog_usec(void **state)
 	assert_int_equal(sdnotify_watchdog_usec(&usec), -EINVAL);
 	unsetenv("WATCHDOG_PID");
 
-	static const char *const bad[] = {"", "0", "-5", " 5", "5s", "99999999999999999999999"};
+	static const char *const bad[] = { "", "0", "-5", " 5", "5s", "99999999999999999999999" };
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		setenv("WATCHDOG_USEC", bad[i], 1);
 		assert_int_equal(sdnotify_watchdog_usec(&usec), -EINVAL);
@@ -207,7 +207,7 @@ static bool healthy_flag(void *userdata)
 
 static void wait_readable(int fd)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 
 	assert_int_equal(poll(&p, 1, 5000), 1);
 }
@@ -268,7 +268,8 @@ static void test_watchdog_timer(void **state)
 
 static int tcp_listener(bool do_listen)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_true(fd >= 0);
@@ -280,7 +281,7 @@ static int tcp_listener(bool do_listen)
 
 static int seqpacket_listener(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0), n;
 
 	/* Autobind would also do; a named abstract socket is closer to the real one. */
@@ -446,16 +447,16 @@ static void test_listen_fds_malformed(void **state)
 		const char *pid, *n, *names;
 		int expect;
 	} cases[] = {
-		{"x", "1", NULL, -EINVAL},
-		{"0", "1", NULL, -EINVAL},
-		{NULL, "one", NULL, -EINVAL},
-		{NULL, "-1", NULL, -EINVAL},
-		{NULL, "1 ", NULL, -EINVAL},
-		{NULL, "5000", NULL, -E2BIG},
-		{NULL, "99999999999999999999", NULL, -EINVAL},
-		{NULL, "2", "web", -EINVAL},         /* fewer names than fds */
-		{NULL, "1", "web:handoff", -EINVAL}, /* more names than fds */
-		{NULL, "2", "web:handoff", -EBADF},  /* fd 4 is not open */
+		{ "x", "1", NULL, -EINVAL },
+		{ "0", "1", NULL, -EINVAL },
+		{ NULL, "one", NULL, -EINVAL },
+		{ NULL, "-1", NULL, -EINVAL },
+		{ NULL, "1 ", NULL, -EINVAL },
+		{ NULL, "5000", NULL, -E2BIG },
+		{ NULL, "99999999999999999999", NULL, -EINVAL },
+		{ NULL, "2", "web", -EINVAL },         /* fewer names than fds */
+		{ NULL, "1", "web:handoff", -EINVAL }, /* more names than fds */
+		{ NULL, "2", "web:handoff", -EBADF },  /* fd 4 is not open */
 	};
 	struct sdnotify_fds set;
 

@@ -60,7 +60,9 @@ static void test_syscall(void **state)
 	(void)state;
 	/* A vCPU thread blocked in ioctl(9, KVM_RUN, 0). */
 	assert_int_equal(task_syscall("16 0x9 0xae80 0x0 0x0 0x7ffe03c43378 0x7ffe03c43398 "
-				      "0x7ffe03c43300 0x7f1c685d22ec\n", &sc), 0);
+				      "0x7ffe03c43300 0x7f1c685d22ec\n",
+				      &sc),
+			 0);
 	assert_int_equal(sc.state, TASK_SYSCALL_IN_CALL);
 	assert_int_equal(sc.nr, 16);
 	assert_int_equal(sc.args[0], 9);

@@ -333,6 +333,23 @@ static void test_shim_messages(void **state)
 	assert_int_equal(m.roles[2], 600);
 	handoff_msg_release(&m);
 
+	{
+		const int vcpus[] = { 0, 200, 16383 }, tids[] = { 1, 4279, 2147483647 };
+
+		n = handoff_build_threads(buf, sizeof(buf), vcpus, tids, 3);
+		assert_true(n > 0);
+		assert_int_equal(handoff_msg_parse(buf, (size_t)n, true, &m, &reason, why,
+						   sizeof(why)),
+				 0);
+		assert_int_equal(m.kind, HANDOFF_MSG_THREADS);
+		assert_int_equal(m.n_roles, 3);
+		for (unsigned i = 0; i < 3; i++) {
+			assert_int_equal(m.roles[i], vcpus[i]);
+			assert_int_equal(m.tids[i], tids[i]);
+		}
+		handoff_msg_release(&m);
+	}
+
 	/* One fd more than a message may carry: the shim never builds it, the exporter refuses it.
 	 */
 	roles[0] = 1;

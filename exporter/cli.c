@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include "http/http.h"
 #include "log/log.h"
 #include "macro.h"
+#include "stats_filter.h"
 #include "util/duration.h"
 
 #define PROGRAM                         CLI_PROGRAM
@@ -37,10 +39,11 @@
 #define MAX_UNIX_SOCKET_PATH            107 /* sizeof(sun_path) - 1 */
 
 enum flag_kind {
-	FLAG_BOOL,    /* sets a bool member at `offset` */
-	FLAG_VALUE,   /* takes a value, handled by `set` */
-	FLAG_HELP,    /* prints usage_text */
-	FLAG_VERSION, /* prints the version line */
+	FLAG_BOOL,      /* sets a bool member at `offset` */
+	FLAG_VALUE,     /* takes a value, handled by `set` */
+	FLAG_HELP,      /* prints usage_text */
+	FLAG_VERSION,   /* prints the version line */
+	FLAG_COLLECTOR, /* a boolean: turns collector `offset` (enum collector_id) on or off */
 };
 
 struct flag {
@@ -118,6 +121,38 @@ static int set_stats_file(struct options *o, const char *value, const char **ret
 		return -EINVAL;
 	}
 	return strv_push(&o->stats_files, &o->n_stats_files, value);
+}
+
+/* A regular expression that compiles, kept as text (main compiles it for the collector). */
+static int set_regex(char **slot, const char *value, const char **ret_why)
+{
+	static char why[160];
+	regex_t re;
+	char *copy;
+	int r;
+
+	r = stats_filter_compile(&re, value, why, sizeof(why));
+	if (r < 0) {
+		*ret_why = why;
+		return r;
+	}
+	regfree(&re);
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static int set_stats_include(struct options *o, const char *value, const char **ret_why)
+{
+	return set_regex(&o->stats_include, value, ret_why);
+}
+
+static int set_stats_exclude(struct options *o, const char *value, const char **ret_why)
+{
+	return set_regex(&o->stats_exclude, value, ret_why);
 }
 
 static int set_rescan_interval(struct options *o, const char *value, const char **ret_why)
@@ -353,8 +388,19 @@ static const struct flag flags[] = {
 	  .set = set_handoff_max_connections },
 	{ .name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval },
 	{ .name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu) },
+	{ .name = "kvm.stats-include", .kind = FLAG_VALUE, .set = set_stats_include },
+	{ .name = "kvm.stats-exclude", .kind = FLAG_VALUE, .set = set_stats_exclude },
 	{ .name = "vhost.proxy", .kind = FLAG_VALUE, .repeatable = true, .set = set_vhost_proxy },
 	{ .name = "vhost.policy", .kind = FLAG_VALUE, .set = set_vhost_policy },
+	{ .name = "collector.procfs", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_PROCFS },
+	{ .name = "collector.handoff", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_HANDOFF },
+	{ .name = "collector.canary", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_CANARY },
+	{ .name = "collector.file", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_FILE },
+	{ .name = "collector.vhost", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_VHOST },
+	{ .name = "collector.exporter", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_EXPORTER },
+	{ .name = "collector.disable-defaults",
+	  .kind = FLAG_BOOL,
+	  .offset = offsetof(struct options, collectors_disable_defaults) },
 	{ .name = "log.level", .kind = FLAG_VALUE, .set = set_log_level },
 	{ .name = "log.format", .kind = FLAG_VALUE, .set = set_log_format },
 	{ .name = "help", .kind = FLAG_HELP },
@@ -456,6 +502,31 @@ static void options_init_defaults(struct options *o)
 	};
 }
 
+/*
+ * Folds --collector.* into the --kvm.* and --web.* options they stand for:
+ * a source runs when both its collector and its own flag leave it on; the
+ * canary, off by default, runs when either turns it on and none turns it off.
+ */
+static void collectors_resolve(struct options *o)
+{
+	uint32_t on =
+		(o->collectors_disable_defaults ? 0 : CLI_DEFAULT_COLLECTORS) | o->collectors_on;
+
+	on &= ~o->collectors_off;
+	if (o->canary && !(o->collectors_off & (1u << COLLECTOR_CANARY)))
+		on |= 1u << COLLECTOR_CANARY;
+	o->canary = on & (1u << COLLECTOR_CANARY);
+	if (!o->procfs)
+		on &= ~(1u << COLLECTOR_PROCFS);
+	o->procfs = on & (1u << COLLECTOR_PROCFS);
+	if (!(on & (1u << COLLECTOR_HANDOFF)))
+		o->handoff_socket[0] = '\0';
+	if (o->disable_exporter_metrics)
+		on &= ~(1u << COLLECTOR_EXPORTER);
+	o->disable_exporter_metrics = !(on & (1u << COLLECTOR_EXPORTER));
+	o->collectors = on;
+}
+
 static int options_fill_unset(struct options *o)
 {
 	if (!o->telemetry_path) {
@@ -468,6 +539,7 @@ static int options_fill_unset(struct options *o)
 		if (!o->handoff_socket)
 			return -ENOMEM;
 	}
+	collectors_resolve(o);
 	if (o->n_handoff_allow_uids == 0) {
 		if (ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids, 0) < 0)
 			return -ENOMEM;
@@ -502,7 +574,7 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 	f = flag_find(name, name_n);
 	if (!f && name_n > 3 && strncmp(name, "no-", 3) == 0) {
 		f = flag_find(name + 3, name_n - 3);
-		if (f && f->kind != FLAG_BOOL)
+		if (f && f->kind != FLAG_BOOL && f->kind != FLAG_COLLECTOR)
 			return fail("flag --%s is not a boolean, so %s does not exist", f->name,
 				    quote(arg, q, sizeof(q)));
 		negated = f != NULL;
@@ -528,7 +600,8 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 		fflush(stdout);
 		return CLI_EXIT_OK;
 
-	case FLAG_BOOL: {
+	case FLAG_BOOL:
+	case FLAG_COLLECTOR: {
 		bool b = true;
 
 		if (value && negated)
@@ -536,7 +609,16 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 				    quote(value, q, sizeof(q)));
 		if (value && parse_bool(value, &b) < 0)
 			return fail_value(f, value, "expected true or false");
-		*(bool *)((char *)o + f->offset) = negated ? false : b;
+		b = negated ? false : b;
+		if (f->kind == FLAG_BOOL) {
+			*(bool *)((char *)o + f->offset) = b;
+		} else if (b) {
+			o->collectors_on |= 1u << f->offset;
+			o->collectors_off &= ~(1u << f->offset);
+		} else {
+			o->collectors_off |= 1u << f->offset;
+			o->collectors_on &= ~(1u << f->offset);
+		}
 		return 0;
 	}
 
@@ -627,6 +709,8 @@ void options_release(struct options *o)
 	free(o->handoff_allow_uids);
 	free(o->handoff_allow_gids);
 	free(o->web_config_file);
+	free(o->stats_include);
+	free(o->stats_exclude);
 	for (size_t i = 0; i < o->n_vhost_proxies; i++)
 		vhost_proxy_config_release(&o->vhost_proxies[i]);
 	free(o->vhost_proxies);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collector.h"
 #include "log/log.h"
 #include "vhost/config.h"
 
@@ -26,6 +27,8 @@ struct options {
 	char **stats_files;                  /* --kvm.stats-file, repeatable */
 	size_t n_stats_files;
 	bool per_vcpu;        /* --kvm.per-vcpu, default off */
+	char *stats_include;  /* --kvm.stats-include, a checked regex; default none */
+	char *stats_exclude;  /* --kvm.stats-exclude, a checked regex; default none */
 	bool procfs;          /* --kvm.procfs, default on */
 	uint64_t rescan_usec; /* --kvm.rescan-interval, default 5s */
 	bool canary;          /* --kvm.canary, default off */
@@ -43,7 +46,21 @@ struct options {
 	struct vhost_proxy_config *vhost_proxies; /* --vhost.proxy, repeatable; default none */
 	size_t n_vhost_proxies;
 	enum vhost_policy vhost_policy; /* --vhost.policy, default observe */
+	/*
+	 * --[no-]collector.NAME, --collector.disable-defaults: the collectors
+	 * (1u << enum collector_id) that run and may be asked for with
+	 * collect[]; folded with the --kvm.* flags after parsing (procfs,
+	 * handoff_socket, canary and disable_exporter_metrics agree with it).
+	 */
+	uint32_t collectors;
+	uint32_t collectors_on, collectors_off; /* as given */
+	bool collectors_disable_defaults;
 };
+
+/* The collectors on without --collector.* flags: all but the canary. */
+#define CLI_DEFAULT_COLLECTORS                                                                     \
+	((1u << COLLECTOR_PROCFS) | (1u << COLLECTOR_FILE) | (1u << COLLECTOR_HANDOFF) |           \
+	 (1u << COLLECTOR_VHOST) | (1u << COLLECTOR_EXPORTER))
 
 enum cli_result {
 	CLI_RUN = 0, /* options parsed: run */

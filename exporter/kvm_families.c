@@ -262,19 +262,24 @@ static void write_info(struct family_writer *w, struct vm *const *vms, size_t n_
 
 		if (vm->exited)
 			continue;
+		/* What is not known is left out: an empty label is no label, only noise in joins.
+		 */
 		family_sample(w, NULL);
 		family_label_escaped(w, "vm", vm->name_escaped);
-		family_label(w, "uuid", vm->uuid ? vm->uuid : "");
+		if (vm->uuid && *vm->uuid)
+			family_label(w, "uuid", vm->uuid);
 		if (vm->pid > 0)
 			family_label_u64(w, "pid", (uint64_t)vm->pid);
-		else
-			family_label_escaped(w, "pid", "");
-		family_label(w, "vmm", vm->vmm ? vm->vmm : "");
-		family_label(w, "kvm_id", vm->kvm_id ? vm->kvm_id : "");
+		if (vm->vmm && *vm->vmm)
+			family_label(w, "vmm", vm->vmm);
+		if (vm->kvm_id && *vm->kvm_id)
+			family_label(w, "kvm_id", vm->kvm_id);
 		family_label_escaped(w, "source", vm_source_to_string(vm->source));
 		/* Hand-off labels: names validated, values escaped when registered. */
 		for (size_t j = 0; j < vm->n_labels; j++)
-			family_label_escaped(w, vm->label_names[j], vm->label_values_escaped[j]);
+			if (vm->label_values_escaped[j][0])
+				family_label_escaped(w, vm->label_names[j],
+						     vm->label_values_escaped[j]);
 		family_value_u64(w, 1);
 	}
 }

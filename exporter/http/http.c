@@ -37,10 +37,15 @@ static bool rate_limiter_allow(struct rate_limiter *rl)
 	uint64_t now;
 	bool ok;
 
-	if (rl->interval_usec == 0)
+	if (atomic_load_explicit(&rl->interval_usec, memory_order_relaxed) == 0)
 		return true;
 	pthread_mutex_lock(&rl->lock);
 	now = monotonic_usec();
+	/* Under the lock: a reload changes interval and burst together. */
+	if (rl->interval_usec == 0) {
+		pthread_mutex_unlock(&rl->lock);
+		return true;
+	}
 	rl->tokens += (double)(now - rl->last_usec) / (double)rl->interval_usec;
 	if (rl->tokens > rl->burst)
 		rl->tokens = rl->burst;
@@ -52,6 +57,9 @@ static bool rate_limiter_allow(struct rate_limiter *rl)
 	return ok;
 }
 
+static enum MHD_Result route(struct http_listener *l, struct MHD_Connection *c, const char *url,
+			     const char *method);
+
 static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, const char *url,
 					   const char *method, const char *version,
 					   const char *upload_data, size_t *upload_data_size,
@@ -59,6 +67,10 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 {
 	struct http_listener *l = cls;
 	struct http_server *s = l->server;
+	struct web_gen *g;
+	const struct webconfig *w;
+	enum MHD_Result ret;
+	bool excluded;
 
 	/* Counted until http_request_completed(), so that a stop can wait for it. */
 	if (!*con_cls) {
@@ -66,16 +78,31 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 		atomic_fetch_add(&s->active, 1);
 	}
 
+	/* The config as the files say now (re-read if they changed), for this request. */
+	g = http_web_acquire(s);
+	w = g ? g->web : NULL;
+	excluded = webconfig_auth_excluded(w, url);
 	/* Closing the connection is all a client without a valid certificate gets. */
-	if (s->web && s->web->tls && !http_tls_client_ok(s->web, c))
-		return MHD_NO;
-	if (!rate_limiter_allow(&s->limiter))
-		return http_reply_text(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too Many Requests\n");
-	/* Every endpoint, as the toolkit wraps the whole handler. */
-	if (s->auth &&
-	    !basicauth_check(s->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-								  MHD_HTTP_HEADER_AUTHORIZATION)))
-		return http_reply_text(s, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
+	if (w && w->tls && !excluded && !http_tls_client_ok(w, c))
+		ret = MHD_NO;
+	else if (!rate_limiter_allow(&s->limiter))
+		ret = http_reply_text(s, c, MHD_HTTP_TOO_MANY_REQUESTS, "Too Many Requests\n");
+	/* Every endpoint but auth_excluded_paths, as the toolkit wraps the whole handler. */
+	else if (g && g->auth && !excluded &&
+		 !basicauth_check(g->auth,
+				  MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							      MHD_HTTP_HEADER_AUTHORIZATION)))
+		ret = http_reply_text(s, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
+	else
+		ret = route(l, c, url, method);
+	web_gen_unref(g);
+	return ret;
+}
+
+static enum MHD_Result route(struct http_listener *l, struct MHD_Connection *c, const char *url,
+			     const char *method)
+{
+	struct http_server *s = l->server;
 
 	/* GET and HEAD have no body we need, so we answer on the first call. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
@@ -138,7 +165,7 @@ static void close_if_still_ours(int fd, const struct stat *ours)
 
 static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 {
-	const struct webconfig *w = l->server->web;
+	const struct webconfig *w = l->server->web_gen ? l->server->web_gen->web : NULL;
 	/* ITC: MHD_quiesce_daemon() (http_server_drain()) needs it with internal threads. */
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -147,11 +174,20 @@ static int listener_start(struct http_listener *l, char *errbuf, size_t errlen)
 	struct stat st;
 	int saved;
 
-	/* MHD keeps these pointers; the web config outlives the daemon. */
+	/*
+	 * MHD keeps these pointers; the first web config outlives the daemon. The
+	 * certificate comes from a callback, per connection, so that a rotated one
+	 * is served without a restart.
+	 */
 	if (w && w->tls) {
 		flags |= MHD_USE_TLS;
-		tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem };
-		tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem };
+		gnutls_certificate_retrieve_function2 *cb = http_tls_certificate;
+		void *cb_ptr;
+
+		/* MHD takes the function through its void * slot; ISO C has no cast for that. */
+		_Static_assert(sizeof(cb) == sizeof(cb_ptr), "function and object pointers differ");
+		memcpy(&cb_ptr, &cb, sizeof(cb_ptr));
+		tls[n_tls++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cb_ptr };
 		tls[n_tls++] =
 			(struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, w->priorities };
 		if (w->client_ca_pem)
@@ -277,18 +313,29 @@ int http_config_load_web_config(struct http_config *cfg, const char *path, char 
 	struct webconfig *w;
 	int r;
 
+	char *copy = strdup(path);
+
+	if (!copy)
+		return http_set_error(err, errlen, -ENOMEM, "out of memory");
 	r = webconfig_load(path, &w, err, errlen);
-	if (r < 0)
+	if (r < 0) {
+		free(copy);
 		return r;
+	}
 	webconfig_free(cfg->web);
 	cfg->web = w;
+	free(cfg->web_config_path);
+	cfg->web_config_path = copy;
 	return 0;
 }
 
 void http_config_release(struct http_config *cfg)
 {
-	if (cfg)
-		cfg->web = webconfig_free(cfg->web);
+	if (!cfg)
+		return;
+	cfg->web = webconfig_free(cfg->web);
+	free(cfg->web_config_path);
+	cfg->web_config_path = NULL;
 }
 
 int http_server_start(const struct http_config *cfg, struct http_server **ret, char *errbuf,
@@ -310,26 +357,32 @@ int http_server_start(const struct http_config *cfg, struct http_server **ret, c
 		return http_set_error(errbuf, errlen, -ENOMEM, "out of memory");
 	}
 	s->collect = cfg->collect;
+	s->collectors = cfg->collectors;
+	s->n_collectors = cfg->n_collectors;
+	s->collectors_enabled = cfg->collectors_enabled;
 	s->ready = cfg->ready;
 	s->userdata = cfg->userdata;
 	s->max_requests = cfg->max_requests;
-	s->web = cfg->web;
 	pthread_mutex_init(&s->pool_lock, NULL);
 	pthread_mutex_init(&s->limiter.lock, NULL);
-	if (s->web) {
-		s->limiter.interval_usec = s->web->rate_limit_interval_usec;
-		s->limiter.burst = s->web->rate_limit_burst;
-		s->limiter.tokens = s->web->rate_limit_burst;
+	if (cfg->web) {
+		s->limiter.interval_usec = cfg->web->rate_limit_interval_usec;
+		s->limiter.burst = cfg->web->rate_limit_burst;
+		s->limiter.tokens = cfg->web->rate_limit_burst;
 		s->limiter.last_usec = monotonic_usec();
 	}
+	r = http_web_init(s, cfg->web, cfg->web_config_path, errbuf, errlen);
+	if (r < 0) {
+		http_close_fds(cfg->listen_fds, 0, cfg->n_listen_fds);
+		goto fail;
+	}
 	s->telemetry_path = strdup(cfg->telemetry_path);
-	if (!s->telemetry_path || landing_page_build(s) < 0 ||
-	    (s->web && s->web->n_users > 0 && basicauth_new(s->web, &s->auth) < 0)) {
+	if (!s->telemetry_path || landing_page_build(s) < 0) {
 		http_close_fds(cfg->listen_fds, 0, cfg->n_listen_fds);
 		r = http_set_error(errbuf, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	web_config_log(s->web);
+	web_config_log(cfg->web);
 
 	if (cfg->n_listen_fds > 0) {
 		r = http_adopt_listen_fds(s, cfg->listen_fds, cfg->n_listen_fds, errbuf, errlen);
@@ -414,7 +467,7 @@ struct http_server *http_server_stop(struct http_server *s)
 		http_scrape_buffers_free(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_mutex_destroy(&s->limiter.lock);
-	basicauth_free(s->auth);
+	http_web_release(s);
 	free(s->listeners);
 	free(s->landing_page);
 	free(s->telemetry_path);

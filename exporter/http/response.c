@@ -24,9 +24,12 @@ struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					     "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
 	/* On every response, as the toolkit sets them before authentication. */
-	for (size_t i = 0; ok && s->web && i < s->web->n_headers; i++)
-		ok = MHD_add_response_header(resp, s->web->headers[i].name,
-					     s->web->headers[i].value) == MHD_YES;
+	struct web_gen *g = http_web_current(s);
+
+	for (size_t i = 0; ok && g && i < g->web->n_headers; i++)
+		ok = MHD_add_response_header(resp, g->web->headers[i].name,
+					     g->web->headers[i].value) == MHD_YES;
+	web_gen_unref(g);
 	if (!ok) {
 		MHD_destroy_response(resp);
 		return NULL;

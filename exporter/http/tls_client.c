@@ -98,6 +98,12 @@ static int tls_client_check(gnutls_session_t session, const struct webconfig *w,
 
 	certs = gnutls_certificate_get_peers(session, &n);
 	if (!certs || n == 0) {
+		/*
+		 * With auth_excluded_paths the path decides, and it is not known yet:
+		 * http_tls_client_ok() requires the certificate per request instead.
+		 */
+		if (w->n_auth_excluded_paths > 0)
+			return 0;
 		if (w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY ||
 		    w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY ||
 		    w->client_allowed_sans) {
@@ -154,9 +160,9 @@ static int tls_verify_client(gnutls_session_t session)
 
 	ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
 	hc = ci ? ci->socket_context : NULL;
-	if (!hc)
+	if (!hc || !hc->tls_gen)
 		return tls_reject(session, GNUTLS_A_INTERNAL_ERROR);
-	alert = tls_client_check(session, hc->listener->server->web, hc->listener->address);
+	alert = tls_client_check(session, hc->tls_gen->web, hc->listener->address);
 	if (alert)
 		return tls_reject(session, (gnutls_alert_description_t)alert);
 	hc->client_verified = true;
@@ -172,13 +178,16 @@ void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_c
 			    enum MHD_ConnectionNotificationCode code)
 {
 	struct http_listener *l = cls;
-	const struct webconfig *w = l->server->web;
+	const struct webconfig *w;
 	const union MHD_ConnectionInfo *ci;
 	struct http_connection *hc;
 	gnutls_session_t session;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
+		hc = *socket_context;
+		if (hc)
+			web_gen_unref(hc->tls_gen);
+		free(hc);
 		*socket_context = NULL;
 		return;
 	}
@@ -190,6 +199,9 @@ void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_c
 		return;
 	hc->listener = l;
 	*socket_context = hc;
+	/* The handshake uses the config current now (a rotated certificate from here on). */
+	hc->tls_gen = http_web_acquire(l->server);
+	w = hc->tls_gen ? hc->tls_gen->web : NULL;
 
 	if (!w || !w->tls || w->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
 		return;
@@ -234,4 +246,25 @@ bool http_tls_client_ok(const struct webconfig *w, struct MHD_Connection *c)
 	    tls_client_check(session, w, hc->listener->address) == 0)
 		hc->client_verified = true;
 	return hc->client_verified;
+}
+
+int http_tls_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			 gnutls_privkey_t *privkey)
+{
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *ci;
+	struct http_connection *hc;
+
+	ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+	hc = ci ? ci->socket_context : NULL;
+	/* No generation (out of memory at connection start): no certificate, the handshake fails.
+	 */
+	if (!hc || !hc->tls_gen || !hc->tls_gen->key)
+		return -1;
+	*pcert = hc->tls_gen->pcerts;
+	*pcert_length = hc->tls_gen->n_pcerts;
+	*privkey = hc->tls_gen->key;
+	return 0;
 }

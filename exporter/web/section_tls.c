@@ -312,6 +312,7 @@ static int resolve_pem(struct parse_ctx *p, const char *file, char **inline_valu
 		       const yaml_node_t *node, const char *file_key, char **ret)
 {
 	_cleanup_free_ char *path = NULL;
+	int r;
 
 	if (!file || !*file) {
 		*ret = TAKE_PTR(*inline_value);
@@ -320,7 +321,14 @@ static int resolve_pem(struct parse_ctx *p, const char *file, char **inline_valu
 	path = join_dir(p->base_dir, file);
 	if (!path)
 		return wc_fail_oom(p);
-	return load_pem(p, node, file_key, path, ret);
+	r = load_pem(p, node, file_key, path, ret);
+	/* Watched for changes (a rotated certificate) next to the config itself. */
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(p->c->tls_files); i++)
+		if (!p->c->tls_files[i]) {
+			p->c->tls_files[i] = TAKE_PTR(path);
+			break;
+		}
+	return r;
 }
 
 /* After the whole file: apply the toolkit's TLS rules and read the PEM material. */

@@ -275,11 +275,40 @@ static int section_rate(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 	return wc_walk_mapping(p, value, path, rate_rules, ELEMENTSOF(rate_rules));
 }
 
+/* ---- auth_excluded_paths ------------------------------------------------------------------- */
+
+static int section_excluded(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
+			    const char *path)
+{
+	struct webconfig *c = p->c;
+	int r = wc_get_string_list(p, value, path, &c->auth_excluded_paths,
+				   &c->n_auth_excluded_paths);
+
+	if (r < 0)
+		return r;
+	if (c->n_auth_excluded_paths > WEBCONFIG_MAX_EXCLUDED_PATHS)
+		return wc_fail_at(p, value, path, "more than %d paths",
+				  WEBCONFIG_MAX_EXCLUDED_PATHS);
+	for (size_t i = 0; i < c->n_auth_excluded_paths; i++)
+		if (c->auth_excluded_paths[i][0] != '/')
+			return wc_fail_at(p, value, path,
+					  "\"%s\" is not a path (it must start with /)",
+					  c->auth_excluded_paths[i]);
+	return 0;
+}
+
+bool webconfig_auth_excluded(const struct webconfig *c, const char *path)
+{
+	for (size_t i = 0; c && path && i < c->n_auth_excluded_paths; i++)
+		if (strcmp(c->auth_excluded_paths[i], path) == 0)
+			return true;
+	return false;
+}
+
 static const struct key_rule root_rules[] = {
-	{ "tls_server_config", wc_section_tls },
-	{ "http_server_config", section_http },
-	{ "basic_auth_users", section_users },
-	{ "rate_limit", section_rate },
+	{ "tls_server_config", wc_section_tls },     { "http_server_config", section_http },
+	{ "basic_auth_users", section_users },       { "rate_limit", section_rate },
+	{ "auth_excluded_paths", section_excluded },
 };
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -405,6 +434,11 @@ struct webconfig *webconfig_free(struct webconfig *c)
 		for (size_t i = 0; i < c->n_client_allowed_sans; i++)
 			free(c->client_allowed_sans[i]);
 	free(c->client_allowed_sans);
+	for (size_t i = 0; i < c->n_auth_excluded_paths; i++)
+		free(c->auth_excluded_paths[i]);
+	free(c->auth_excluded_paths);
+	for (size_t i = 0; i < ELEMENTSOF(c->tls_files); i++)
+		free(c->tls_files[i]);
 	free(c->priorities);
 	for (size_t i = 0; i < c->n_headers; i++) {
 		free(c->headers[i].name);

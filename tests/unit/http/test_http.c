@@ -53,10 +53,13 @@ static struct {
 	unsigned inside; /* collections in progress */
 	atomic_uint calls;
 	atomic_int last_fmt;
+	atomic_uint last_collectors;
 } fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			uint32_t collectors)
 {
+	atomic_store(&fake.last_collectors, collectors);
 	pthread_mutex_lock(&fake.lock);
 	fake.inside++;
 	pthread_cond_broadcast(&fake.cond);
@@ -220,6 +223,8 @@ static unsigned free_port(void)
 	return ntohs(sin.sin_port);
 }
 
+static const char *const collector_names[] = { "alpha", "beta", "gamma" };
+
 static struct http_server *start(unsigned port, unsigned max_requests, struct webconfig *web)
 {
 	char addr[64], err[256] = "";
@@ -229,6 +234,10 @@ static struct http_server *start(unsigned port, unsigned max_requests, struct we
 		.n_listen = 1,
 		.telemetry_path = "/metrics",
 		.collect = fake_collect,
+		/* gamma exists but is not enabled */
+		.collectors = collector_names,
+		.n_collectors = 3,
+		.collectors_enabled = 0x3,
 		.max_requests = max_requests,
 		.web = web,
 	};
@@ -936,15 +945,96 @@ static void test_negotiation(void **state)
 	http_server_stop(s);
 }
 
+/* collect[]/exclude[]: the mask handed to collect(), or a one-line 400. */
+static void test_collect_params(void **state)
+{
+	static const struct {
+		const char *path;
+		int status;
+		uint32_t mask;      /* for 200 */
+		const char *reason; /* for 400, the whole body */
+	} cases[] = {
+		{ "/metrics", 200, 0x3, NULL },
+		{ "/metrics?collect[]=alpha", 200, 0x1, NULL },
+		{ "/metrics?collect%5B%5D=beta&collect%5B%5D=alpha", 200, 0x3, NULL },
+		{ "/metrics?exclude[]=alpha", 200, 0x2, NULL },
+		{ "/metrics?other=1&exclude[]=beta", 200, 0x1, NULL },
+		{ "/metrics?collect[]=alpha&exclude[]=beta", 400, 0,
+		  "collect[] and exclude[] cannot be combined\n" },
+		{ "/metrics?collect[]=delta", 400, 0,
+		  "collect[]: unknown collector \"delta\" (enabled: alpha, beta)\n" },
+		{ "/metrics?exclude[]=gamma", 400, 0,
+		  "exclude[]: disabled collector \"gamma\" (enabled: alpha, beta)\n" },
+		/* A client's newline never splits the one-line reason. */
+		{ "/metrics?collect[]=a%0Ab%0D", 400, 0,
+		  "collect[]: unknown collector \"a?b?\" (enabled: alpha, beta)\n" },
+		{ "/metrics?collect[]=", 400, 0,
+		  "collect[]: unknown collector \"\" (enabled: alpha, beta)\n" },
+	};
+	unsigned port = free_port();
+	struct http_server *s = start(port, 0, NULL);
+	struct http_reply r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned calls = atomic_load(&fake.calls);
+
+		atomic_store(&fake.last_collectors, 0xdead);
+		http_get(port, cases[i].path, NULL, &r);
+		if (r.status != cases[i].status)
+			fail_msg("%s: HTTP %d, expected %d", cases[i].path, r.status,
+				 cases[i].status);
+		if (cases[i].status == 200) {
+			assert_int_equal(atomic_load(&fake.last_collectors), cases[i].mask);
+		} else {
+			/* Refused before collecting anything. */
+			assert_int_equal(atomic_load(&fake.calls), calls);
+			assert_string_equal(r.body, cases[i].reason);
+		}
+		http_reply_release(&r);
+	}
+
+	/* promhttp's counters: every answer above by its code; 500 and 503 at zero. */
+	struct outbuf out = { 0 };
+	struct family_writer w = family_writer_init(&out, EXPOSITION_TEXT_004);
+	size_t ok = 0, bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cases[i].status == 200 ? ok++ : bad++;
+	http_server_write_metrics(s, &w);
+	outbuf_putc(&out, '\0');
+	char want[128];
+
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"200\"} %zu\n",
+		 ok);
+	assert_non_null(strstr(out.data, want));
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"400\"} %zu\n",
+		 bad);
+	assert_non_null(strstr(out.data, want));
+	assert_non_null(
+		strstr(out.data, "promhttp_metric_handler_requests_total{code=\"500\"} 0\n"));
+	assert_non_null(
+		strstr(out.data, "promhttp_metric_handler_requests_total{code=\"503\"} 0\n"));
+	assert_non_null(strstr(out.data, "promhttp_metric_handler_requests_in_flight 0\n"));
+	assert_non_null(
+		strstr(out.data, "# TYPE promhttp_metric_handler_requests_total counter\n"));
+	outbuf_release(&out);
+	http_server_stop(s);
+}
+
 int main(void)
 {
 	/* As in the daemon: a peer closing first is an error return, not a fatal signal. */
 	signal(SIGPIPE, SIG_IGN);
 
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_max_requests), cmocka_unit_test(test_request_size_limit),
-		cmocka_unit_test(test_basic_auth),   cmocka_unit_test(test_rate_limit),
-		cmocka_unit_test(test_tls),          cmocka_unit_test(test_negotiation),
+		cmocka_unit_test(test_max_requests),
+		cmocka_unit_test(test_request_size_limit),
+		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_negotiation),
+		cmocka_unit_test(test_collect_params),
 	};
 
 	/* The server's info lines would drown cmocka's output. */

@@ -827,6 +827,90 @@ static void test_printed_line_clashes(void **state)
 	kvmstats_file_free(f);
 }
 
+/* ---- filtering ---------------------------------------------------------- */
+
+/* Keeps what is not listed in the NULL-terminated array; counts the calls. */
+struct deny {
+	const char *const *names;
+	unsigned calls;
+};
+
+static bool keep_unless_denied(const char *metric, void *userdata)
+{
+	struct deny *d = userdata;
+
+	d->calls++;
+	for (const char *const *n = d->names; *n; n++)
+		if (strcmp(*n, metric) == 0)
+			return false;
+	return true;
+}
+
+static struct kvmstats_translation *translate_filtered(const struct kvmstats_schema *s,
+						       struct deny *d)
+{
+	struct kvmstats_translation *t = NULL;
+
+	assert_int_equal(kvmstats_translate_filtered(s, keep_unless_denied, d, &t), 0);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_filter(void **state)
+{
+	struct kvmstats_file *f = open_real(&vcpu_blob);
+	struct kvmstats_translation *all, *t;
+	const struct kvmstats_family *c;
+
+	(void)state;
+	all = translate_ok(f->schema);
+
+	/* A plain counter and a gauge out, by their sample names. */
+	static const char *const plain[] = { "kvm_vcpu_exits_total", "kvm_vcpu_blocking", NULL };
+	struct deny d = { .names = plain };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families - 2);
+	assert_int_equal(t->n_filtered, 2);
+	assert_int_equal(t->n_skipped, all->n_skipped);
+	assert_null(family(t, "kvm_vcpu_exits"));
+	assert_null(family(t, "kvm_vcpu_blocking"));
+	must_family(t, "kvm_vcpu_halt_exits");
+	/* "kvm_vcpu_exits" (the family name) is not a sample name: it would not match. */
+	assert_true(d.calls >= t->n_families);
+	t = kvmstats_translation_free(t);
+
+	/* A histogram out keeps its exact sum as a counter of its own. */
+	static const char *const hist[] = { "kvm_vcpu_halt_wait_seconds", NULL };
+	d = (struct deny){ .names = hist };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families);
+	assert_int_equal(t->n_filtered, 1);
+	c = must_family(t, "kvm_vcpu_halt_wait_seconds");
+	assert_int_equal(c->type, KVMSTATS_METRIC_COUNTER);
+	assert_string_equal(c->metric, "kvm_vcpu_halt_wait_seconds_total");
+	assert_string_equal(f->schema->descs[c->desc].name, "halt_wait_ns");
+	assert_int_equal(must_family(t, "kvm_vcpu_halt_poll_fail_seconds")->type,
+			 KVMSTATS_METRIC_HISTOGRAM);
+	t = kvmstats_translation_free(t);
+
+	/* Both out: nothing of halt_wait is left. */
+	static const char *const both[] = { "kvm_vcpu_halt_wait_seconds",
+					    "kvm_vcpu_halt_wait_seconds_total", NULL };
+	d = (struct deny){ .names = both };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families - 1);
+	assert_null(family(t, "kvm_vcpu_halt_wait_seconds"));
+	t = kvmstats_translation_free(t);
+
+	/* No filter: the same as kvmstats_translate(). */
+	assert_int_equal(kvmstats_translate_filtered(f->schema, NULL, NULL, &t), 0);
+	assert_int_equal(t->n_families, all->n_families);
+	assert_int_equal(t->n_filtered, 0);
+	kvmstats_translation_free(t);
+	kvmstats_translation_free(all);
+	kvmstats_file_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +930,7 @@ int main(void)
 		cmocka_unit_test(test_empty_schema),
 		cmocka_unit_test(test_long_names),
 		cmocka_unit_test(test_printed_line_clashes),
+		cmocka_unit_test(test_filter),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -353,6 +353,31 @@ static void test_variants(void **state)
 }
 
 /* Relative paths are relative to the config file's directory, whatever the working directory. */
+/* auth_excluded_paths, and the TLS files a reload watches. */
+static void test_excluded_paths_and_files(void **state)
+{
+	struct webconfig *c = parse_ok("auth_excluded_paths:\n  - /-/healthy\n  - /metrics\n");
+
+	(void)state;
+	assert_int_equal(c->n_auth_excluded_paths, 2);
+	assert_true(webconfig_auth_excluded(c, "/metrics"));
+	assert_true(webconfig_auth_excluded(c, "/-/healthy"));
+	/* Exact paths, as the toolkit compares them. */
+	assert_false(webconfig_auth_excluded(c, "/metrics/"));
+	assert_false(webconfig_auth_excluded(c, "/"));
+	assert_false(webconfig_auth_excluded(NULL, "/metrics"));
+	assert_null(c->tls_files[0]);
+	webconfig_free(c);
+
+	c = parse_ok("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+	assert_non_null(c->tls_files[0]);
+	assert_non_null(strstr(c->tls_files[0], "/server.crt"));
+	assert_non_null(strstr(c->tls_files[1], "/server.key"));
+	assert_null(c->tls_files[2]);
+	assert_false(webconfig_auth_excluded(c, "/metrics"));
+	webconfig_free(c);
+}
+
 static void test_relative_paths(void **state)
 {
 	char path[512], cwd[512], err[512] = "";
@@ -398,6 +423,9 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+	{ "auth_excluded_paths:\n  - metrics\n",
+	  { "auth_excluded_paths", "\"metrics\" is not a path" } },
+	{ "auth_excluded_paths: /metrics\n", { "auth_excluded_paths" } },
 	/* YAML itself */
 	{ "tls_server_config:\n  cert_file: [unclosed\n", { "web.yml:", "invalid YAML" } },
 	{ "hWkNKCp3fvIx3jKnsaBI\nTuEjdwNS8A2vYdFbiKqr\n", { "web.yml:1:", "expected a mapping" } },
@@ -551,10 +579,14 @@ static void test_error_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),          cmocka_unit_test(test_minimal_tls),
-		cmocka_unit_test(test_full),           cmocka_unit_test(test_variants),
-		cmocka_unit_test(test_relative_paths), cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_minimal_tls),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_variants),
+		cmocka_unit_test(test_relative_paths),
+		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_excluded_paths_and_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -25,10 +25,15 @@
 #include "util/clock.h"
 #include "util/samefile.h"
 #include "sources/procfs.h"
+#include "sources/vcpu_map.h"
 #include "util/vmname.h"
 
 #define LINK_VM   "anon_inode:kvm-vm-stats"
 #define LINK_VCPU "anon_inode:kvm-vcpu-stats:"
+
+/* Looks per VM at its threads while vCPUs are not seen, and per scan in all. */
+#define VCPU_MAP_PASSES_PER_VM   4
+#define VCPU_MAP_PASSES_PER_SCAN 32
 
 /* A stats fd seen in a process: its number there and what the link says it is. */
 struct candidate {
@@ -338,6 +343,29 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * Maps the vCPUs of every VM with a known process (hand-off VMs too) to
+ * their threads; the retries that catch busy vCPUs share one budget per scan.
+ */
+static void map_vcpu_threads(struct procfs_source *p)
+{
+	struct collector *c = p->collector;
+	unsigned budget = VCPU_MAP_PASSES_PER_SCAN;
+
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct vm *vm = c->vms[i];
+		unsigned max = budget >= VCPU_MAP_PASSES_PER_VM ? VCPU_MAP_PASSES_PER_VM
+			       : budget > 0                     ? budget
+								: 1;
+		unsigned used;
+
+		if (vm->source != VM_SOURCE_PROCFS && vm->source != VM_SOURCE_HANDOFF)
+			continue;
+		used = vcpu_map_vm(c, p->proc_root, vm, max);
+		budget = budget > used ? budget - used : 0;
+	}
+}
+
 int procfs_scan(struct procfs_source *p)
 {
 	struct collector *c = p->collector;
@@ -368,6 +396,7 @@ int procfs_scan(struct procfs_source *p)
 			sync_process(p, (pid_t)pid, cands, (size_t)n);
 	}
 	closedir(proc);
+	map_vcpu_threads(p);
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = c->n_vms; i-- > 0;) {

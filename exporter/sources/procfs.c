@@ -61,10 +61,69 @@ static bool held_elsewhere(const struct collector *c, int fd)
 	return false;
 }
 
+/* The thread group of thread `tid`, from its status file; -errno when it is gone. */
+static pid_t tgid_of(const char *proc_root, pid_t tid)
+{
+	char path[PATH_MAX], line[128];
+	pid_t tgid = -ESRCH;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/status", proc_root, (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = (pid_t)atoi(line + 5);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
+static int list_candidates(int proc_fd, const char *pid_name, struct candidate **ret);
+
+/*
+ * Whether `holder` only holds a copy of our file `fd`, whose creator (the
+ * thread its id names, "kvm-<tid>") belongs to another process that still
+ * holds the file itself: another exporter, a debugger, a monitoring agent.
+ * The file is then the creator's VM, found when the scan gets there, not a
+ * VM of the holder's; taking it here would name the VM after the wrong
+ * process and leave its VMM without it.
+ */
+static bool copy_of_creators(const struct procfs_source *p, pid_t holder, int fd, const char *id)
+{
+	_cleanup_free_ struct candidate *cands = NULL;
+	char name[16];
+	pid_t self = getpid(), creator;
+	int proc_fd, n;
+	long tid;
+	char *end;
+
+	if (strncmp(id, "kvm-", 4) != 0)
+		return false;
+	tid = strtol(id + 4, &end, 10);
+	if (tid <= 0 || tid > INT_MAX || (*end != '\0' && *end != '/'))
+		return false;
+	creator = tgid_of(p->proc_root, (pid_t)tid);
+	if (creator <= 0 || creator == holder || creator == self)
+		return false;
+	proc_fd = open(p->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (proc_fd < 0)
+		return false;
+	snprintf(name, sizeof(name), "%d", (int)creator);
+	n = list_candidates(proc_fd, name, &cands);
+	safe_close(proc_fd);
+	for (int i = 0; i < n; i++)
+		if (same_file_between(self, fd, creator, cands[i].fd) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Takes fd number `target` from the VMM and validates it as the stats file
  * the link promised. Returns 0 with *ret set, 1 when it is a VM we already
- * hold through another process, or -errno.
+ * hold (or will find) through another process, or -errno.
  */
 static int take_file(struct procfs_source *p, const struct vm *vm, const struct candidate *cand,
 		     struct kvmstats_file **ret)
@@ -112,6 +171,10 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		collector_count_rejected_fd(p->collector);
 		kvmstats_file_free(f);
 		return -EBADMSG;
+	}
+	if (copy_of_creators(p, vm->pid, f->fd, f->id)) {
+		kvmstats_file_free(f);
+		return 1;
 	}
 	r = collector_prepare_file(p->collector, f);
 	if (r < 0) {
@@ -229,6 +292,13 @@ static struct vm *new_vm(struct procfs_source *p, pid_t pid)
 	return vm;
 }
 
+static void warn_ambiguous(const struct vm *vm)
+{
+	log_warn("process holds stats fds of several VMs; their vCPUs cannot be told apart "
+		 "and are left out",
+		 "pid=%d vm=%s", (int)vm->pid, vm->name);
+}
+
 /* Brings the VM of one process in line with the stats links it holds now. */
 static void sync_process(struct procfs_source *p, pid_t pid, const struct candidate *cands,
 			 size_t n)
@@ -245,10 +315,9 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 			return;
 	}
 
-	if (ambiguous && !vm->ambiguous)
-		log_warn("process holds stats fds of several VMs; their vCPUs cannot be told apart "
-			 "and are left out",
-			 "pid=%d vm=%s", (int)pid, vm->name);
+	/* A new VM says so once it is added: it may end up with no file of its own. */
+	if (ambiguous && !vm->ambiguous && !is_new)
+		warn_ambiguous(vm);
 
 	pthread_mutex_lock(&c->lock);
 	vm->ambiguous = ambiguous;
@@ -333,9 +402,12 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 		log_warn("cannot watch VMM process; it is dropped at the next scan instead",
 			 "pid=%d err=\"%s\"", (int)pid, strerror(errno));
 	pthread_mutex_lock(&c->lock);
-	if (collector_add_vm(c, vm) >= 0)
+	if (collector_add_vm(c, vm) >= 0) {
 		log_info("VM found", "vm=%s pid=%d source=procfs fds=%zu", vm->name, (int)pid,
 			 vm_n_files(vm));
+		if (ambiguous)
+			warn_ambiguous(vm);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 

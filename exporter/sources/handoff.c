@@ -451,9 +451,14 @@ bool handoff_source_dispatch(struct handoff_source *h, int fd, uint32_t events)
 	}
 	if ((size_t)fd >= h->cap_by_fd || !(conn = h->by_fd[fd]))
 		return false;
-	if (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
-		conn_close(h, conn, "hand-off connection closed");
-	else if ((events & EPOLLIN) && !conn_receive(h, conn))
+	/*
+	 * The event may be stale: another fd of that number (a VMM's pidfd)
+	 * was closed earlier in the same epoll_wait batch and the number
+	 * reused by accept(). So the flags are not trusted to close a
+	 * connection: recvmsg() itself tells the end of the stream (0 bytes)
+	 * or an error, and a live peer's pending message is answered.
+	 */
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) && !conn_receive(h, conn))
 		conn_close(h, conn, "hand-off connection closed");
 	return true;
 }

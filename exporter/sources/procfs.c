@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,12 +470,18 @@ int procfs_scan(struct procfs_source *p)
 bool procfs_vm_exited(struct procfs_source *p, int pidfd)
 {
 	struct collector *c = p->collector;
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
 	bool found = false;
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n_vms; i++) {
 		if (c->vms[i]->pidfd != pidfd)
 			continue;
+		/* A stale event (its number was closed and reused in this batch): still ours. */
+		if (poll(&pfd, 1, 0) == 0) {
+			found = true;
+			break;
+		}
 		log_info("VM gone", "vm=%s pid=%d reason=\"process exited\"", c->vms[i]->name,
 			 (int)c->vms[i]->pid);
 		collector_remove_vm(c, i);

@@ -62,7 +62,7 @@ static bool held_elsewhere(const struct collector *c, int fd)
 	return false;
 }
 
-/* The thread group of thread `tid`, from its status file; -errno when it is gone. */
+/* The thread group of thread `tid`, from its status file; -ESRCH when it has exited. */
 static pid_t tgid_of(const char *proc_root, pid_t tid)
 {
 	char path[PATH_MAX], line[128];
@@ -73,26 +73,56 @@ static pid_t tgid_of(const char *proc_root, pid_t tid)
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
+		char state = 0;
+
+		if (sscanf(line, "State: %c", &state) == 1 && (state == 'Z' || state == 'X'))
+			break; /* a zombie holds no fds: gone */
 		if (strncmp(line, "Tgid:", 5) == 0) {
 			tgid = (pid_t)atoi(line + 5);
 			break;
 		}
+	}
 	fclose(f);
 	return tgid;
 }
 
 static int list_candidates(int proc_fd, const char *pid_name, struct candidate **ret);
 
+/* Whether the process holds a KVM VM or vCPU fd: whether it runs VMs at all. */
+static bool holds_kvm_fds(const char *proc_root, pid_t pid)
+{
+	char path[PATH_MAX], link[64];
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", proc_root, (int)pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		found = strcmp(link, "anon_inode:kvm-vm") == 0 ||
+			strncmp(link, "anon_inode:kvm-vcpu:", 20) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
 /*
- * Whether `holder` only holds a copy of our file `fd`, whose creator (the
- * thread its id names, "kvm-<tid>") belongs to another process that still
- * holds the file itself: another exporter, a debugger, a monitoring agent.
- * The file is then the creator's VM, found when the scan gets there, not a
- * VM of the holder's; taking it here would name the VM after the wrong
- * process and leave its VMM without it.
+ * Whether `holder` only holds a copy of our file `fd` (another exporter, a
+ * debugger, a monitoring agent). The file's id names its creator,
+ * "kvm-<tid>". While the creator's process holds the file itself, the file
+ * is that process's VM, found when the scan gets there: taking it here would
+ * name the VM after the wrong process and leave its VMM without it. When the
+ * creator thread is gone, a holder that runs no VM (no KVM VM or vCPU fd)
+ * keeps a dead VMM's VM alive by its copy: not a VM to export either.
  */
-static bool copy_of_creators(const struct procfs_source *p, pid_t holder, int fd, const char *id)
+static bool is_copy(const struct procfs_source *p, pid_t holder, int fd, const char *id)
 {
 	_cleanup_free_ struct candidate *cands = NULL;
 	char name[16];
@@ -107,7 +137,9 @@ static bool copy_of_creators(const struct procfs_source *p, pid_t holder, int fd
 	if (tid <= 0 || tid > INT_MAX || (*end != '\0' && *end != '/'))
 		return false;
 	creator = tgid_of(p->proc_root, (pid_t)tid);
-	if (creator <= 0 || creator == holder || creator == self)
+	if (creator < 0)
+		return !holds_kvm_fds(p->proc_root, holder);
+	if (creator == holder || creator == self)
 		return false;
 	proc_fd = open(p->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (proc_fd < 0)
@@ -173,7 +205,7 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		kvmstats_file_free(f);
 		return -EBADMSG;
 	}
-	if (copy_of_creators(p, vm->pid, f->fd, f->id)) {
+	if (is_copy(p, vm->pid, f->fd, f->id)) {
 		kvmstats_file_free(f);
 		return 1;
 	}

@@ -11,7 +11,9 @@ names its creator ("kvm-<tid>"); while the creator's process still holds the
 file, it is the creator's VM: exported under pid-<VMM pid> with every value
 exact, each file held once, and no VM named after the holder. This process is
 the holder: it starts before the fixture (lower pid) and takes copies of every
-stats fd of the fixture's first VM, and the VM fd of the second.
+stats fd of the fixture's first VM, and the VM fd of the second. When the first
+VM's process is killed, its VM lives on in the kernel through the copies only:
+the holder runs no VM, so that is not a VM to export either.
 """
 import ctypes
 import os
@@ -86,6 +88,7 @@ def main():
         try:
             for fd in stats_fds(first):
                 copies.append(take_copy(first, fd))
+            of_first = list(copies)
             copies += [take_copy(second, fd) for fd, link in stats_fds(second).items()
                        if link == 'anon_inode:kvm-vm-stats']
             kc.log(f'  this process ({me}) holds {len(copies)} copies of the fixture\'s '
@@ -110,6 +113,16 @@ def main():
                 warned = [line for line in ex.log_text().splitlines()
                           if f'pid={me} ' in line]
                 ok &= kc.report(warned[:3], 'HTTP: nothing logged about the holder')
+
+                # The VMM dies; its VM lives on in the kernel through our copies only.
+                kc.log(f'  SIGKILL VM process {first}, whose stats fds this process holds')
+                fx.kill_vm(first)
+                time.sleep(0.5)
+                ok &= check(ex.scrape(), fx, me, ex.pid, 'after the kill: the survivor exact, '
+                            'the copies of the dead VM not a VM')
+                held = sum(held_times(ex.pid, me, fd) for fd in of_first)
+                ok &= kc.report([f'the exporter holds {held} of the dead VM\'s files'] if held
+                                else [], 'after the kill: no file of the dead VM held')
         finally:
             for fd in copies:
                 os.close(fd)

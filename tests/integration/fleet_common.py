@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: MIT
+"""The fleet (tests/tools/kvmfleet) and an exporter watching it, for the
+benchmarks and robustness runs (stdlib only)."""
+
+import os
+import re
+import selectors
+import subprocess
+import tempfile
+import time
+
+from kvm_common import Exporter, fail, log, skip
+
+VMS_RE = re.compile(r'^kvmstats_exporter_vms\{source="(\w+)"\} (\d+)', re.M)
+
+
+class Fleet:
+    """kvmfleet with N VMs x M vCPUs; a context manager. `pids` are the VMM processes."""
+
+    def __init__(self, path, vms, vcpus, handoff=None, guest='halt', idle=0, churn=0,
+                 churn_hz=10, per_process=1, timeout=300, name='fleet'):
+        self.tmp = tempfile.TemporaryDirectory(prefix='kvmfleet-')
+        self.pids_file = os.path.join(self.tmp.name, 'pids')
+        args = [path, '--vms', str(vms), '--vcpus', str(vcpus), '--guest', guest,
+                '--vms-per-process', str(per_process), '--pids-file', self.pids_file,
+                '--idle', str(idle), '--name', name]
+        if handoff:
+            args += ['--handoff', handoff]
+        if churn:
+            args += ['--churn', str(churn), '--churn-hz', str(churn_hz)]
+        log('  starting: ' + ' '.join(args))
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
+        line = self.readline(timeout)
+        if not line.startswith('ready '):
+            rc = self.proc.wait(10)
+            if rc == 77:
+                skip('kvmfleet cannot make KVM VMs with stats fds here (exit 77)')
+            fail(f'kvmfleet did not become ready (said {line!r}, exit {rc})')
+        self.pids = self.read_pids()
+
+    def readline(self, timeout):
+        if not self.sel.select(timeout):
+            self.proc.kill()
+            fail(f'kvmfleet said nothing for {timeout}s')
+        return self.proc.stdout.readline().decode()
+
+    def read_pids(self):
+        with open(self.pids_file) as f:
+            return [int(x) for x in f.read().split()]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # EOF: kvmfleet ends its children and exits
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def exporter_vms(text):
+    """{source: VMs} from an exposition's kvmstats_exporter_vms samples."""
+    return {m.group(1): int(m.group(2)) for m in VMS_RE.finditer(text)}
+
+
+def wait_vms(exporter, source, n, timeout=120):
+    """Scrapes until the exporter holds n VMs of source; returns the last exposition."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = exporter.scrape()
+        got = exporter_vms(text).get(source, 0)
+        if got == n:
+            return text
+        if time.monotonic() > deadline:
+            fail(f'exporter holds {got} {source} VMs after {timeout}s, expected {n}')
+        time.sleep(0.2)
+
+
+def handoff_exporter(tmpdir, vms, extra=()):
+    """An exporter taking VMs by hand-off only, sized for vms connections."""
+    sock = os.path.join(tmpdir, 'handoff.sock')
+    args = ['--no-kvm.procfs', f'--kvm.handoff-socket={sock}',
+            f'--kvm.handoff-max-connections={max(vms + 16, 256)}'] + list(extra)
+    return Exporter(args), sock
+
+
+def procfs_exporter(extra=()):
+    """An exporter finding VMs in /proc only (no hand-off socket)."""
+    return Exporter(['--kvm.handoff-socket='] + list(extra))

@@ -17,13 +17,13 @@ VMS_RE = re.compile(r'^kvmstats_exporter_vms\{source="(\w+)"\} (\d+)', re.M)
 class Fleet:
     """kvmfleet with N VMs x M vCPUs; a context manager. `pids` are the VMM processes."""
 
-    def __init__(self, path, vms, vcpus, handoff=None, guest='halt', idle=0, churn=0,
+    def __init__(self, path, vms, vcpus, handoff=None, guest='halt', idle=0, idle_files=16, churn=0,
                  churn_hz=10, per_process=1, timeout=300, name='fleet'):
         self.tmp = tempfile.TemporaryDirectory(prefix='kvmfleet-')
         self.pids_file = os.path.join(self.tmp.name, 'pids')
         args = [path, '--vms', str(vms), '--vcpus', str(vcpus), '--guest', guest,
                 '--vms-per-process', str(per_process), '--pids-file', self.pids_file,
-                '--idle', str(idle), '--name', name]
+                '--idle', str(idle), '--idle-files', str(idle_files), '--name', name]
         if handoff:
             args += ['--handoff', handoff]
         if churn:
@@ -45,6 +45,11 @@ class Fleet:
             self.proc.kill()
             fail(f'kvmfleet said nothing for {timeout}s')
         return self.proc.stdout.readline().decode()
+
+    def start_churn(self):
+        """--churn waits for this before it starts."""
+        self.proc.stdin.write(b'go\n')
+        self.proc.stdin.flush()
 
     def read_pids(self):
         with open(self.pids_file) as f:

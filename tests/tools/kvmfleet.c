@@ -25,9 +25,10 @@
  * --idle P adds P ordinary processes that each hold F (default 16) open
  * files and sleep: what a procfs rescan has to walk past on a busy host.
  *
- * --churn C: once ready, replaces one VMM process after another (SIGKILL:
- * its VMs are destroyed; a new process makes new ones), C times, at HZ
- * replacements per second (default 10), then prints "churned C".
+ * --churn C: once ready and given a line on stdin, replaces one VMM process
+ * after another (SIGKILL: its VMs are destroyed; a new process makes new
+ * ones), C times, at HZ replacements per second (default 10), then prints
+ * "churned C".
  *
  * The parent prints "ready vmms=N vms=N vcpus=N idle=N" when everything
  * exists (and writes the VMM pids, one per line, to --pids-file), then
@@ -493,7 +494,12 @@ int main(int argc, char **argv)
 	printf("ready vmms=%u vms=%u vcpus=%u idle=%u\n", n_vmms, o.vms, o.vms * o.vcpus, o.idle);
 	fflush(stdout);
 
-	/* Churn: kill the oldest VMM process and make a new one, at churn_hz. */
+	/* Churn: on a line from stdin, kill the oldest VMM process and make a new one, at churn_hz. */
+	if (o.churn) {
+		char go[64];
+		if (!fgets(go, sizeof(go), stdin))
+			o.churn = 0; /* EOF: stop without churning */
+	}
 	for (unsigned c = 0; c < o.churn && n_vmms > 0; c++) {
 		unsigned slot = c % n_vmms;
 		unsigned n = o.per_process < o.vms ? o.per_process : o.vms;

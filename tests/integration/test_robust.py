@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Robustness runs against real KVM VMs (tests/tools/kvmfleet), bounded in time.
+
+  test_robust.py KVMFLEET churn [--mode procfs|handoff] [--vms N] [--vcpus M] [--churn C]
+  test_robust.py KVMFLEET load  [--seconds S] [--connections C]
+  test_robust.py KVMFLEET slow  [--seconds S] [--clients N]
+  test_robust.py KVMFLEET soak  [--scrapes N]
+
+churn: C VMM processes killed and replaced, one after another at 10 Hz, while
+       a client scrapes at 10 Hz: every scrape answers 200 with every VM's
+       kvm_vm_info exactly once; afterwards the exporter holds exactly the live
+       VMs' stats fds (its fd count back to where it was before the churn), and
+       no kvm_vm_info names a dead process.
+load:  wrk (Debian package) with C connections for S seconds on /metrics: no
+       socket error, every answer a 200 or the 503 of --web.max-requests, and
+       the exporter's RSS at the end within 2 MiB of its RSS a third of the way in.
+slow:  N connections from 127.0.0.1 that idle or trickle a request one byte
+       at a time; meanwhile scrapes from 127.0.0.2 must each answer within 1 s.
+soak:  N scrapes back to back (the three forms Prometheus uses, in turn): fd
+       count unchanged and RSS within 1 MiB from a tenth of the way to the end.
+
+The short forms (meson, suite kvm) use a few VMs and seconds; the long forms
+are in docs/performance.md. EXPORTER comes from the environment.
+Exit 77 without /dev/kvm (or without wrk for load).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvm_common import (Exporter, count_stats_fds, fail, log, require_kvm,  # noqa: E402
+                        skip, stats_fds_elsewhere)
+from fleet_common import Fleet, exporter_vms, handoff_exporter  # noqa: E402
+
+FORMS = [
+    ('application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2', True),
+    ('text/plain;version=0.0.4', True),
+    ('text/plain;version=0.0.4', False),
+]
+INFO_PID = re.compile(r'^kvm_vm_info\{[^}]*\bpid="(\d+)"', re.M)
+
+
+def http_get(host, port, accept='text/plain;version=0.0.4', gzip=False, timeout=10,
+             source=None):
+    """One GET /metrics; (status, body bytes). Reads by Content-Length."""
+    s = socket.create_connection((host, port), timeout=timeout, source_address=source)
+    try:
+        s.sendall((f'GET /metrics HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n'
+                   + ('Accept-Encoding: gzip\r\n' if gzip else '')
+                   + 'Connection: close\r\n\r\n').encode())
+        data, length = bytearray(), None
+        while length is None or len(data) < length:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+            if length is None and b'\r\n\r\n' in data:
+                head = bytes(data).partition(b'\r\n\r\n')[0]
+                m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
+                length = len(head) + 4 + int(m.group(1)) if m else None
+                if not m:
+                    fail('answer without Content-Length')
+    finally:
+        s.close()
+    head, _, body = bytes(data).partition(b'\r\n\r\n')
+    m = re.match(rb'HTTP/1\.[01] (\d{3})', head)
+    if not m:
+        fail(f'not an HTTP answer: {head[:80]!r}')
+    return int(m.group(1)), body
+
+
+def tcp_inodes():
+    inodes = set()
+    for name in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(name) as f:
+                inodes |= {line.split()[9] for line in list(f)[1:]}
+        except OSError:
+            pass
+    return inodes
+
+
+def exporter_fds(pid):
+    """The exporter's fds but its TCP sockets (HTTP connections come and go)."""
+    tcp, n = tcp_inodes(), 0
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            link = os.readlink(f'/proc/{pid}/fd/{fd}')
+        except OSError:
+            continue
+        m = re.fullmatch(r'socket:\[(\d+)\]', link)
+        if not (m and m.group(1) in tcp):
+            n += 1
+    return n
+
+
+def rss_kib(pid):
+    with open(f'/proc/{pid}/status') as f:
+        return int(re.search(r'^VmRSS:\s+(\d+)', f.read(), re.M).group(1))
+
+
+# --- churn ---------------------------------------------------------------------
+def held_vms(text, pids):
+    """kvm_vm_info pids among the fleet's (procfs also sees VMMs of others)."""
+    got = [int(p) for p in INFO_PID.findall(text)]
+    return [p for p in got if p in pids] if pids is not None else got
+
+
+def churn(a, fleet_path):
+    # Every VMM process the fleet ever made, to tell the fleet's dead VMs from strangers.
+    with tempfile.TemporaryDirectory(prefix='robust-') as tmp:
+        if a.mode == 'handoff':
+            exp, sock = handoff_exporter(tmp, a.vms)
+        else:
+            exp, sock = Exporter(['--kvm.handoff-socket=', '--kvm.rescan-interval=200ms']), None
+        with exp:
+            base_fds = exporter_fds(exp.pid)
+            with Fleet(fleet_path, a.vms, a.vcpus, handoff=sock, churn=a.churn,
+                       churn_hz=10) as fl:
+                before = set(fl.pids)
+                wait_fleet(exp, fl, a.vms, a.mode)
+                held_fds = exporter_fds(exp.pid)
+                scrapes, errors, stop = [0], [], threading.Event()
+
+                def scraper():
+                    while not stop.is_set():
+                        t0 = time.monotonic()
+                        try:
+                            status, body = http_get('127.0.0.1', exp.port)
+                            if status != 200:
+                                errors.append(f'status {status}')
+                            elif body.count(b'\nkvm_vm_info{') == 0:
+                                errors.append('no kvm_vm_info')
+                            else:
+                                pids = INFO_PID.findall(body.decode())
+                                if len(pids) != len(set(pids)):
+                                    errors.append('a VM listed twice')
+                        except OSError as e:
+                            errors.append(f'scrape failed: {e}')
+                        scrapes[0] += 1
+                        stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
+
+                th = threading.Thread(target=scraper)
+                th.start()
+                fl.start_churn()
+                line = fl.readline(a.churn / 10 * 3 + 60)
+                stop.set()
+                th.join()
+                if line.strip() != f'churned {a.churn}':
+                    fail(f'kvmfleet said {line!r} instead of "churned {a.churn}"')
+                if errors:
+                    fail(f'{len(errors)} of {scrapes[0]} scrapes failed during the churn: '
+                         f'{errors[:5]}')
+                live = set(fl.read_pids())
+                log(f'  {a.churn} VMs replaced in {a.mode} mode, {scrapes[0]} scrapes at '
+                    f'10 Hz, all 200')
+                text = wait_fleet(exp, fl, a.vms, a.mode)
+                dead = [p for p in INFO_PID.findall(text) if int(p) in before - live]
+                if dead:
+                    fail(f'dead VM processes still exported: {dead[:5]}')
+                deadline = time.monotonic() + 15
+                while exporter_fds(exp.pid) != held_fds or not stats_fds_match(exp.pid):
+                    if time.monotonic() > deadline:
+                        fail(f'exporter holds {exporter_fds(exp.pid)} fds after the churn, '
+                             f'{held_fds} before it; stats fds {count_stats_fds(exp.pid)}, '
+                             f'elsewhere {stats_fds_elsewhere({exp.pid})}')
+                    time.sleep(0.2)
+                log(f'  exporter fds: {base_fds} idle, {held_fds} with the fleet before and '
+                    f'after the churn; its stats fds match the live VMMs\' exactly')
+            # Fleet gone: every VM's fds released.
+            deadline = time.monotonic() + 15
+            while exporter_fds(exp.pid) != base_fds:
+                if time.monotonic() > deadline:
+                    fail(f'exporter holds {exporter_fds(exp.pid)} fds with the fleet gone, '
+                         f'{base_fds} before it came')
+                time.sleep(0.2)
+            log(f'  fleet gone: exporter back to {base_fds} fds')
+
+
+def stats_fds_match(exporter_pid):
+    """The exporter holds exactly as many stats fds as every other process together."""
+    return count_stats_fds(exporter_pid) == stats_fds_elsewhere({exporter_pid})
+
+
+def wait_fleet(exp, fl, vms, mode, timeout=60):
+    """Until the exporter lists exactly the fleet's live VMMs (and, by hand-off, nothing else)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = set(fl.read_pids())
+        text = exp.scrape()
+        pids = [int(p) for p in INFO_PID.findall(text)]
+        ours = sorted(p for p in pids if p in live)
+        if ours == sorted(live) and len(live) == vms and \
+                (mode != 'handoff' or len(pids) == vms):
+            return text
+        if time.monotonic() > deadline:
+            fail(f'exporter lists {len(ours)} of the fleet\'s {len(live)} VMMs '
+                 f'({len(pids)} VMs in all) after {timeout}s')
+        time.sleep(0.1)
+
+
+# --- load ----------------------------------------------------------------------
+WRK_SCRIPT = r'''
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("counts")) do total[status] = (total[status] or 0) + n end
+  end
+  for status, n in pairs(total) do io.write(string.format("status %d %d\n", status, n)) end
+  local e = summary.errors
+  io.write(string.format("errors connect %d read %d write %d status %d timeout %d\n",
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+'''
+
+
+def load(a, fleet_path):
+    wrk = shutil.which('wrk')
+    if not wrk:
+        skip('wrk is not installed (Debian package wrk)')
+    with tempfile.TemporaryDirectory(prefix='robust-') as tmp:
+        script = os.path.join(tmp, 'count.lua')
+        with open(script, 'w') as f:
+            f.write(WRK_SCRIPT)
+        exp, sock = handoff_exporter(tmp, a.vms)
+        with exp, Fleet(fleet_path, a.vms, a.vcpus, handoff=sock) as fl:
+            wait_fleet(exp, fl, a.vms, 'handoff')
+            rss = []
+
+            def sample():
+                time.sleep(a.seconds / 3)
+                rss.append(rss_kib(exp.pid))
+
+            th = threading.Thread(target=sample)
+            th.start()
+            cmd = [wrk, '-t', '2', '-c', str(a.connections), '-d', f'{a.seconds}s',
+                   '--timeout', '10s', '-s', script, '-H', 'Accept-Encoding: gzip',
+                   f'http://127.0.0.1:{exp.port}/metrics']
+            log('  running: ' + ' '.join(cmd))
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.seconds + 60)
+            th.join()
+            rss.append(rss_kib(exp.pid))
+            sys.stdout.write(r.stdout)
+            if r.returncode != 0:
+                fail(f'wrk exited with {r.returncode}: {r.stderr}')
+            statuses = {int(s): int(n) for s, n in re.findall(r'^status (\d+) (\d+)$',
+                                                             r.stdout, re.M)}
+            m = re.search(r'^errors connect (\d+) read (\d+) write (\d+) status (\d+) '
+                          r'timeout (\d+)$', r.stdout, re.M)
+            if not m:
+                fail('wrk printed no error summary')
+            conn, rd, wr, _, to = (int(x) for x in m.groups())
+            if conn or rd or wr or to:
+                fail(f'socket errors: connect {conn}, read {rd}, write {wr}, timeout {to}')
+            other = {s: n for s, n in statuses.items() if s not in (200, 503)}
+            if other or not statuses.get(200):
+                fail(f'answers by status: {statuses}')
+            if rss[-1] > rss[0] + 2048:
+                fail(f'exporter RSS grew from {rss[0]} KiB to {rss[-1]} KiB under load')
+            log(f'  {sum(statuses.values())} answers ({statuses}), no socket error; RSS '
+                f'{rss[0]} -> {rss[-1]} KiB')
+
+
+# --- slow clients --------------------------------------------------------------
+def slow(a, fleet_path):
+    with tempfile.TemporaryDirectory(prefix='robust-') as tmp:
+        sock = os.path.join(tmp, 'handoff.sock')
+        port_probe = socket.socket()
+        port_probe.bind(('127.0.0.1', 0))
+        port = port_probe.getsockname()[1]
+        port_probe.close()
+        exp = Exporter(['--no-kvm.procfs', f'--kvm.handoff-socket={sock}',
+                        f'--web.listen-address=127.0.0.2:{port}'])
+        with exp, Fleet(fleet_path, a.vms, a.vcpus, handoff=sock) as fl:
+            wait_fleet(exp, fl, a.vms, 'handoff')
+            stop = threading.Event()
+            held, refused = [], [0]
+
+            def hog():
+                # Idle ones say nothing; trickling ones send a request a byte a second.
+                while not stop.is_set() and len(held) < a.clients:
+                    try:
+                        s = socket.create_connection(('127.0.0.1', exp.port), timeout=5)
+                        held.append(s)
+                    except OSError:
+                        refused[0] += 1
+                        stop.wait(0.01)
+                req = b'GET /metrics HTTP/1.1\r\nHost: x\r\n'
+                i = 0
+                while not stop.is_set():
+                    for k, s in enumerate(held):
+                        if k % 2:
+                            try:
+                                s.send(req[i % len(req):i % len(req) + 1])
+                            except OSError:
+                                pass
+                    i += 1
+                    stop.wait(1)
+
+            th = threading.Thread(target=hog)
+            th.start()
+            worst, n = 0.0, 0
+            deadline = time.monotonic() + a.seconds
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                try:
+                    status, body = http_get('127.0.0.2', port, timeout=5)
+                except OSError as e:
+                    stop.set()
+                    th.join()
+                    fail(f'scrape from 127.0.0.2 failed with {len(held)} slow clients: {e}')
+                t = time.monotonic() - t0
+                worst = max(worst, t)
+                n += 1
+                if status != 200 or t > 1.0:
+                    stop.set()
+                    th.join()
+                    fail(f'scrape from 127.0.0.2 answered {status} in {t:.2f} s with '
+                         f'{len(held)} slow clients from 127.0.0.1')
+                time.sleep(0.2)
+            stop.set()
+            th.join()
+            for s in held:
+                s.close()
+            log(f'  {len(held)} slow connections from 127.0.0.1 held open '
+                f'({refused[0]} attempts refused); {n} scrapes from 127.0.0.2, all 200, '
+                f'slowest {worst * 1e3:.1f} ms')
+
+
+# --- soak ----------------------------------------------------------------------
+def soak(a, fleet_path):
+    with tempfile.TemporaryDirectory(prefix='robust-') as tmp:
+        exp, sock = handoff_exporter(tmp, a.vms)
+        with exp, Fleet(fleet_path, a.vms, a.vcpus, handoff=sock, guest='run') as fl:
+            wait_fleet(exp, fl, a.vms, 'handoff')
+            t0 = time.monotonic()
+            ref = None
+            for i in range(a.scrapes):
+                accept, gz = FORMS[i % len(FORMS)]
+                status, body = http_get('127.0.0.1', exp.port, accept, gz)
+                if status != 200 or not body:
+                    fail(f'scrape {i} answered {status}')
+                if i == a.scrapes // 10:
+                    ref = (exporter_fds(exp.pid), rss_kib(exp.pid))
+            end = (exporter_fds(exp.pid), rss_kib(exp.pid))
+            log(f'  {a.scrapes} scrapes in {time.monotonic() - t0:.1f} s; fds {ref[0]} -> '
+                f'{end[0]}, RSS {ref[1]} -> {end[1]} KiB')
+            if end[0] != ref[0]:
+                fail(f'fd count moved from {ref[0]} to {end[0]}')
+            if end[1] > ref[1] + 1024:
+                fail(f'RSS grew from {ref[1]} KiB to {end[1]} KiB')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('kvmfleet')
+    ap.add_argument('run', choices=('churn', 'load', 'slow', 'soak'))
+    ap.add_argument('--mode', default='procfs', choices=('procfs', 'handoff'))
+    ap.add_argument('--vms', type=int, default=4)
+    ap.add_argument('--vcpus', type=int, default=2)
+    ap.add_argument('--churn', type=int, default=40)
+    ap.add_argument('--seconds', type=int, default=5)
+    ap.add_argument('--connections', type=int, default=50)
+    ap.add_argument('--clients', type=int, default=200)
+    ap.add_argument('--scrapes', type=int, default=2000)
+    a = ap.parse_args()
+    require_kvm()
+    {'churn': churn, 'load': load, 'slow': slow, 'soak': soak}[a.run](a, a.kvmfleet)
+    log('PASS')
+
+
+if __name__ == '__main__':
+    main()

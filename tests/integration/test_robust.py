@@ -123,7 +123,10 @@ def churn(a, fleet_path):
         else:
             exp, sock = Exporter(['--kvm.handoff-socket=', '--kvm.rescan-interval=200ms']), None
         with exp:
+            # Without the fleet; in procfs mode less what other VMMs' VMs take.
             base_fds = exporter_fds(exp.pid)
+            if a.mode == 'procfs':
+                base_fds -= procfs_held(exp)
             with Fleet(fleet_path, a.vms, a.vcpus, handoff=sock, churn=a.churn,
                        churn_hz=10) as fl:
                 before = set(fl.pids)
@@ -167,23 +170,43 @@ def churn(a, fleet_path):
                 dead = [p for p in INFO_PID.findall(text) if int(p) in before - live]
                 if dead:
                     fail(f'dead VM processes still exported: {dead[:5]}')
+                # procfs also takes the VMs of other VMMs on this host, which may come and
+                # go: there the fd count must be the baseline plus, for every VM held, its
+                # pidfd and exactly the stats fds its VMM holds.
                 deadline = time.monotonic() + 15
-                while exporter_fds(exp.pid) != held_fds or not stats_fds_match(exp.pid):
+                while True:
+                    got = exporter_fds(exp.pid)
+                    if a.mode == 'handoff':
+                        want = held_fds
+                    else:
+                        want = base_fds + procfs_held(exp)
+                    if got == want and stats_fds_match(exp.pid):
+                        break
                     if time.monotonic() > deadline:
-                        fail(f'exporter holds {exporter_fds(exp.pid)} fds after the churn, '
-                             f'{held_fds} before it; stats fds {count_stats_fds(exp.pid)}, '
-                             f'elsewhere {stats_fds_elsewhere({exp.pid})}')
+                        fail(f'exporter holds {got} fds after the churn, {want} expected; '
+                             f'stats fds {count_stats_fds(exp.pid)}, elsewhere '
+                             f'{stats_fds_elsewhere({exp.pid})}')
                     time.sleep(0.2)
-                log(f'  exporter fds: {base_fds} idle, {held_fds} with the fleet before and '
-                    f'after the churn; its stats fds match the live VMMs\' exactly')
-            # Fleet gone: every VM's fds released.
+                log(f'  exporter fds: {base_fds} idle, {got} after the churn: the live VMs\' '
+                    f'stats fds and pidfds, nothing more')
+            # Fleet gone: every VM's fds released (in procfs mode, but other VMMs').
             deadline = time.monotonic() + 15
-            while exporter_fds(exp.pid) != base_fds:
+            while True:
+                want = base_fds
+                if a.mode == 'procfs':
+                    want += procfs_held(exp)
+                if exporter_fds(exp.pid) == want:
+                    break
                 if time.monotonic() > deadline:
                     fail(f'exporter holds {exporter_fds(exp.pid)} fds with the fleet gone, '
-                         f'{base_fds} before it came')
+                         f'{want} expected')
                 time.sleep(0.2)
             log(f'  fleet gone: exporter back to {base_fds} fds')
+
+
+def procfs_held(exp):
+    """fds procfs discovery should hold now: a pidfd per VM and every stats fd on the host."""
+    return len(INFO_PID.findall(exp.scrape())) + sum(stats_fds_elsewhere({exp.pid}))
 
 
 def stats_fds_match(exporter_pid):

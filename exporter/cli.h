@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log.h"
-#include "vhost_config.h"
+#include "log/log.h"
+#include "vhost/config.h"
 
 /* Where the hand-off socket listens unless --kvm.handoff-socket says otherwise. */
 #define CLI_DEFAULT_HANDOFF_SOCKET "/run/kvmstats_exporter/handoff.sock"
@@ -55,6 +55,3 @@ int cli_parse(int argc, char **argv, struct options *ret);
 
 /* Frees what cli_parse() allocated. */
 void options_release(struct options *o);
-
-/* Parses a Go-style duration ("5s", "500ms", "1m30s"), truncated to whole microseconds. */
-int parse_duration_usec(const char *s, uint64_t *ret_usec);

@@ -8,10 +8,13 @@
 #include <time.h>
 
 #include "collector.h"
-#include "escape.h"
-#include "exposition.h"
+#include "expo/escape.h"
+#include "expo/exposition.h"
+#include "kvm_families.h"
 #include "macro.h"
-#include "vhost_tap.h"
+#include "self_metrics.h"
+#include "util/clock.h"
+#include "vhost/tap.h"
 
 static const char *const source_names[VM_SOURCE__MAX] = {
 	[VM_SOURCE_PROCFS] = "procfs",
@@ -239,14 +242,6 @@ static bool read_file(struct collector *c, struct kvmstats_file *f)
 	return true;
 }
 
-static double monotonic_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Marks VMs whose process has exited or whose hand-off connection hung up,
  * with one poll() over every pidfd and connection: the main thread removes
@@ -313,9 +308,9 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 	}
 	c->scrapes++;
 
-	r = exposition_write_kvm(out, c->vms, c->n_vms, c->per_vcpu, fmt);
+	r = kvm_families_write(out, c->vms, c->n_vms, c->per_vcpu, fmt);
 	if (r >= 0)
-		r = exposition_write_self(out, c, monotonic_seconds() - start, fmt);
+		r = self_metrics_write(out, c, monotonic_seconds() - start, fmt);
 	if (r >= 0)
 		r = vhost_taps_write_metrics(c->vhost_taps, out, fmt);
 	if (r >= 0)

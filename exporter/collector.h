@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "exposition.h"
-#include "handoff_msg.h"
+#include "expo/exposition.h"
+#include "sources/handoff_msg.h"
 #include "kvmstats.h"
-#include "outbuf.h"
+#include "expo/outbuf.h"
 #include "translate.h"
 
 struct vhost_taps;

@@ -19,17 +19,17 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "canary.h"
+#include "sources/canary.h"
 #include "cli.h"
 #include "collector.h"
-#include "http.h"
-#include "log.h"
+#include "http/http.h"
+#include "log/log.h"
 #include "macro.h"
-#include "sdnotify.h"
-#include "source_file.h"
-#include "source_handoff.h"
-#include "source_procfs.h"
-#include "vhost_tap.h"
+#include "systemd/sdnotify.h"
+#include "sources/file.h"
+#include "sources/handoff.h"
+#include "sources/procfs.h"
+#include "vhost/tap.h"
 
 struct daemon {
 	struct options opts;

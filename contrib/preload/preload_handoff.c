@@ -28,7 +28,8 @@
 
 #include "preload_msg.h"
 #include "preload.h"
-#include "vmname.h"
+#include "util/clock.h"
+#include "util/vmname.h"
 
 #define THREAD_STACK_SIZE (256u * 1024)
 #define MSG_BUF_SIZE      4096
@@ -80,14 +81,6 @@ __attribute__((format(printf, 2, 3))) static void fail_once(unsigned kind, const
 	va_start(ap, fmt);
 	preload_vlog(fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* --- identity ------------------------------------------------------------ */
@@ -300,7 +293,7 @@ static void vm_disconnect(struct preload_vm *vm, int r)
 	int sock;
 
 	pthread_mutex_lock(&preload.lock);
-	sock = vm_disconnect_locked(vm, now_ms() + PRELOAD_RETRY_MS);
+	sock = vm_disconnect_locked(vm, monotonic_msec() + PRELOAD_RETRY_MS);
 	pthread_mutex_unlock(&preload.lock);
 	if (sock >= 0)
 		close(sock);
@@ -554,7 +547,7 @@ static void wait_for_work(uint64_t next_liveness)
 	}
 	pthread_mutex_unlock(&preload.lock);
 
-	now = now_ms();
+	now = monotonic_msec();
 	if (due != UINT64_MAX)
 		timeout = due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
 	if (poll(pfd, n, timeout) <= 0)
@@ -587,9 +580,9 @@ static void *handoff_main(void *unused)
 	(void)unused;
 	pthread_setname_np(pthread_self(), "kvmstats-shim");
 	liveness_possible = access("/proc/self/fd", X_OK) == 0;
-	next_liveness = now_ms() + PRELOAD_LIVENESS_MS;
+	next_liveness = monotonic_msec() + PRELOAD_LIVENESS_MS;
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = monotonic_msec();
 
 		if (liveness_possible && now >= next_liveness) {
 			check_liveness();
@@ -598,7 +591,7 @@ static void *handoff_main(void *unused)
 		retire_stale();
 		report_hook_failures();
 		for (size_t i = 0; preload.socket_path[0] && i < PRELOAD_MAX_VMS; i++) {
-			vm_register(&preload.vms[i], now_ms());
+			vm_register(&preload.vms[i], monotonic_msec());
 			vm_send_pending(&preload.vms[i]);
 		}
 		wait_for_work(next_liveness);

@@ -39,10 +39,12 @@
 #include <unistd.h>
 
 #include "collector.h"
-#include "exposition.h"
+#include "expo/exposition.h"
+#include "kvm_families.h"
 #include "kvmstats.h"
 #include "macro.h"
-#include "outbuf.h"
+#include "expo/outbuf.h"
+#include "self_metrics.h"
 #include "translate.h"
 
 /*
@@ -765,10 +767,10 @@ static int run_one(struct bench *b, unsigned k, long slot)
 	case M_FORMAT_AGG:
 	case M_FORMAT_VCPU:
 		outbuf_reset(&m->out);
-		r = exposition_write_kvm(&m->out, b->c.vms, b->c.n_vms, k == M_FORMAT_VCPU,
+		r = kvm_families_write(&m->out, b->c.vms, b->c.n_vms, k == M_FORMAT_VCPU,
 					 EXPOSITION_TEXT_004);
 		if (r >= 0)
-			r = exposition_write_self(&m->out, &b->c, 0.0, EXPOSITION_TEXT_004);
+			r = self_metrics_write(&m->out, &b->c, 0.0, EXPOSITION_TEXT_004);
 		if (r >= 0 && m->out.failed)
 			r = -ENOMEM;
 		break;

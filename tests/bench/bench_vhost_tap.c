@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "vhost_tap.h"
+#include "log/log.h"
+#include "vhost/tap.h"
 #include "vhostmsg.h"
 
 #define EXTERNAL_MAP_SIZE 32

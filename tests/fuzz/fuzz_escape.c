@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "escape.h"
-#include "../unit/utf8_ref.h"
+#include "expo/escape.h"
+#include "utf8_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

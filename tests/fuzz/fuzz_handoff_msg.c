@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "escape.h"
-#include "handoff_msg.h"
+#include "expo/escape.h"
+#include "sources/handoff_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

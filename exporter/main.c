@@ -484,6 +484,7 @@ int main(int argc, char **argv)
 	sdnotify_watchdog_free(d.watchdog);
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
+	procfs_source_release(&d.procfs);
 	canary_free(d.canary);
 	safe_close(d.epoll_fd);
 	safe_close(d.signal_fd);

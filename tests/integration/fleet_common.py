@@ -55,6 +55,11 @@ class Fleet:
         with open(self.pids_file) as f:
             return [int(x) for x in f.read().split()]
 
+    def all_pids(self):
+        """Every VMM process the fleet ever made (churned ones too)."""
+        with open(self.pids_file + '.all') as f:
+            return {int(x) for x in f.read().split()}
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.stdin.close()  # EOF: kvmfleet ends its children and exits

@@ -26,6 +26,8 @@ Exit 77 without /dev/kvm (or without wrk for load).
 """
 
 import argparse
+import ctypes
+import struct
 import os
 import re
 import shutil
@@ -37,9 +39,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvm_common import (Exporter, count_stats_fds, fail, log, require_kvm,  # noqa: E402
-                        skip, stats_fds_elsewhere)
-from fleet_common import Fleet, exporter_vms, handoff_exporter  # noqa: E402
+from kvm_common import Exporter, count_stats_fds, fail, log, require_kvm, skip  # noqa: E402
+from fleet_common import Fleet, handoff_exporter  # noqa: E402
 
 FORMS = [
     ('application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2', True),
@@ -123,10 +124,7 @@ def churn(a, fleet_path):
         else:
             exp, sock = Exporter(['--kvm.handoff-socket=', '--kvm.rescan-interval=200ms']), None
         with exp:
-            # Without the fleet; in procfs mode less what other VMMs' VMs take.
-            base_fds = exporter_fds(exp.pid)
-            if a.mode == 'procfs':
-                base_fds -= procfs_held(exp)
+            base_fds = exporter_fds(exp.pid)  # without the fleet (hand-off mode)
             with Fleet(fleet_path, a.vms, a.vcpus, handoff=sock, churn=a.churn,
                        churn_hz=10) as fl:
                 before = set(fl.pids)
@@ -171,47 +169,97 @@ def churn(a, fleet_path):
                 if dead:
                     fail(f'dead VM processes still exported: {dead[:5]}')
                 # procfs also takes the VMs of other VMMs on this host, which may come and
-                # go: there the fd count must be the baseline plus, for every VM held, its
-                # pidfd and exactly the stats fds its VMM holds.
+                # go: there the check is on the fleet's own stats fds, by the creator pid
+                # in each held file's id: exactly the live VMMs' ones, none of a dead one.
+                want_fleet = len(live) * (a.vcpus + 1)
                 deadline = time.monotonic() + 15
                 while True:
-                    got = exporter_fds(exp.pid)
                     if a.mode == 'handoff':
-                        want = held_fds
+                        got, want = exporter_fds(exp.pid), held_fds
+                        ok = got == want and stats_fds_match(exp.pid, fl.read_pids())
                     else:
-                        want = base_fds + procfs_held(exp)
-                    if got == want and stats_fds_match(exp.pid):
+                        got, dead = fleet_fds_held(exp, fl)
+                        want = want_fleet
+                        ok = got == want and dead == 0
+                    if ok:
                         break
                     if time.monotonic() > deadline:
-                        fail(f'exporter holds {got} fds after the churn, {want} expected; '
-                             f'stats fds {count_stats_fds(exp.pid)}, elsewhere '
-                             f'{stats_fds_elsewhere({exp.pid})}')
+                        fail(f'after the churn the exporter holds {got} (expected {want}) '
+                             + ('fds' if a.mode == 'handoff' else
+                                f'stats fds of live fleet VMs and {dead} of dead ones'))
                     time.sleep(0.2)
-                log(f'  exporter fds: {base_fds} idle, {got} after the churn: the live VMs\' '
-                    f'stats fds and pidfds, nothing more')
-            # Fleet gone: every VM's fds released (in procfs mode, but other VMMs').
+                log(f'  after the churn: the exporter holds {got} '
+                    + ('fds, as before it' if a.mode == 'handoff' else
+                       'stats fds of the live fleet VMs, none of a dead one'))
+                ever = fl.all_pids()
+            # Fleet gone: every VM's fds released.
             deadline = time.monotonic() + 15
             while True:
-                want = base_fds
-                if a.mode == 'procfs':
-                    want += procfs_held(exp)
-                if exporter_fds(exp.pid) == want:
+                if a.mode == 'handoff':
+                    left = exporter_fds(exp.pid) - base_fds
+                else:
+                    left = sum(1 for p in exporter_stats_owners(exp.pid) if p in ever)
+                if left == 0:
                     break
                 if time.monotonic() > deadline:
-                    fail(f'exporter holds {exporter_fds(exp.pid)} fds with the fleet gone, '
-                         f'{want} expected')
+                    fail(f'{left} fds of the fleet still held by the exporter with the fleet gone')
                 time.sleep(0.2)
-            log(f'  fleet gone: exporter back to {base_fds} fds')
+            log('  fleet gone: the exporter holds none of its fds' + (
+                f', back to {base_fds} fds' if a.mode == 'handoff' else ''))
 
 
-def procfs_held(exp):
-    """fds procfs discovery should hold now: a pidfd per VM and every stats fd on the host."""
-    return len(INFO_PID.findall(exp.scrape())) + sum(stats_fds_elsewhere({exp.pid}))
+def stats_fd_links(pid):
+    """{fd number: link} of a process's KVM stats fds."""
+    out, d = {}, f'/proc/{pid}/fd'
+    for fd in os.listdir(d):
+        try:
+            link = os.readlink(f'{d}/{fd}')
+        except OSError:
+            continue
+        if link.startswith('anon_inode:kvm-') and '-stats' in link:
+            out[int(fd)] = link
+    return out
 
 
-def stats_fds_match(exporter_pid):
-    """The exporter holds exactly as many stats fds as every other process together."""
-    return count_stats_fds(exporter_pid) == stats_fds_elsewhere({exporter_pid})
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_PIDFD_GETFD = 438
+HEADER = struct.Struct('=6I')  # flags name_size num_desc id_offset desc_offset data_offset
+
+
+def exporter_stats_owners(exporter_pid):
+    """The creator pid in the id ("kvm-<pid>...") of every stats fd the exporter holds."""
+    owners = []
+    pidfd = os.pidfd_open(exporter_pid)
+    try:
+        for fd in stats_fd_links(exporter_pid):
+            copy = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+            if copy < 0:
+                continue  # closed meanwhile
+            try:
+                h = HEADER.unpack(os.pread(copy, HEADER.size, 0))
+                file_id = os.pread(copy, h[1], h[3]).split(b'\0')[0].decode()
+                owners.append(int(file_id[4:].split('/')[0]))
+            finally:
+                os.close(copy)
+    finally:
+        os.close(pidfd)
+    return owners
+
+
+def fleet_fds_held(exp, fl):
+    """(stats fds the exporter holds of live fleet VMMs, of fleet VMMs that are gone)."""
+    ever, live = fl.all_pids(), set(fl.read_pids())
+    owners = [p for p in exporter_stats_owners(exp.pid) if p in ever]
+    return sum(1 for p in owners if p in live), sum(1 for p in owners if p not in live)
+
+
+def stats_fds_match(exporter_pid, pids):
+    """The exporter holds as many VM and vCPU stats fds as the processes pids together."""
+    vm = vcpu = 0
+    for p in pids:
+        a, b = count_stats_fds(p)
+        vm, vcpu = vm + a, vcpu + b
+    return count_stats_fds(exporter_pid) == (vm, vcpu)
 
 
 def wait_fleet(exp, fl, vms, mode, timeout=60):

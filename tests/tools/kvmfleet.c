@@ -31,7 +31,8 @@
  * "churned C".
  *
  * The parent prints "ready vmms=N vms=N vcpus=N idle=N" when everything
- * exists (and writes the VMM pids, one per line, to --pids-file), then
+ * exists (and writes the VMM pids, one per line, to --pids-file, and every
+ * VMM pid it ever made, churned ones too, to the same path + ".all"), then
  * waits until SIGTERM, SIGINT or EOF on stdin, and kills every child.
  * Exit status 77 when /dev/kvm is missing or refuses KVM_GET_STATS_FD.
  */
@@ -311,10 +312,16 @@ static void __attribute__((noreturn)) idle_main(unsigned n_files, int ready_fd)
 		pause();
 }
 
+static FILE *all_pids; /* --pids-file + ".all", or NULL */
+
 static pid_t spawn(const struct opts *o, bool vmm, unsigned first_vm, unsigned n_vms, int ready_fd,
 		   int ready_rd)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	if (all_pids)
+		fflush(all_pids); /* nothing buffered for the child to write again */
+	pid = fork();
 
 	if (pid < 0)
 		die(1, "fork");
@@ -328,6 +335,8 @@ static pid_t spawn(const struct opts *o, bool vmm, unsigned first_vm, unsigned n
 			vmm_main(o, first_vm, n_vms, ready_fd);
 		idle_main(o->idle_files, ready_fd);
 	}
+	if (vmm && all_pids && (fprintf(all_pids, "%d\n", (int)pid) < 0 || fflush(all_pids) != 0))
+		die(1, "write %s.all", o->pids_file);
 	return pid;
 }
 
@@ -462,6 +471,14 @@ int main(int argc, char **argv)
 		die(1, "calloc");
 	if (pipe2(ready, O_CLOEXEC) < 0)
 		die(1, "pipe");
+	if (o.pids_file) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s.all", o.pids_file);
+		all_pids = fopen(path, "we");
+		if (!all_pids)
+			die(1, "open %s", path);
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

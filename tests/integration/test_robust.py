@@ -408,8 +408,9 @@ def slow(a, fleet_path):
             th.join()
             for s in held:
                 s.close()
-            log(f'  {len(held)} slow connections from 127.0.0.1 held open '
-                f'({refused[0]} attempts refused); {n} scrapes from 127.0.0.2, all 200, '
+            log(f'  {len(held)} connections opened from 127.0.0.1, idle or trickling (the '
+                f'exporter keeps at most 64 per address; {refused[0]} connects failed); '
+                f'{n} scrapes from 127.0.0.2, all 200, '
                 f'slowest {worst * 1e3:.1f} ms')
 
 

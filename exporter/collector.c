@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* VM bookkeeping and the scrape: read every file, then write the exposition. */
+/* The set of VMs and the scrape: read every file, then write the exposition. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -8,95 +8,12 @@
 #include <time.h>
 
 #include "collector.h"
+#include "config.h"
 #include "expo/escape.h"
-#include "expo/exposition.h"
+#include "expo/family.h"
 #include "kvm_families.h"
 #include "macro.h"
-#include "self_metrics.h"
 #include "util/clock.h"
-#include "vhost/tap.h"
-
-static const char *const source_names[VM_SOURCE__MAX] = {
-	[VM_SOURCE_PROCFS] = "procfs",
-	[VM_SOURCE_FILE] = "file",
-	[VM_SOURCE_CANARY] = "canary",
-	[VM_SOURCE_HANDOFF] = "handoff",
-};
-
-const char *vm_source_to_string(enum vm_source s)
-{
-	return (unsigned)s < VM_SOURCE__MAX ? source_names[s] : "unknown";
-}
-
-struct vm *vm_new(enum vm_source source)
-{
-	struct vm *vm = calloc(1, sizeof(*vm));
-
-	if (!vm)
-		return NULL;
-	vm->source = source;
-	vm->pidfd = -1;
-	vm->conn_fd = -1;
-	vm->vm_target_fd = -1;
-	return vm;
-}
-
-struct vm *vm_free(struct vm *vm)
-{
-	if (!vm)
-		return NULL;
-	for (size_t i = 0; i < vm->n_vcpus; i++)
-		kvmstats_file_free(vm->vcpus[i].file);
-	free(vm->vcpus);
-	kvmstats_file_free(vm->vm_file);
-	safe_close(vm->pidfd);
-	free(vm->name);
-	free(vm->name_escaped);
-	free(vm->uuid);
-	free(vm->vmm);
-	free(vm->kvm_id);
-	for (size_t i = 0; i < vm->n_labels; i++) {
-		free(vm->label_names[i]);
-		free(vm->label_values_escaped[i]);
-	}
-	free(vm->label_names);
-	free(vm->label_values_escaped);
-	free(vm);
-	return NULL;
-}
-
-int vm_add_vcpu(struct vm *vm, struct kvmstats_file *f, int target_fd)
-{
-	struct vm_vcpu *v;
-	size_t pos = vm->n_vcpus;
-
-	for (size_t i = 0; i < vm->n_vcpus; i++) {
-		if (vm->vcpus[i].file->vcpu == f->vcpu)
-			return -EEXIST;
-		if (vm->vcpus[i].file->vcpu > f->vcpu && pos == vm->n_vcpus)
-			pos = i;
-	}
-	v = reallocarray(vm->vcpus, vm->n_vcpus + 1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	vm->vcpus = v;
-	memmove(&v[pos + 1], &v[pos], (vm->n_vcpus - pos) * sizeof(*v));
-	v[pos] = (struct vm_vcpu){ .file = f, .target_fd = target_fd };
-	vm->n_vcpus++;
-	return 0;
-}
-
-void vm_remove_vcpu(struct vm *vm, size_t i)
-{
-	kvmstats_file_free(vm->vcpus[i].file);
-	memmove(&vm->vcpus[i], &vm->vcpus[i + 1], (vm->n_vcpus - i - 1) * sizeof(*vm->vcpus));
-	vm->n_vcpus--;
-}
-
-size_t vm_n_files(const struct vm *vm)
-{
-	return vm->n_vcpus + (vm->vm_file ? 1 : 0);
-}
 
 int collector_init(struct collector *c, bool per_vcpu)
 {
@@ -114,6 +31,7 @@ void collector_release(struct collector *c)
 		vm_free(c->vms[i]);
 	free(c->vms);
 	free(c->pollfds);
+	free(c->writers);
 	kvmstats_schema_cache_free(c->schemas);
 	pthread_mutex_destroy(&c->lock);
 	*c = (struct collector){ 0 };
@@ -122,11 +40,6 @@ void collector_release(struct collector *c)
 static void translation_destroy(void *p)
 {
 	kvmstats_translation_free(p);
-}
-
-const struct kvmstats_translation *file_translation(const struct kvmstats_file *f)
-{
-	return f->schema->userdata;
 }
 
 int collector_prepare_file(struct collector *c, struct kvmstats_file *f)
@@ -221,6 +134,7 @@ int collector_add_vm(struct collector *c, struct vm *vm)
 		vm_free(vm);
 		return -ENOMEM;
 	}
+	vm->name_escaped_len = strlen(vm->name_escaped);
 	c->vms[c->n_vms++] = vm;
 	return 0;
 }
@@ -278,6 +192,135 @@ static void check_liveness(struct collector *c)
 	}
 }
 
+void collector_count_rejected_fd(struct collector *c)
+{
+	atomic_fetch_add_explicit(&c->rejected_fds, 1, memory_order_relaxed);
+}
+
+int collector_add_writer(struct collector *c, enum collector_writer_kind kind,
+			 family_writer_fn fn, void *userdata)
+{
+	struct collector_writer *w;
+
+	pthread_mutex_lock(&c->lock);
+	w = reallocarray(c->writers, c->n_writers + 1, sizeof(*w));
+	if (w) {
+		c->writers = w;
+		w[c->n_writers++] = (struct collector_writer){ kind, fn, userdata };
+	}
+	pthread_mutex_unlock(&c->lock);
+	return w ? 0 : -ENOMEM;
+}
+
+void collector_remove_writer(struct collector *c, family_writer_fn fn, void *userdata)
+{
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = c->n_writers; i-- > 0;)
+		if (c->writers[i].write == fn && c->writers[i].userdata == userdata) {
+			memmove(&c->writers[i], &c->writers[i + 1],
+				(c->n_writers - i - 1) * sizeof(*c->writers));
+			c->n_writers--;
+		}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void call_writers(struct collector *c, struct family_writer *w,
+			 enum collector_writer_kind kind)
+{
+	for (size_t i = 0; i < c->n_writers; i++)
+		if (c->writers[i].kind == kind)
+			c->writers[i].write(c->writers[i].userdata, w);
+}
+
+/*
+ * The collector's own self-metric families (docs/metrics.md). The sources'
+ * and the scrape duration follow: see collector_write().
+ */
+static void write_self(struct collector *c, struct family_writer *w)
+{
+	size_t per_source[VM_SOURCE__MAX] = { 0 };
+	size_t fds = 0, skipped = 0;
+
+	for (size_t i = 0; i < c->n_vms; i++) {
+		const struct vm *vm = c->vms[i];
+
+		per_source[vm->source]++;
+		fds += vm_n_files(vm);
+		if (vm->vm_file)
+			skipped += vm_file_translation(vm->vm_file)->n_skipped;
+		for (size_t j = 0; j < vm->n_vcpus; j++)
+			skipped += vm_file_translation(vm->vcpus[j].file)->n_skipped;
+	}
+
+	/* Kept even with --web.disable-exporter-metrics, like node_scrape_collector_*. */
+	family_begin(w, "kvmstats_exporter_collector_duration_seconds", FAMILY_GAUGE, "seconds",
+		     "Time this scrape spent reading the stats files of each source.");
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		family_sample(w, NULL);
+		family_label(w, "collector", vm_source_to_string(s));
+		family_value_seconds(w, c->source_read_seconds[s]);
+	}
+	family_begin(w, "kvmstats_exporter_collector_success", FAMILY_GAUGE, NULL,
+		     "Whether every stats file of each source read successfully in this scrape.");
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		family_sample(w, NULL);
+		family_label(w, "collector", vm_source_to_string(s));
+		family_value_bool(w, c->source_read_ok[s]);
+	}
+	if (c->disable_exporter_metrics)
+		return;
+
+	family_begin(w, "kvmstats_exporter_build_info", FAMILY_GAUGE, NULL,
+		     "Version and revision of the exporter; the value is always 1.");
+	family_sample(w, NULL);
+	family_label(w, "version", PROJECT_VERSION);
+	family_label(w, "revision", PROJECT_REVISION);
+	family_value_u64(w, 1);
+
+	family_begin(w, "kvmstats_exporter_vms", FAMILY_GAUGE, NULL,
+		     "VMs currently observed, by source.");
+	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		family_sample(w, NULL);
+		family_label(w, "source", vm_source_to_string(s));
+		family_value_u64(w, per_source[s]);
+	}
+
+	family_write_u64(w, "kvmstats_exporter_stats_fds", FAMILY_GAUGE,
+			 "KVM stats files (fds or saved blobs) currently held.", fds);
+
+	family_write_u64(w, "kvmstats_exporter_skipped_stats", FAMILY_GAUGE,
+			 "Descriptors in held files not exported: unknown type, unit or base, "
+			 "unrepresentable scale, or a name clash.",
+			 skipped);
+
+	family_write_u64(w, "kvmstats_exporter_read_errors", FAMILY_COUNTER,
+			 "Reads of a stats file that failed; its series are left out of that scrape.",
+			 c->read_errors);
+
+	family_write_u64(w, "kvmstats_exporter_rejected_fds", FAMILY_COUNTER,
+			 "Stats fds found but refused (malformed, or not the kind their link said).",
+			 atomic_load_explicit(&c->rejected_fds, memory_order_relaxed));
+}
+
+int collector_write(struct collector *c, struct outbuf *out, enum exposition_format fmt,
+		    double started)
+{
+	struct family_writer w = family_writer_init(out, fmt);
+
+	kvm_families_write(&w, c->vms, c->n_vms, c->per_vcpu);
+	write_self(c, &w);
+	if (!c->disable_exporter_metrics) {
+		call_writers(c, &w, COLLECTOR_WRITER_SELF);
+		family_write_seconds(&w, "kvmstats_exporter_scrape_duration_seconds",
+				     "Time this scrape took to read every stats file and format "
+				     "the KVM metrics.",
+				     monotonic_seconds() - started);
+	}
+	call_writers(c, &w, COLLECTOR_WRITER_FAMILIES);
+	family_writer_end(&w);
+	return 0;
+}
+
 int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt)
 {
 	double start;
@@ -308,13 +351,7 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 	}
 	c->scrapes++;
 
-	r = kvm_families_write(out, c->vms, c->n_vms, c->per_vcpu, fmt);
-	if (r >= 0)
-		r = self_metrics_write(out, c, monotonic_seconds() - start, fmt);
-	if (r >= 0)
-		r = vhost_taps_write_metrics(c->vhost_taps, out, fmt);
-	if (r >= 0)
-		exposition_write_end(out, fmt);
+	r = collector_write(c, out, fmt, start);
 	pthread_mutex_unlock(&c->lock);
 	if (c->after_scrape)
 		c->after_scrape(c->after_scrape_userdata);

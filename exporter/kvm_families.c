@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector.h"
 #include "expo/escape.h"
 #include "expo/family.h"
 #include "kvm_families.h"
 #include "macro.h"
+#include "vm.h"
 
 _Static_assert((int)KVMSTATS_METRIC_COUNTER == (int)FAMILY_COUNTER &&
 			       (int)KVMSTATS_METRIC_GAUGE == (int)FAMILY_GAUGE &&
@@ -57,18 +57,19 @@ static int merge_add(struct merge *m, const struct kvmstats_translation *t, size
 static const struct kvmstats_translation *vm_translation(const struct vm *vm, bool vcpu)
 {
 	if (vcpu)
-		return vm->n_vcpus > 0 && !vm->ambiguous ? file_translation(vm->vcpus[0].file) : NULL;
-	return vm->vm_file ? file_translation(vm->vm_file) : NULL;
+		return vm->n_vcpus > 0 && !vm->ambiguous ? vm_file_translation(vm->vcpus[0].file) : NULL;
+	return vm->vm_file ? vm_file_translation(vm->vm_file) : NULL;
 }
 
-static void put_scaled(struct outbuf *out, kvmstats_u128 v, const struct kvmstats_desc *d)
+/* Ends a sample with v times the descriptor's scale, as an exact decimal. */
+static void value_scaled(struct family_writer *w, kvmstats_u128 v, const struct kvmstats_desc *d)
 {
 	char buf[KVMSTATS_SCALED_BUFSIZE];
 	int r;
 
 	/* Most stats are plain counts: no scaling to do. */
 	if (d->exponent == 0) {
-		outbuf_put_u128(out, v);
+		family_value_u128(w, v);
 		return;
 	}
 	r = kvmstats_format_scaled(buf, sizeof(buf), v, kvmstats_desc_radix(d),
@@ -76,30 +77,24 @@ static void put_scaled(struct outbuf *out, kvmstats_u128 v, const struct kvmstat
 
 	/* Translation only keeps representable descriptors, so this cannot fail. */
 	if (r < 0) {
-		out->failed = true;
+		w->out->failed = true;
 		return;
 	}
-	outbuf_put(out, buf, (size_t)r);
+	family_value_text(w, buf, (size_t)r);
 }
 
-/* Writes `{vm="...",vcpu="N"` plus an optional extra label, then `}`. */
-static void put_labels(struct outbuf *out, const struct vm *vm, int vcpu, const char *le)
+/* The labels of a series: `{vm="...",vcpu="N"` plus an optional le; the value follows. */
+static void series_labels(struct family_writer *w, const struct vm *vm, int vcpu, const char *le)
 {
-	outbuf_puts(out, "{vm=\"");
-	outbuf_puts(out, vm->name_escaped);
-	outbuf_putc(out, '"');
-	if (vcpu >= 0) {
-		outbuf_puts(out, ",vcpu=\"");
-		outbuf_put_u64(out, (uint64_t)vcpu);
-		outbuf_putc(out, '"');
-	}
-	if (le) {
-		outbuf_puts(out, ",le=\"");
-		outbuf_puts(out, le);
-		outbuf_putc(out, '"');
-	}
-	outbuf_puts(out, "} ");
+	family_label_escaped_n(w, "vm", vm->name_escaped, vm->name_escaped_len);
+	if (vcpu >= 0)
+		family_label_u64(w, "vcpu", (uint64_t)vcpu);
+	if (le)
+		family_label_escaped(w, "le", le);
 }
+
+/* A sample's name; the suffix is a literal, so its length is a constant. */
+#define SAMPLE(w, suffix) family_sample_n(w, suffix, sizeof(suffix) - 1)
 
 /*
  * The files whose values make one series: the VM file, one vCPU, or every
@@ -133,63 +128,49 @@ static kvmstats_u128 series_value(const struct series *s, const struct kvmstats_
 	return v;
 }
 
-static void write_series(struct outbuf *out, const struct kvmstats_family *f,
+static void write_series(struct family_writer *w, const struct kvmstats_family *f,
 			 const struct kvmstats_schema *schema, const struct vm *vm, int vcpu,
-			 const struct series *s, enum exposition_format fmt)
+			 const struct series *s)
 {
 	const struct kvmstats_desc *d = &schema->descs[f->desc];
 	/* Both spellings are made once per schema; a scrape only picks one. */
-	char *const *le = fmt == EXPOSITION_OPENMETRICS_100 ? f->le_openmetrics : f->le;
+	char *const *le = w->fmt == EXPOSITION_OPENMETRICS_100 ? f->le_openmetrics : f->le;
 
 	switch (f->type) {
 	case KVMSTATS_METRIC_COUNTER:
-		outbuf_puts(out, f->name);
-		outbuf_puts(out, "_total");
-		put_labels(out, vm, vcpu, NULL);
-		put_scaled(out, series_value(s, d, 0, f->agg), d);
-		outbuf_putc(out, '\n');
-		break;
 	case KVMSTATS_METRIC_GAUGE:
-		outbuf_puts(out, f->name);
-		put_labels(out, vm, vcpu, NULL);
-		put_scaled(out, series_value(s, d, 0, f->agg), d);
-		outbuf_putc(out, '\n');
+		family_sample(w, NULL);
+		series_labels(w, vm, vcpu, NULL);
+		value_scaled(w, series_value(s, d, 0, f->agg), d);
 		break;
 	case KVMSTATS_METRIC_HISTOGRAM: {
 		kvmstats_u128 cumulative = 0;
 
 		for (uint32_t b = 0; b < f->n_buckets; b++) {
 			cumulative += series_value(s, d, b, KVMSTATS_AGG_SUM);
-			outbuf_puts(out, f->name);
-			outbuf_puts(out, "_bucket");
-			put_labels(out, vm, vcpu, le[b]);
-			outbuf_put_u128(out, cumulative);
-			outbuf_putc(out, '\n');
+			SAMPLE(w, "_bucket");
+			series_labels(w, vm, vcpu, le[b]);
+			family_value_u128(w, cumulative);
 		}
 		if (f->sum_desc >= 0) {
 			const struct kvmstats_desc *sd = &schema->descs[f->sum_desc];
 
-			outbuf_puts(out, f->name);
-			outbuf_puts(out, "_sum");
-			put_labels(out, vm, vcpu, NULL);
-			put_scaled(out, series_value(s, sd, 0, KVMSTATS_AGG_SUM), sd);
-			outbuf_putc(out, '\n');
+			SAMPLE(w, "_sum");
+			series_labels(w, vm, vcpu, NULL);
+			value_scaled(w, series_value(s, sd, 0, KVMSTATS_AGG_SUM), sd);
 		}
-		outbuf_puts(out, f->name);
-		outbuf_puts(out, "_count");
-		put_labels(out, vm, vcpu, NULL);
-		outbuf_put_u128(out, cumulative);
-		outbuf_putc(out, '\n');
+		SAMPLE(w, "_count");
+		series_labels(w, vm, vcpu, NULL);
+		family_value_u128(w, cumulative);
 		break;
 	}
 	}
 }
 
 /* Writes every series of family f (the family of translation t) for every VM using t. */
-static void write_family_series(struct outbuf *out, const struct kvmstats_family *f,
+static void write_family_series(struct family_writer *w, const struct kvmstats_family *f,
 				const struct kvmstats_translation *t, struct vm *const *vms,
-				size_t n_vms, bool vcpu_kind, bool per_vcpu,
-				enum exposition_format fmt)
+				size_t n_vms, bool vcpu_kind, bool per_vcpu)
 {
 	for (size_t i = 0; i < n_vms; i++) {
 		struct vm *vm = vms[i];
@@ -201,7 +182,7 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 			if (!vm->vm_read_ok)
 				continue;
 			s = (struct series){ .files = &vm->vm_file, .n = 1, .stride = 0 };
-			write_series(out, f, vm->vm_file->schema, vm, -1, &s, fmt);
+			write_series(w, f, vm->vm_file->schema, vm, -1, &s);
 			continue;
 		}
 		if (per_vcpu) {
@@ -209,8 +190,8 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 				if (!vm->vcpus[j].read_ok)
 					continue;
 				s = (struct series){ .files = &vm->vcpus[j].file, .n = 1 };
-				write_series(out, f, vm->vcpus[j].file->schema, vm,
-					     vm->vcpus[j].file->vcpu, &s, fmt);
+				write_series(w, f, vm->vcpus[j].file->schema, vm,
+					     vm->vcpus[j].file->vcpu, &s);
 			}
 			continue;
 		}
@@ -221,13 +202,13 @@ static void write_family_series(struct outbuf *out, const struct kvmstats_family
 			continue;
 		s = (struct series){ .files = &vm->vcpus[0].file, .n = vm->n_vcpus,
 				     .stride = sizeof(struct vm_vcpu) };
-		write_series(out, f, vm->vcpus[0].file->schema, vm, -1, &s, fmt);
+		write_series(w, f, vm->vcpus[0].file->schema, vm, -1, &s);
 	}
 }
 
 /* Merges the translations of one kind (VM or vCPU) and writes their families. */
-static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool vcpu_kind,
-		      bool per_vcpu, enum exposition_format fmt)
+static void write_kind(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+		       bool vcpu_kind, bool per_vcpu)
 {
 	/* Distinct schemas per kind are few (one per kernel); the bound is generous. */
 	enum { MAX_SCHEMAS = 64 };
@@ -256,8 +237,7 @@ static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, b
 		if (!first)
 			break;
 
-		family_write_header(out, fmt, first->name, family_type_of(first->type), first->unit,
-				    first->help);
+		family_begin(w, first->name, family_type_of(first->type), first->unit, first->help);
 		for (size_t i = 0; i < m.n; i++) {
 			if (!current[i] || strcmp(current[i]->name, first->name) != 0)
 				continue;
@@ -265,59 +245,43 @@ static int write_kind(struct outbuf *out, struct vm *const *vms, size_t n_vms, b
 			/* Same name, other type (only between foreign saved files): keep the first. */
 			if (current[i]->type != first->type)
 				continue;
-			write_family_series(out, current[i], t[i], vms, n_vms, vcpu_kind, per_vcpu,
-					    fmt);
+			write_family_series(w, current[i], t[i], vms, n_vms, vcpu_kind, per_vcpu);
 		}
 	}
-	return 0;
 }
 
-static void write_info(struct outbuf *out, struct vm *const *vms, size_t n_vms,
-		       enum exposition_format fmt)
+static void write_info(struct family_writer *w, struct vm *const *vms, size_t n_vms)
 {
 	/* A gauge in both formats (not an OpenMetrics info): one family name for both. */
-	family_write_header(out, fmt, "kvm_vm_info", FAMILY_GAUGE, NULL,
-		   "Identity of each observed VM; the value is always 1.");
+	family_begin(w, "kvm_vm_info", FAMILY_GAUGE, NULL,
+		     "Identity of each observed VM; the value is always 1.");
 	for (size_t i = 0; i < n_vms; i++) {
 		const struct vm *vm = vms[i];
 
 		if (vm->exited)
 			continue;
-		outbuf_puts(out, "kvm_vm_info{vm=\"");
-		outbuf_puts(out, vm->name_escaped);
-		outbuf_puts(out, "\",uuid=\"");
-		escape_puts(out, vm->uuid ? vm->uuid : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",pid=\"");
+		family_sample(w, NULL);
+		family_label_escaped(w, "vm", vm->name_escaped);
+		family_label(w, "uuid", vm->uuid ? vm->uuid : "");
 		if (vm->pid > 0)
-			outbuf_put_u64(out, (uint64_t)vm->pid);
-		outbuf_puts(out, "\",vmm=\"");
-		escape_puts(out, vm->vmm ? vm->vmm : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",kvm_id=\"");
-		escape_puts(out, vm->kvm_id ? vm->kvm_id : "", ESCAPE_LABEL_VALUE);
-		outbuf_puts(out, "\",source=\"");
-		outbuf_puts(out, vm_source_to_string(vm->source));
-		outbuf_putc(out, '"');
+			family_label_u64(w, "pid", (uint64_t)vm->pid);
+		else
+			family_label_escaped(w, "pid", "");
+		family_label(w, "vmm", vm->vmm ? vm->vmm : "");
+		family_label(w, "kvm_id", vm->kvm_id ? vm->kvm_id : "");
+		family_label_escaped(w, "source", vm_source_to_string(vm->source));
 		/* Hand-off labels: names validated, values escaped when registered. */
-		for (size_t j = 0; j < vm->n_labels; j++) {
-			outbuf_putc(out, ',');
-			outbuf_puts(out, vm->label_names[j]);
-			outbuf_puts(out, "=\"");
-			outbuf_puts(out, vm->label_values_escaped[j]);
-			outbuf_putc(out, '"');
-		}
-		outbuf_puts(out, "} 1\n");
+		for (size_t j = 0; j < vm->n_labels; j++)
+			family_label_escaped(w, vm->label_names[j], vm->label_values_escaped[j]);
+		family_value_u64(w, 1);
 	}
 }
 
-int kvm_families_write(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu,
-		       enum exposition_format fmt)
+void kvm_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+			bool per_vcpu)
 {
-	int r;
-
 	if (n_vms > 0)
-		write_info(out, vms, n_vms, fmt);
-	r = write_kind(out, vms, n_vms, false, per_vcpu, fmt);
-	if (r < 0)
-		return r;
-	return write_kind(out, vms, n_vms, true, per_vcpu, fmt);
+		write_info(w, vms, n_vms);
+	write_kind(w, vms, n_vms, false, per_vcpu);
+	write_kind(w, vms, n_vms, true, per_vcpu);
 }

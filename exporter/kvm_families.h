@@ -5,15 +5,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "expo/exposition.h"
-#include "expo/outbuf.h"
+#include "expo/family.h"
 
 struct vm;
 
 /*
  * Writes kvm_vm_info and every KVM family for the VMs, from the values of
  * their last read; per_vcpu adds the vcpu label instead of aggregating.
- * VMs beyond 64 distinct schemas of a kind are left out. Returns 0.
+ * VMs beyond 64 distinct schemas of a kind are left out.
  */
-int kvm_families_write(struct outbuf *out, struct vm *const *vms, size_t n_vms, bool per_vcpu,
-		       enum exposition_format fmt);
+void kvm_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms,
+			bool per_vcpu);

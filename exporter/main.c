@@ -19,13 +19,13 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "sources/canary.h"
 #include "cli.h"
 #include "collector.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "macro.h"
 #include "systemd/sdnotify.h"
+#include "sources/canary_source.h"
 #include "sources/file.h"
 #include "sources/handoff.h"
 #include "sources/procfs.h"
@@ -36,7 +36,7 @@ struct daemon {
 	struct collector collector;
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
-	struct canary *canary;
+	struct canary_source canary;
 	struct vhost_taps *vhost; /* --vhost.proxy: the tap's proxies, or NULL */
 	int epoll_fd;
 	int signal_fd;
@@ -60,18 +60,6 @@ static int fail_line(const char *fmt, ...)
 	return EXIT_FAILURE;
 }
 
-static void canary_run_burst(struct daemon *d)
-{
-	int r = canary_burst(d->canary);
-
-	pthread_mutex_lock(&d->collector.lock);
-	d->collector.canary_up = r >= 0;
-	d->collector.canary_bursts++;
-	pthread_mutex_unlock(&d->collector.lock);
-	if (r < 0)
-		log_warn("canary burst failed", "err=\"%s\"", strerror(-r));
-}
-
 /* After each scrape: ask the main thread for a canary burst (never blocks the scrape). */
 static void canary_trigger(void *userdata)
 {
@@ -79,62 +67,6 @@ static void canary_trigger(void *userdata)
 	uint64_t one = 1;
 
 	(void)!write(d->canary_event_fd, &one, sizeof(one));
-}
-
-static int canary_start(struct daemon *d)
-{
-	struct kvmstats_file *vm_file = NULL, *vcpu_file = NULL;
-	struct kvmstats_error err;
-	struct vm *vm;
-	char why[256];
-	int vm_fd, vcpu_fd, r;
-
-	r = canary_new(&d->canary, why, sizeof(why));
-	if (r < 0) {
-		/* A host without KVM is what the canary reports, not a reason to stop. */
-		log_error("canary VM not available", "err=\"%s\"", why);
-		d->collector.canary_enabled = true;
-		return 0;
-	}
-	r = canary_stats_fds(d->canary, &vm_fd, &vcpu_fd);
-	if (r < 0)
-		return log_error("canary stats fds not available", "err=\"%s\"", strerror(-r)), r;
-	r = kvmstats_file_open_fd(vm_fd, &vm_file, &err);
-	if (r < 0) {
-		close(vm_fd);
-		close(vcpu_fd);
-		return r;
-	}
-	r = kvmstats_file_open_fd(vcpu_fd, &vcpu_file, &err);
-	if (r < 0) {
-		close(vcpu_fd);
-		kvmstats_file_free(vm_file);
-		return r;
-	}
-	vm = vm_new(VM_SOURCE_CANARY);
-	if (!vm || collector_prepare_file(&d->collector, vm_file) < 0 ||
-	    collector_prepare_file(&d->collector, vcpu_file) < 0 ||
-	    !(vm->name = strdup("canary")) || !(vm->vmm = strdup("kvmstats_exporter")) ||
-	    !(vm->kvm_id = strndup(vm_file->id, strcspn(vm_file->id, "/")))) {
-		vm_free(vm);
-		kvmstats_file_free(vm_file);
-		kvmstats_file_free(vcpu_file);
-		return -ENOMEM;
-	}
-	vm->pid = getpid();
-	vm->vm_file = vm_file;
-	r = vm_add_vcpu(vm, vcpu_file, -1);
-	if (r < 0) {
-		kvmstats_file_free(vcpu_file);
-		vm_free(vm);
-		return r;
-	}
-	d->collector.canary_enabled = true;
-	canary_run_burst(d);
-	pthread_mutex_lock(&d->collector.lock);
-	r = collector_add_vm(&d->collector, vm);
-	pthread_mutex_unlock(&d->collector.lock);
-	return r;
 }
 
 static int epoll_add(int epfd, int fd)
@@ -222,8 +154,8 @@ static int run_loop(struct daemon *d)
 				procfs_scan(&d->procfs);
 			} else if (fd == d->canary_event_fd) {
 				(void)!read(fd, &count, sizeof(count));
-				if (d->canary)
-					canary_run_burst(d);
+				if (d->canary.canary)
+					canary_source_burst(&d->canary);
 			} else if (fd == sdnotify_watchdog_fd(d->watchdog)) {
 				/* Pings only while daemon_ready() can take the collector lock. */
 				int r = sdnotify_watchdog_dispatch(d->watchdog);
@@ -278,6 +210,26 @@ static void handoff_start(struct daemon *d)
 	d->procfs.skip_pid = is_handoff_peer;
 	d->procfs.skip_userdata = d->handoff;
 	log_info("listening for hand-offs", "path=\"%s\"", cfg.path);
+}
+
+/*
+ * The sources' self-metric families, in the order docs/metrics.md lists
+ * them (whatever order the sources started in). 0 or -ENOMEM.
+ */
+static int register_self_metrics(struct daemon *d)
+{
+	struct collector *c = &d->collector;
+
+	if (d->opts.procfs &&
+	    collector_add_writer(c, COLLECTOR_WRITER_SELF, procfs_write_metrics, &d->procfs) < 0)
+		return -ENOMEM;
+	if (d->handoff && collector_add_writer(c, COLLECTOR_WRITER_SELF,
+					       handoff_source_write_metrics, d->handoff) < 0)
+		return -ENOMEM;
+	if (d->opts.canary && collector_add_writer(c, COLLECTOR_WRITER_SELF,
+						   canary_source_write_metrics, &d->canary) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /*
@@ -385,7 +337,7 @@ static int daemon_run(struct daemon *d)
 			return fail_line("--kvm.stats-file=%s: %s", d->opts.stats_files[i], why);
 	}
 
-	if (d->opts.canary && canary_start(d) < 0)
+	if (d->opts.canary && canary_source_start(&d->canary, &d->collector) < 0)
 		return fail_line("cannot start the canary VM");
 
 	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
@@ -393,7 +345,8 @@ static int daemon_run(struct daemon *d)
 	/* Before the first scan, so that VMMs handing off are not taken twice. */
 	if (!d->opts.once)
 		handoff_start(d);
-	d->collector.procfs_enabled = d->opts.procfs;
+	if (register_self_metrics(d) < 0)
+		return fail_line("out of memory");
 	if (d->opts.procfs && procfs_scan(&d->procfs) < 0)
 		log_error("cannot scan /proc; procfs discovery is off", "err=\"%s\"",
 			  strerror(errno));
@@ -408,10 +361,12 @@ static int daemon_run(struct daemon *d)
 				     d->opts.vhost_policy, &d->vhost, why, sizeof(why));
 		if (r < 0)
 			return fail_line("%s", why);
-		d->collector.vhost_taps = d->vhost; /* no scrape runs yet */
+		if (collector_add_writer(&d->collector, COLLECTOR_WRITER_FAMILIES,
+					 vhost_taps_write_metrics, d->vhost) < 0)
+			return fail_line("out of memory");
 	}
 
-	if (d->canary) {
+	if (d->canary.canary) {
 		d->collector.after_scrape = canary_trigger;
 		d->collector.after_scrape_userdata = d;
 	}
@@ -455,9 +410,10 @@ static int daemon_run(struct daemon *d)
 	http_server_drain(http, HTTP_DRAIN_TIMEOUT_MSEC);
 	http_server_stop(http);
 	http_config_release(&cfg);
+	collector_remove_writer(&d->collector, handoff_source_write_metrics, d->handoff);
 	d->handoff = handoff_source_free(d->handoff);
 	/* No scrape runs any more: the proxies can go. */
-	d->collector.vhost_taps = NULL;
+	collector_remove_writer(&d->collector, vhost_taps_write_metrics, d->vhost);
 	d->vhost = vhost_taps_free(d->vhost);
 	return r < 0 ? fail_line("event loop failed: %s", strerror(-r)) : EXIT_SUCCESS;
 }
@@ -485,7 +441,7 @@ int main(int argc, char **argv)
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
 	procfs_source_release(&d.procfs);
-	canary_free(d.canary);
+	canary_source_release(&d.canary);
 	safe_close(d.epoll_fd);
 	safe_close(d.signal_fd);
 	safe_close(d.timer_fd);

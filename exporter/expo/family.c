@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "expo/escape.h"
@@ -18,15 +19,20 @@ static bool name_has_unit(const char *family, const char *unit)
  * (x_total) and has no units; OpenMetrics names the family (x), wants TYPE,
  * UNIT, HELP in that order, and escapes '"' in HELP too.
  */
-void family_write_header(struct outbuf *out, enum exposition_format fmt, const char *family,
-			 enum family_type type, const char *unit, const char *help)
+void family_begin(struct family_writer *w, const char *family, enum family_type type,
+		  const char *unit, const char *help)
 {
+	struct outbuf *out = w->out;
+	enum exposition_format fmt = w->fmt;
 	static const char *const type_names[] = {
 		[FAMILY_COUNTER] = "counter",
 		[FAMILY_GAUGE] = "gauge",
 		[FAMILY_HISTOGRAM] = "histogram",
 	};
 	const char *total = type == FAMILY_COUNTER ? "_total" : "";
+
+	w->family = family;
+	w->type = type;
 
 	if (fmt == EXPOSITION_OPENMETRICS_100) {
 		outbuf_puts(out, "# TYPE ");
@@ -58,4 +64,26 @@ void family_write_header(struct outbuf *out, enum exposition_format fmt, const c
 	outbuf_putc(out, ' ');
 	outbuf_puts(out, type_names[type]);
 	outbuf_putc(out, '\n');
+}
+
+void family_value_seconds(struct family_writer *w, double seconds)
+{
+	family_value_start(w);
+	outbuf_printf(w->out, "%.6f\n", seconds);
+}
+
+void family_write_u64(struct family_writer *w, const char *family, enum family_type type,
+		      const char *help, uint64_t v)
+{
+	family_begin(w, family, type, NULL, help);
+	family_sample(w, NULL);
+	family_value_u64(w, v);
+}
+
+void family_write_seconds(struct family_writer *w, const char *family, const char *help,
+			  double seconds)
+{
+	family_begin(w, family, FAMILY_GAUGE, "seconds", help);
+	family_sample(w, NULL);
+	family_value_seconds(w, seconds);
 }

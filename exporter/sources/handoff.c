@@ -59,6 +59,10 @@ struct handoff_source {
 	uint8_t *buf; /* one datagram, HANDOFF_MAX_MESSAGE + 1 bytes */
 	double warn_start;
 	unsigned warn_count, warn_suppressed;
+	/* Self-metrics; written and read under the collector's lock. */
+	size_t stat_connections; /* n_conns, as scrapes see it */
+	uint64_t stat_messages;
+	uint64_t stat_rejected[HANDOFF_REJECT__MAX];
 };
 
 /* Peers may provoke warnings at will: a few per interval are shown, the rest go to debug. */
@@ -98,7 +102,7 @@ static const char *logfmt_value(const char *s, char *buf, size_t len)
 static void count_reject(struct handoff_source *h, enum handoff_reject reason)
 {
 	pthread_mutex_lock(&h->c->lock);
-	h->c->handoff_rejected[reason]++;
+	h->stat_rejected[reason]++;
 	pthread_mutex_unlock(&h->c->lock);
 }
 
@@ -173,7 +177,7 @@ static void conn_close(struct handoff_source *h, struct conn *conn, const char *
 	}
 	free(conn);
 	pthread_mutex_lock(&h->c->lock);
-	h->c->handoff_connections = h->n_conns;
+	h->stat_connections = h->n_conns;
 	pthread_mutex_unlock(&h->c->lock);
 }
 
@@ -237,7 +241,7 @@ static int conn_add(struct handoff_source *h, int fd, const struct ucred *cred)
 	h->by_fd[fd] = conn;
 	h->n_conns++;
 	pthread_mutex_lock(&h->c->lock);
-	h->c->handoff_connections = h->n_conns;
+	h->stat_connections = h->n_conns;
 	pthread_mutex_unlock(&h->c->lock);
 	return 0;
 }
@@ -395,7 +399,7 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 		return false;
 
 	pthread_mutex_lock(&h->c->lock);
-	h->c->handoff_messages++;
+	h->stat_messages++;
 	pthread_mutex_unlock(&h->c->lock);
 
 	if (mh.msg_flags & MSG_CTRUNC) {
@@ -596,9 +600,6 @@ int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_c
 		handoff_source_free(h);
 		return r;
 	}
-	pthread_mutex_lock(&c->lock);
-	c->handoff_enabled = true;
-	pthread_mutex_unlock(&c->lock);
 	*ret = h;
 	return 0;
 }
@@ -625,4 +626,22 @@ struct handoff_source *handoff_source_free(struct handoff_source *h)
 	free(h->path);
 	free(h);
 	return NULL;
+}
+
+void handoff_source_write_metrics(void *userdata, struct family_writer *w)
+{
+	const struct handoff_source *h = userdata;
+
+	family_write_u64(w, "kvmstats_exporter_handoff_connections", FAMILY_GAUGE,
+			 "Open connections on the hand-off socket.", h->stat_connections);
+	family_write_u64(w, "kvmstats_exporter_handoff_messages", FAMILY_COUNTER,
+			 "Messages received on hand-off connections, accepted or not.",
+			 h->stat_messages);
+	family_begin(w, "kvmstats_exporter_handoff_rejected", FAMILY_COUNTER, NULL,
+		     "Hand-off messages and connections refused, by reason.");
+	for (unsigned r = 0; r < HANDOFF_REJECT__MAX; r++) {
+		family_sample(w, NULL);
+		family_label(w, "reason", handoff_reject_to_string(r));
+		family_value_u64(w, h->stat_rejected[r]);
+	}
 }

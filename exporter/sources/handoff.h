@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "collector.h"
+#include "expo/family.h"
 
 struct handoff_config {
 	const char *path;           /* where to bind the SOCK_SEQPACKET socket */
@@ -43,3 +44,9 @@ bool handoff_source_dispatch(struct handoff_source *h, int fd, uint32_t events);
 
 /* Whether pid registered a VM over an open connection (procfs discovery leaves it alone). */
 bool handoff_source_is_peer(const struct handoff_source *h, pid_t pid);
+
+/*
+ * Writes the kvmstats_exporter_handoff_* families (a family_writer_fn;
+ * userdata: the source). Called under the collector's lock.
+ */
+void handoff_source_write_metrics(void *userdata, struct family_writer *w);

@@ -100,7 +100,7 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-r));
 		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd, why);
-		p->collector->rejected_fds++;
+		collector_count_rejected_fd(p->collector);
 		return r;
 	}
 	TAKE_FD(fd);
@@ -114,7 +114,7 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 	    (cand->vcpu >= 0 && (f->kind != KVMSTATS_KIND_VCPU || f->vcpu != cand->vcpu))) {
 		log_warn("rejected stats fd: id does not match its link", "pid=%d fd=%d id=%s",
 			 (int)vm->pid, cand->fd, f->id);
-		p->collector->rejected_fds++;
+		collector_count_rejected_fd(p->collector);
 		kvmstats_file_free(f);
 		return -EBADMSG;
 	}
@@ -307,7 +307,7 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 			vm->vm_target_fd = cand->fd;
 		} else if (vm->n_vcpus > 0 && f->schema != vm->vcpus[0].file->schema) {
 			/* One VM, one kernel: a different layout is not a vCPU of this VM. */
-			c->rejected_fds++;
+			collector_count_rejected_fd(c);
 			kvmstats_file_free(f);
 		} else if (vm_add_vcpu(vm, f, cand->fd) < 0) {
 			kvmstats_file_free(f);
@@ -318,9 +318,12 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	if (!vm->kvm_id) {
 		const struct kvmstats_file *f = vm->vm_file ? vm->vm_file
 					      : vm->n_vcpus ? vm->vcpus[0].file : NULL;
+		char *id = f ? strndup(f->id, strcspn(f->id, "/")) : NULL;
 
-		if (f)
-			vm->kvm_id = strndup(f->id, strcspn(f->id, "/"));
+		/* A VM already in the collector is read by scrapes. */
+		pthread_mutex_lock(&c->lock);
+		vm->kvm_id = id;
+		pthread_mutex_unlock(&c->lock);
 	}
 
 	if (!is_new)
@@ -374,6 +377,7 @@ int procfs_scan(struct procfs_source *p)
 	struct procfs_quiet_list quiet = { 0 };
 	double start = monotonic_seconds();
 	unsigned denied = 0, unchanged = 0;
+	bool real_proc = strcmp(p->proc_root, "/proc") == 0;
 	pid_t self = getpid();
 	DIR *proc;
 
@@ -392,8 +396,12 @@ int procfs_scan(struct procfs_source *p)
 
 		if (*end != '\0' || pid <= 0 || pid == self)
 			continue;
-		/* Read before the fds: if the process runs in between, the next scan sees it. */
-		have_cpu = procfs_process_cpu_ns((pid_t)pid, &cpu_ns) == 0;
+		/*
+		 * Read before the fds: if the process runs in between, the next scan
+		 * sees it. Only for the kernel's own /proc: a CPU clock says nothing
+		 * about another tree (the unit tests' fake one).
+		 */
+		have_cpu = real_proc && procfs_process_cpu_ns((pid_t)pid, &cpu_ns) == 0;
 		if (have_cpu) {
 			const struct procfs_quiet *q = procfs_quiet_find(&p->quiet, (pid_t)pid, cpu_ns);
 
@@ -431,9 +439,9 @@ int procfs_scan(struct procfs_source *p)
 			collector_remove_vm(c, i);
 		}
 	}
-	c->procfs_scans++;
-	c->procfs_scan_ok = denied == 0;
-	c->procfs_scan_seconds = monotonic_seconds() - start;
+	p->scans++;
+	p->scan_ok = denied == 0;
+	p->scan_seconds = monotonic_seconds() - start;
 	pthread_mutex_unlock(&c->lock);
 
 	log_debug("procfs scan", "seconds=%.6f unchanged_processes=%u",
@@ -469,4 +477,18 @@ bool procfs_vm_exited(struct procfs_source *p, int pidfd)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return found;
+}
+
+void procfs_write_metrics(void *userdata, struct family_writer *w)
+{
+	const struct procfs_source *p = userdata;
+
+	family_write_seconds(w, "kvmstats_exporter_procfs_scan_duration_seconds",
+			     "Duration of the last /proc scan for stats fds.", p->scan_seconds);
+	family_write_u64(w, "kvmstats_exporter_procfs_scan_success", FAMILY_GAUGE,
+			 "Whether the last /proc scan could read every process it needed "
+			 "(0 without CAP_SYS_PTRACE).",
+			 p->scan_ok ? 1 : 0);
+	family_write_u64(w, "kvmstats_exporter_procfs_scans", FAMILY_COUNTER,
+			 "Scans of /proc for stats fds.", p->scans);
 }

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "collector.h"
+#include "expo/family.h"
 #include "sources/procfs_quiet.h"
 
 struct procfs_source {
@@ -20,6 +21,10 @@ struct procfs_source {
 	struct procfs_quiet_list quiet;
 	bool warned_denied;
 	bool warned_getfd;
+	/* Self-metrics of the last scan; written and read under the collector's lock. */
+	uint64_t scans;
+	bool scan_ok;
+	double scan_seconds;
 };
 
 /*
@@ -33,3 +38,6 @@ void procfs_source_release(struct procfs_source *p);
 
 /* Removes the VM watched by pidfd (its process exited); false if none matched. */
 bool procfs_vm_exited(struct procfs_source *p, int pidfd);
+
+/* Writes the kvmstats_exporter_procfs_* families (a family_writer_fn; userdata: the source). */
+void procfs_write_metrics(void *userdata, struct family_writer *w);

@@ -12,36 +12,11 @@
 #include "vhost/proxy.h"
 #include "vhost/tap.h"
 
-/* Counters are named without "_total", which text 0.0.4 adds. */
-static void put_header(struct outbuf *out, enum exposition_format fmt, const char *family,
-		       enum family_type type, const char *help)
+/* `name{proxy="P"`: a sample of the current family; other labels and the value follow. */
+static void sample_start(struct family_writer *w, const struct vhost_proxy *p)
 {
-	family_write_header(out, fmt, family, type, NULL, help);
-}
-
-/* "name{proxy="P"" — the caller adds its other labels and "} value\n". */
-static void put_sample_start(struct outbuf *out, const char *name, const struct vhost_proxy *p)
-{
-	outbuf_puts(out, name);
-	outbuf_puts(out, "{proxy=\"");
-	outbuf_puts(out, p->name_escaped);
-	outbuf_putc(out, '"');
-}
-
-static void put_label(struct outbuf *out, const char *name, const char *value)
-{
-	outbuf_putc(out, ',');
-	outbuf_puts(out, name);
-	outbuf_puts(out, "=\"");
-	escape_puts(out, value, ESCAPE_LABEL_VALUE);
-	outbuf_putc(out, '"');
-}
-
-static void put_value(struct outbuf *out, uint64_t v)
-{
-	outbuf_puts(out, "} ");
-	outbuf_put_u64(out, v);
-	outbuf_putc(out, '\n');
+	family_sample(w, NULL);
+	family_label_escaped(w, "proxy", p->name_escaped);
 }
 
 static const char *series_request(const struct vhost_request_series *e, char buf[12])
@@ -75,36 +50,35 @@ static bool reason_applies(enum vhostmsg_channel ch, unsigned reason)
 	}
 }
 
-static void write_connections(struct vhost_taps *t, struct outbuf *out,
-			      enum exposition_format fmt)
+static void write_connections(struct vhost_taps *t, struct family_writer *w)
 {
-	put_header(out, fmt, "vhost_user_proxy_connected", FAMILY_GAUGE,
+	family_begin(w, "vhost_user_proxy_connected", FAMILY_GAUGE, NULL,
 		   "Whether a frontend is connected to the proxy and relayed to its backend.");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
 		pthread_mutex_lock(&p->lock);
-		put_sample_start(out, "vhost_user_proxy_connected", p);
-		put_value(out, p->stats.connected ? 1 : 0);
+		sample_start(w, p);
+		family_value_u64(w, p->stats.connected ? 1 : 0);
 		pthread_mutex_unlock(&p->lock);
 	}
-	put_header(out, fmt, "vhost_user_proxy_connections", FAMILY_COUNTER,
+	family_begin(w, "vhost_user_proxy_connections", FAMILY_COUNTER, NULL,
 		   "Frontend connections relayed to the backend (sessions started).");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
 		pthread_mutex_lock(&p->lock);
-		put_sample_start(out, "vhost_user_proxy_connections_total", p);
-		put_value(out, p->stats.connections);
+		sample_start(w, p);
+		family_value_u64(w, p->stats.connections);
 		pthread_mutex_unlock(&p->lock);
 	}
 }
 
-static void write_messages(struct vhost_taps *t, struct outbuf *out, enum exposition_format fmt)
+static void write_messages(struct vhost_taps *t, struct family_writer *w)
 {
 	char num[12];
 
-	put_header(out, fmt, "vhost_user_messages", FAMILY_COUNTER,
+	family_begin(w, "vhost_user_messages", FAMILY_COUNTER, NULL,
 		   "Requests received by the proxy, by channel (named by who sends the "
 		   "requests) and request; replies are not counted.");
 	for (size_t i = 0; i < t->n; i++) {
@@ -116,15 +90,15 @@ static void write_messages(struct vhost_taps *t, struct outbuf *out, enum exposi
 
 			if (e->count == 0)
 				continue; /* a series made only for a reply or a refusal */
-			put_sample_start(out, "vhost_user_messages_total", p);
-			put_label(out, "channel",
+			sample_start(w, p);
+			family_label(w, "channel",
 				  vhostmsg_channel_name((enum vhostmsg_channel)e->channel));
-			put_label(out, "request", series_request(e, num));
-			put_value(out, e->count);
+			family_label(w, "request", series_request(e, num));
+			family_value_u64(w, e->count);
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
-	put_header(out, fmt, "vhost_user_invalid_messages", FAMILY_COUNTER,
+	family_begin(w, "vhost_user_invalid_messages", FAMILY_COUNTER, NULL,
 		   "Messages (requests or replies) that break a rule of the protocol, by "
 		   "channel and the first rule broken.");
 	for (size_t i = 0; i < t->n; i++) {
@@ -135,14 +109,14 @@ static void write_messages(struct vhost_taps *t, struct outbuf *out, enum exposi
 			for (unsigned r = 0; r < VHOST_REASON__MAX; r++) {
 				if (!reason_applies(ch, r) && p->stats.invalid[ch][r] == 0)
 					continue;
-				put_sample_start(out, "vhost_user_invalid_messages_total", p);
-				put_label(out, "channel", vhostmsg_channel_name(ch));
-				put_label(out, "reason", vhost_reason_name(r));
-				put_value(out, p->stats.invalid[ch][r]);
+				sample_start(w, p);
+				family_label(w, "channel", vhostmsg_channel_name(ch));
+				family_label(w, "reason", vhost_reason_name(r));
+				family_value_u64(w, p->stats.invalid[ch][r]);
 			}
 		pthread_mutex_unlock(&p->lock);
 	}
-	put_header(out, fmt, "vhost_user_refused", FAMILY_COUNTER,
+	family_begin(w, "vhost_user_refused", FAMILY_COUNTER, NULL,
 		   "Backend requests the proxy did not relay (policy enforce), by request and "
 		   "the first rule broken; the proxy answered failure when a reply was due.");
 	for (size_t i = 0; i < t->n; i++) {
@@ -153,17 +127,16 @@ static void write_messages(struct vhost_taps *t, struct outbuf *out, enum exposi
 			for (unsigned r = 0; r < VHOST_REASON__MAX; r++) {
 				if (p->stats.refused[j][r] == 0)
 					continue;
-				put_sample_start(out, "vhost_user_refused_total", p);
-				put_label(out, "request", series_request(&p->stats.requests[j], num));
-				put_label(out, "reason", vhost_reason_name(r));
-				put_value(out, p->stats.refused[j][r]);
+				sample_start(w, p);
+				family_label(w, "request", series_request(&p->stats.requests[j], num));
+				family_label(w, "reason", vhost_reason_name(r));
+				family_value_u64(w, p->stats.refused[j][r]);
 			}
 		pthread_mutex_unlock(&p->lock);
 	}
 }
 
-static void write_external_map(struct vhost_taps *t, struct outbuf *out,
-			       enum exposition_format fmt)
+static void write_external_map(struct vhost_taps *t, struct family_writer *w)
 {
 	static const char *const families[2][2] = {
 		{ "vhost_user_external_map_requests",
@@ -173,11 +146,8 @@ static void write_external_map(struct vhost_taps *t, struct outbuf *out,
 		  "Bytes EXTERNAL_MAP requests asked to map (their len), by shmid; requests "
 		  "that break a mapping rule other than out_of_process are left out." },
 	};
-	char name[64];
-
 	for (unsigned f = 0; f < 2; f++) {
-		put_header(out, fmt, families[f][0], FAMILY_COUNTER, families[f][1]);
-		snprintf(name, sizeof(name), "%s_total", families[f][0]);
+		family_begin(w, families[f][0], FAMILY_COUNTER, NULL, families[f][1]);
 		for (size_t i = 0; i < t->n; i++) {
 			struct vhost_proxy *p = &t->proxies[i];
 
@@ -185,15 +155,15 @@ static void write_external_map(struct vhost_taps *t, struct outbuf *out,
 			for (unsigned id = 0; id < VHOSTMSG_MAX_SHMEM_REGIONS; id++) {
 				if (p->stats.ext_requests[id] == 0)
 					continue;
-				put_sample_start(out, name, p);
-				outbuf_printf(out, ",shmid=\"%u\"", id);
-				put_value(out, f == 0 ? p->stats.ext_requests[id]
+				sample_start(w, p);
+				family_label_u64(w, "shmid", id);
+				family_value_u64(w, f == 0 ? p->stats.ext_requests[id]
 						      : p->stats.ext_bytes[id]);
 			}
 			pthread_mutex_unlock(&p->lock);
 		}
 	}
-	put_header(out, fmt, "vhost_user_external_map_replies", FAMILY_COUNTER,
+	family_begin(w, "vhost_user_external_map_replies", FAMILY_COUNTER, NULL,
 		   "The frontend's replies to EXTERNAL_MAP requests, by result (a u64 of 0 is "
 		   "success).");
 	for (size_t i = 0; i < t->n; i++) {
@@ -201,15 +171,15 @@ static void write_external_map(struct vhost_taps *t, struct outbuf *out,
 
 		pthread_mutex_lock(&p->lock);
 		for (unsigned k = 0; k < 2; k++) {
-			put_sample_start(out, "vhost_user_external_map_replies_total", p);
-			put_label(out, "result", k == 0 ? "success" : "failure");
-			put_value(out, p->stats.ext_replies[k]);
+			sample_start(w, p);
+			family_label(w, "result", k == 0 ? "success" : "failure");
+			family_value_u64(w, p->stats.ext_replies[k]);
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
 }
 
-static void write_mappings(struct vhost_taps *t, struct outbuf *out, enum exposition_format fmt)
+static void write_mappings(struct vhost_taps *t, struct family_writer *w)
 {
 	static const char *const families[2][2] = {
 		{ "vhost_user_shmem_mappings",
@@ -220,7 +190,7 @@ static void write_mappings(struct vhost_taps *t, struct outbuf *out, enum exposi
 	};
 
 	for (unsigned f = 0; f < 2; f++) {
-		put_header(out, fmt, families[f][0], FAMILY_GAUGE, families[f][1]);
+		family_begin(w, families[f][0], FAMILY_GAUGE, NULL, families[f][1]);
 		for (size_t i = 0; i < t->n; i++) {
 			struct vhost_proxy *p = &t->proxies[i];
 
@@ -233,22 +203,23 @@ static void write_mappings(struct vhost_taps *t, struct outbuf *out, enum exposi
 				if (p->tracker)
 					vhostmsg_shmem_stats(p->tracker, (uint8_t)id, &mappings,
 							     &bytes);
-				put_sample_start(out, families[f][0], p);
-				outbuf_printf(out, ",shmid=\"%u\"", id);
-				put_value(out, f == 0 ? mappings : bytes);
+				sample_start(w, p);
+				family_label_u64(w, "shmid", id);
+				family_value_u64(w, f == 0 ? mappings : bytes);
 			}
 			pthread_mutex_unlock(&p->lock);
 		}
 	}
 }
 
-int vhost_taps_write_metrics(struct vhost_taps *t, struct outbuf *out, enum exposition_format fmt)
+void vhost_taps_write_metrics(void *taps, struct family_writer *w)
 {
+	struct vhost_taps *t = taps;
+
 	if (!t || t->n == 0)
-		return 0;
-	write_connections(t, out, fmt);
-	write_messages(t, out, fmt);
-	write_external_map(t, out, fmt);
-	write_mappings(t, out, fmt);
-	return 0;
+		return;
+	write_connections(t, w);
+	write_messages(t, w);
+	write_external_map(t, w);
+	write_mappings(t, w);
 }

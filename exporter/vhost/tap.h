@@ -11,8 +11,7 @@
 
 #include <stddef.h>
 
-#include "expo/exposition.h"
-#include "expo/outbuf.h"
+#include "expo/family.h"
 #include "vhost/config.h"
 
 struct vhost_taps;
@@ -33,8 +32,8 @@ int vhost_taps_start(const struct vhost_proxy_config *cfgs, size_t n, enum vhost
 struct vhost_taps *vhost_taps_free(struct vhost_taps *t);
 
 /*
- * Writes the vhost_user_* families of every proxy in fmt (nothing when t is
- * NULL). Thread-safe against the relays. 0 (a failed allocation shows in
- * out->failed).
+ * Writes the vhost_user_* families of every proxy (taps: a struct
+ * vhost_taps, or NULL for none); a family_writer_fn for the collector.
+ * Thread-safe against the relays.
  */
-int vhost_taps_write_metrics(struct vhost_taps *t, struct outbuf *out, enum exposition_format fmt);
+void vhost_taps_write_metrics(void *taps, struct family_writer *w);

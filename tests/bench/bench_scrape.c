@@ -12,7 +12,8 @@
  *
  *   pread floor   one pread() of every fd's data block: what any reader pays;
  *   scrape        collector_collect() into a reused buffer (reads + format);
- *   format only   the exposition writer alone, on the values already read.
+ *   format only   the exposition writer alone (collector_write()), on the values
+ *                 already read.
  *
  * It also reports the collector's memory and counts allocations per scrape
  * (malloc interposed below): after warm-up a scrape should allocate nothing,
@@ -40,11 +41,9 @@
 
 #include "collector.h"
 #include "expo/exposition.h"
-#include "kvm_families.h"
 #include "kvmstats.h"
 #include "macro.h"
 #include "expo/outbuf.h"
-#include "self_metrics.h"
 #include "translate.h"
 
 /*
@@ -701,7 +700,7 @@ static void count_series(const struct outbuf *out, size_t *ret_all, size_t *ret_
 
 static size_t file_series(const struct kvmstats_file *f)
 {
-	const struct kvmstats_translation *t = file_translation(f);
+	const struct kvmstats_translation *t = vm_file_translation(f);
 	size_t n = 0;
 
 	for (size_t i = 0; i < t->n_families; i++) {
@@ -766,11 +765,11 @@ static int run_one(struct bench *b, unsigned k, long slot)
 		break;
 	case M_FORMAT_AGG:
 	case M_FORMAT_VCPU:
+		b->c.per_vcpu = k == M_FORMAT_VCPU;
 		outbuf_reset(&m->out);
-		r = kvm_families_write(&m->out, b->c.vms, b->c.n_vms, k == M_FORMAT_VCPU,
-					 EXPOSITION_TEXT_004);
-		if (r >= 0)
-			r = self_metrics_write(&m->out, &b->c, 0.0, EXPOSITION_TEXT_004);
+		pthread_mutex_lock(&b->c.lock);
+		r = collector_write(&b->c, &m->out, EXPOSITION_TEXT_004, 0.0);
+		pthread_mutex_unlock(&b->c.lock);
 		if (r >= 0 && m->out.failed)
 			r = -ENOMEM;
 		break;

@@ -253,6 +253,10 @@ def fleet_fds_held(exp, fl):
     # A pid of a churned VMM may since name another VMM on the host (found by procfs
     # too): only an owner that no longer exists at all is a dead VM's.
     dead = [p for p in owners if p not in live and not os.path.exists(f'/proc/{p}')]
+    if dead:
+        listed = {int(p) for p in INFO_PID.findall(exp.scrape())}
+        log(f'  stats fds of gone VMMs {sorted(set(dead))}; the exporter lists '
+            f'{sorted(set(dead) & listed)} of them in kvm_vm_info')
     return sum(1 for p in owners if p in live), len(dead)
 
 

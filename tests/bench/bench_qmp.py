@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 from kvm_common import fail, log, require_kvm, skip  # noqa: E402
-from fleet_common import handoff_exporter, wait_vms  # noqa: E402
+from fleet_common import handoff_exporter, http_get, wait_vms  # noqa: E402
 from test_qemu_shim import QMP, QemuExited  # noqa: E402
 
 ACCEPT = ('application/openmetrics-text;version=1.0.0;q=0.5,'
@@ -55,27 +54,9 @@ def cpu_seconds(pids):
 
 def scrape(port):
     """One GET as Prometheus sends it; returns the body's length."""
-    s = socket.create_connection(('127.0.0.1', port))
-    s.sendall((f'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: {ACCEPT}\r\n'
-               'Accept-Encoding: gzip\r\nConnection: close\r\n\r\n').encode())
-    data = bytearray()
-    length = None
-    # Until Content-Length bytes of body, as an HTTP client does (not until the close).
-    while length is None or len(data) < length:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        data += chunk
-        if length is None and b'\r\n\r\n' in data:
-            head = bytes(data).partition(b'\r\n\r\n')[0]
-            for line in head.split(b'\r\n')[1:]:
-                k, _, v = line.partition(b':')
-                if k.strip().lower() == b'content-length':
-                    length = len(head) + 4 + int(v)
-    s.close()
-    head, _, body = bytes(data).partition(b'\r\n\r\n')
-    if not head.startswith(b'HTTP/1.1 200') or body[:2] != b'\x1f\x8b':
-        fail(f'scrape answered {head[:60]!r}')
+    status, body = http_get('127.0.0.1', port, ACCEPT, gzip=True)
+    if status != 200 or body[:2] != b'\x1f\x8b':
+        fail(f'scrape answered {status}, body {body[:16]!r}')
     return len(body)
 
 

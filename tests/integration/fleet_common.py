@@ -4,12 +4,12 @@ benchmarks and robustness runs (stdlib only)."""
 
 import os
 import re
-import selectors
+import socket
 import subprocess
 import tempfile
 import time
 
-from kvm_common import Exporter, fail, log, skip
+from kvm_common import Exporter, fail, log, readline_within, skip
 
 VMS_RE = re.compile(r'^kvmstats_exporter_vms\{source="(\w+)"\} (\d+)', re.M)
 
@@ -30,8 +30,6 @@ class Fleet:
             args += ['--churn', str(churn), '--churn-hz', str(churn_hz)]
         log('  starting: ' + ' '.join(args))
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
         line = self.readline(timeout)
         if not line.startswith('ready '):
             rc = self.proc.wait(10)
@@ -41,10 +39,7 @@ class Fleet:
         self.pids = self.read_pids()
 
     def readline(self, timeout):
-        if not self.sel.select(timeout):
-            self.proc.kill()
-            fail(f'kvmfleet said nothing for {timeout}s')
-        return self.proc.stdout.readline().decode()
+        return readline_within(self.proc, timeout, 'kvmfleet').decode()
 
     def start_churn(self):
         """--churn waits for this before it starts."""
@@ -106,3 +101,32 @@ def handoff_exporter(tmpdir, vms, extra=()):
 def procfs_exporter(extra=()):
     """An exporter finding VMs in /proc only (no hand-off socket)."""
     return Exporter(['--kvm.handoff-socket='] + list(extra))
+
+
+def http_get(host, port, accept='text/plain;version=0.0.4', gzip=False, timeout=10,
+             source=None):
+    """One GET /metrics; (status, body bytes). Reads by Content-Length."""
+    s = socket.create_connection((host, port), timeout=timeout, source_address=source)
+    try:
+        s.sendall((f'GET /metrics HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n'
+                   + ('Accept-Encoding: gzip\r\n' if gzip else '')
+                   + 'Connection: close\r\n\r\n').encode())
+        data, length = bytearray(), None
+        while length is None or len(data) < length:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+            if length is None and b'\r\n\r\n' in data:
+                head = bytes(data).partition(b'\r\n\r\n')[0]
+                m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
+                length = len(head) + 4 + int(m.group(1)) if m else None
+                if not m:
+                    fail('answer without Content-Length')
+    finally:
+        s.close()
+    head, _, body = bytes(data).partition(b'\r\n\r\n')
+    m = re.match(rb'HTTP/1\.[01] (\d{3})', head)
+    if not m:
+        fail(f'not an HTTP answer: {head[:80]!r}')
+    return int(m.group(1)), body

@@ -27,11 +27,11 @@ Exit 77 without /dev/kvm (or without wrk for load).
 
 import argparse
 import ctypes
-import struct
 import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kvm_common import Exporter, count_stats_fds, fail, log, require_kvm, skip  # noqa: E402
-from fleet_common import Fleet, handoff_exporter  # noqa: E402
+from fleet_common import Fleet, handoff_exporter, http_get  # noqa: E402
 
 FORMS = [
     ('application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2', True),
@@ -48,35 +48,6 @@ FORMS = [
     ('text/plain;version=0.0.4', False),
 ]
 INFO_PID = re.compile(r'^kvm_vm_info\{[^}]*\bpid="(\d+)"', re.M)
-
-
-def http_get(host, port, accept='text/plain;version=0.0.4', gzip=False, timeout=10,
-             source=None):
-    """One GET /metrics; (status, body bytes). Reads by Content-Length."""
-    s = socket.create_connection((host, port), timeout=timeout, source_address=source)
-    try:
-        s.sendall((f'GET /metrics HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n'
-                   + ('Accept-Encoding: gzip\r\n' if gzip else '')
-                   + 'Connection: close\r\n\r\n').encode())
-        data, length = bytearray(), None
-        while length is None or len(data) < length:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-            if length is None and b'\r\n\r\n' in data:
-                head = bytes(data).partition(b'\r\n\r\n')[0]
-                m = re.search(rb'(?im)^content-length:\s*(\d+)', head)
-                length = len(head) + 4 + int(m.group(1)) if m else None
-                if not m:
-                    fail('answer without Content-Length')
-    finally:
-        s.close()
-    head, _, body = bytes(data).partition(b'\r\n\r\n')
-    m = re.match(rb'HTTP/1\.[01] (\d{3})', head)
-    if not m:
-        fail(f'not an HTTP answer: {head[:80]!r}')
-    return int(m.group(1)), body
 
 
 def tcp_inodes():

@@ -76,6 +76,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vmm_util.h"
+
 #define GUEST_MEM_SIZE 0x10000u
 #define GUEST_CODE_GPA 0x1000u
 #define PORT_DONE 0x10
@@ -83,7 +85,7 @@
 #define MAX_VCPUS 64
 #define MAX_VMS 64
 #define MAX_LABELS 16
-#define HANDOFF_FDS_PER_MSG 64 /* the protocol's bound */
+#define HANDOFF_FDS_PER_MSG VMM_FDS_PER_MSG
 
 static const uint8_t guest_code[] = {
 	0xfa,             /* 0: cli */
@@ -161,24 +163,10 @@ static void write_all(int fd, const void *buf, size_t len, const char *what)
 /* Sends one hand-off message with its fds and insists on {"ok":true}. */
 static void handoff_send(int sock, const char *msg, const int *fds, unsigned n_fds)
 {
-	char control[CMSG_SPACE(HANDOFF_FDS_PER_MSG * sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	char answer[4096];
 	ssize_t n;
 
-	if (n_fds > 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = control;
-		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+	if (vmm_send_fds(sock, msg, strlen(msg), fds, n_fds) < 0)
 		die("hand-off sendmsg");
 	n = recv(sock, answer, sizeof(answer) - 1, 0);
 	if (n < 0)
@@ -408,9 +396,6 @@ static void setup_vm(struct vm *vm, const struct opts *o)
 	vm->run_size = (size_t)mmap_size;
 
 	for (unsigned i = 0; i < o->vcpus; i++) {
-		struct kvm_sregs sregs;
-		struct kvm_regs regs = { .rip = GUEST_CODE_GPA, .rflags = 2, .rcx = o->hlt + i };
-
 		vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
 		if (vm->vcpu_fd[i] < 0)
 			die("KVM_CREATE_VCPU %u", i);
@@ -418,14 +403,8 @@ static void setup_vm(struct vm *vm, const struct opts *o)
 				  vm->vcpu_fd[i], 0);
 		if (vm->run[i] == MAP_FAILED)
 			die("mmap kvm_run");
-		if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
-			die("KVM_GET_SREGS");
-		sregs.cs.base = 0;
-		sregs.cs.selector = 0;
-		if (ioctl(vm->vcpu_fd[i], KVM_SET_SREGS, &sregs) < 0)
-			die("KVM_SET_SREGS");
-		if (ioctl(vm->vcpu_fd[i], KVM_SET_REGS, &regs) < 0)
-			die("KVM_SET_REGS");
+		if (vmm_vcpu_real_mode(vm->vcpu_fd[i], GUEST_CODE_GPA, o->hlt + i) < 0)
+			die("KVM_GET/SET_SREGS/REGS");
 	}
 
 	/* Stats fds now, so that a --pause'd VM is visible before it runs. */

@@ -60,11 +60,12 @@
 #include <unistd.h>
 
 #include "preload_msg.h"
+#include "vmm_util.h"
 
 #define GUEST_MEM_SIZE 0x10000u
 #define GUEST_CODE_GPA 0x1000u
 #define MAX_VCPUS 256
-#define FDS_PER_MSG 64 /* the hand-off protocol's bound */
+#define FDS_PER_MSG VMM_FDS_PER_MSG
 #define EXIT_SKIP 77
 
 static const uint8_t guest_halt[] = { 0xfa, 0xe6, 0x11, 0xf4 };       /* cli; out; hlt */
@@ -108,24 +109,10 @@ static void kill_children(void)
 
 static void handoff_send(int sock, const char *msg, size_t len, const int *fds, size_t n_fds)
 {
-	char control[CMSG_SPACE(FDS_PER_MSG * sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	char answer[4096], why[256];
 	ssize_t n;
 
-	if (n_fds > 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = control;
-		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)len)
+	if (vmm_send_fds(sock, msg, len, fds, n_fds) < 0)
 		die(1, "hand-off sendmsg");
 	n = recv(sock, answer, sizeof(answer), 0);
 	if (n < 0)
@@ -208,9 +195,6 @@ static void setup_vm(struct vm *vm, const struct opts *o, int kvm_fd, size_t run
 		die(errno == EINVAL || errno == ENOTTY ? EXIT_SKIP : 1, "KVM_GET_STATS_FD (VM)");
 
 	for (unsigned i = 0; i < o->vcpus; i++) {
-		struct kvm_sregs sregs;
-		struct kvm_regs regs = { .rip = GUEST_CODE_GPA, .rflags = 2 };
-
 		vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
 		if (vm->vcpu_fd[i] < 0)
 			die(1, "KVM_CREATE_VCPU %u", i);
@@ -218,13 +202,8 @@ static void setup_vm(struct vm *vm, const struct opts *o, int kvm_fd, size_t run
 				  vm->vcpu_fd[i], 0);
 		if (vm->run[i] == MAP_FAILED)
 			die(1, "mmap kvm_run");
-		if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
-			die(1, "KVM_GET_SREGS");
-		sregs.cs.base = 0;
-		sregs.cs.selector = 0;
-		if (ioctl(vm->vcpu_fd[i], KVM_SET_SREGS, &sregs) < 0 ||
-		    ioctl(vm->vcpu_fd[i], KVM_SET_REGS, &regs) < 0)
-			die(1, "KVM_SET_SREGS/REGS");
+		if (vmm_vcpu_real_mode(vm->vcpu_fd[i], GUEST_CODE_GPA, 0) < 0)
+			die(1, "KVM_GET/SET_SREGS/REGS");
 		vm->vcpu_stats_fd[i] = ioctl(vm->vcpu_fd[i], KVM_GET_STATS_FD, NULL);
 		if (vm->vcpu_stats_fd[i] < 0)
 			die(1, "KVM_GET_STATS_FD (vCPU %u)", i);

@@ -175,7 +175,8 @@ def churn(a, fleet_path):
                 if a.mode == 'handoff':
                     left = exporter_fds(exp.pid) - base_fds
                 else:
-                    left = sum(1 for p in exporter_stats_owners(exp.pid) if p in ever)
+                    left = sum(1 for fd, p in exporter_stats_files(exp.pid)
+                               if p in ever and not held_by_another(exp.pid, fd))
                 if left == 0:
                     break
                 if time.monotonic() > deadline:
@@ -203,9 +204,12 @@ SYS_PIDFD_GETFD = 438
 HEADER = struct.Struct('=6I')  # flags name_size num_desc id_offset desc_offset data_offset
 
 
-def exporter_stats_owners(exporter_pid):
-    """The creator pid in the id ("kvm-<pid>...") of every stats fd the exporter holds."""
-    owners = []
+SYS_KCMP, KCMP_FILE = 312, 0  # x86-64
+
+
+def exporter_stats_files(exporter_pid):
+    """(fd, creator pid from the file's id "kvm-<pid>...") of every stats fd the exporter holds."""
+    out = []
     pidfd = os.pidfd_open(exporter_pid)
     try:
         for fd in stats_fd_links(exporter_pid):
@@ -215,26 +219,41 @@ def exporter_stats_owners(exporter_pid):
             try:
                 h = HEADER.unpack(os.pread(copy, HEADER.size, 0))
                 file_id = os.pread(copy, h[1], h[3]).split(b'\0')[0].decode()
-                owners.append(int(file_id[4:].split('/')[0]))
+                out.append((fd, int(file_id[4:].split('/')[0])))
             finally:
                 os.close(copy)
     finally:
         os.close(pidfd)
-    return owners
+    return out
+
+
+def held_by_another(exporter_pid, fd):
+    """Whether a live process other than the exporter holds the same open file as its fd."""
+    for p in os.listdir('/proc'):
+        if not p.isdigit() or int(p) == exporter_pid:
+            continue
+        try:
+            fds = stats_fd_links(int(p))
+        except OSError:
+            continue
+        for f in fds:
+            if _libc.syscall(SYS_KCMP, exporter_pid, int(p), KCMP_FILE, fd, f) == 0:
+                return True
+    return False
 
 
 def fleet_fds_held(exp, fl):
     """(stats fds the exporter holds of live fleet VMMs, of fleet VMMs that are gone)."""
     ever, live = fl.all_pids(), set(fl.read_pids())
-    owners = [p for p in exporter_stats_owners(exp.pid) if p in ever]
-    # A pid of a churned VMM may since name another VMM on the host (found by procfs
-    # too): only an owner that no longer exists at all is a dead VM's.
-    dead = [p for p in owners if p not in live and not os.path.exists(f'/proc/{p}')]
+    files = [(fd, p) for fd, p in exporter_stats_files(exp.pid) if p in ever]
+    # procfs also adopts stats fds that other processes hold (another exporter
+    # on this host, say), and so the files of a VM whose VMM is gone for as long
+    # as such a holder keeps them: only a file nobody else holds is a dead VM's.
+    dead = [(fd, p) for fd, p in files if p not in live and not os.path.exists(f'/proc/{p}')
+            and not held_by_another(exp.pid, fd)]
     if dead:
-        listed = {int(p) for p in INFO_PID.findall(exp.scrape())}
-        log(f'  stats fds of gone VMMs {sorted(set(dead))}; the exporter lists '
-            f'{sorted(set(dead) & listed)} of them in kvm_vm_info')
-    return sum(1 for p in owners if p in live), len(dead)
+        log(f'  stats fds of gone VMMs held by the exporter alone: {dead}')
+    return sum(1 for _, p in files if p in live), len(dead)
 
 
 def stats_fds_match(exporter_pid, pids):

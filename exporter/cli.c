@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,161 +23,27 @@
 #include "http/http.h"
 #include "log/log.h"
 #include "macro.h"
+#include "stats_filter.h"
 #include "util/duration.h"
 
-#define PROGRAM "kvmstats_exporter"
-
-#define DEFAULT_PORT           "9977"
-#define DEFAULT_TELEMETRY_PATH "/metrics"
-#define USEC_PER_MSEC          UINT64_C(1000)
-#define USEC_PER_SEC           UINT64_C(1000000)
-#define DEFAULT_RESCAN_USEC    (5 * USEC_PER_SEC)
-#define MIN_RESCAN_USEC        (100 * USEC_PER_MSEC)
-#define MAX_RESCAN_USEC        (3600 * USEC_PER_SEC)
+#define PROGRAM                         CLI_PROGRAM
+#define DEFAULT_PORT                    CLI_DEFAULT_PORT
+#define DEFAULT_TELEMETRY_PATH          CLI_DEFAULT_TELEMETRY_PATH
+#define USEC_PER_MSEC                   UINT64_C(1000)
+#define USEC_PER_SEC                    UINT64_C(1000000)
+#define DEFAULT_RESCAN_USEC             (5 * USEC_PER_SEC)
+#define MIN_RESCAN_USEC                 (100 * USEC_PER_MSEC)
+#define MAX_RESCAN_USEC                 (3600 * USEC_PER_SEC)
 #define DEFAULT_HANDOFF_MAX_CONNECTIONS 256
 #define MAX_HANDOFF_MAX_CONNECTIONS     65536
 #define MAX_UNIX_SOCKET_PATH            107 /* sizeof(sun_path) - 1 */
 
-/* One string per section: C99 promises string literals of 4095 bytes only. */
-static const char *const usage_text[] = {
-        "usage: " PROGRAM " [<flags>]\n"
-        "\n"
-        "Prometheus exporter for KVM binary statistics (KVM_GET_STATS_FD, Linux 5.14+).\n"
-        "Reads the statistics of the VMs and vCPUs on this host and serves them as\n"
-        "Prometheus metrics.\n"
-        "\n"
-        "Flags:\n"
-        "  -h, --help      Show this help and exit.\n"
-        "      --version   Show the version and revision and exit.\n"
-        "\n"
-        "HTTP server:\n"
-        "      --web.listen-address=ADDR\n"
-        "          Address to serve metrics on: \"host:port\", \":port\" (every address,\n"
-        "          IPv6 and IPv4) or \"[ipv6]:port\". A host name listens on every\n"
-        "          address it resolves to. Repeat the flag to listen on several\n"
-        "          addresses. Port 0 picks a free port; the address actually bound is\n"
-        "          logged as msg=\"listening\". Default: \":" DEFAULT_PORT "\".\n"
-        "      --web.telemetry-path=PATH\n"
-        "          Path under which metrics are served; must start with \"/\" and must\n"
-        "          not be \"/\". The server also answers \"/\" (a landing page),\n"
-        "          \"/-/healthy\" and \"/-/ready\" (200 once the first discovery is done,\n"
-        "          503 before). Default: \"" DEFAULT_TELEMETRY_PATH "\".\n"
-        "      --web.config.file=PATH\n"
-        "          Web configuration file (the exporter-toolkit format: the same file\n"
-        "          node_exporter reads) that turns on TLS, client certificates, basic\n"
-        "          authentication and extra response headers; see docs/web-config.md.\n"
-        "          A bad file stops startup. Default: none (plain HTTP, no\n"
-        "          authentication).\n"
-        "      --web.max-requests=N\n"
-        "          Maximum number of scrapes served at the same time; more are\n"
-        "          answered 503 at once. 0 means no limit. Default: 40.\n"
-        "      --[no-]web.disable-exporter-metrics\n"
-        "          Leave out the exporter's own kvmstats_exporter_* metrics (build,\n"
-        "          VMs and fds tracked, errors, hand-off and canary counters), except\n"
-        "          kvmstats_exporter_collector_duration_seconds and _success per\n"
-        "          source. Default: off.\n"
-        "      --[no-]web.systemd-socket\n"
-        "          Serve on the listening stream sockets that systemd passes (socket\n"
-        "          activation, e.g. kvmstats_exporter.socket) instead of binding\n"
-        "          --web.listen-address. A passed socket named \"handoff\" is left to\n"
-        "          the hand-off socket. Fails if systemd passed no stream socket.\n"
-        "          Default: off.\n"
-        "      --[no-]once\n"
-        "          Do not serve HTTP: collect once, write one exposition (text format\n"
-        "          0.0.4) to stdout and exit. The exit status is 0 on success and\n"
-        "          non-zero on any failure, so scripts and node_exporter's textfile\n"
-        "          collector can rely on it. Default: off.\n"
-        "\n",
-        "Sources of KVM statistics:\n"
-        "      --[no-]kvm.procfs\n"
-        "          Find VMs by scanning /proc/*/fd for the KVM stats fds that VMMs keep\n"
-        "          open (QEMU 8.1 and later do) and take copies with pidfd_getfd(2).\n"
-        "          Needs CAP_SYS_PTRACE (or root); without it a warning is logged once\n"
-        "          and the other sources keep working. Default: on.\n"
-        "      --kvm.stats-file=PATH\n"
-        "          Read a saved KVM stats blob (the bytes of a stats fd from offset 0 to\n"
-        "          the end of its data block) and export it as if it came from a live\n"
-        "          VM; for offline inspection, bug reports and tests. Repeat the flag\n"
-        "          to read several files. Default: none.\n"
-        "      --[no-]kvm.canary\n"
-        "          Create one tiny VM of the exporter's own that runs a few guest\n"
-        "          instructions in a loop: proves that this host can run KVM and\n"
-        "          gives real data to look at. Needs access to /dev/kvm. Default: off.\n"
-        "      --kvm.handoff-socket=PATH\n"
-        "          Listen on this unix socket (SOCK_SEQPACKET) for VMMs, or the\n"
-        "          LD_PRELOAD shim inside them, that hand over their stats fds\n"
-        "          (protocol: docs/handoff.md). Needs no privilege. If the socket\n"
-        "          cannot be made, a warning is logged and the exporter runs without\n"
-        "          it; --once never listens. An empty value disables it. Default:\n"
-        "          \"" CLI_DEFAULT_HANDOFF_SOCKET "\".\n"
-        "      --kvm.handoff-allow-uid=UID\n"
-        "          Accept hand-off connections from processes of this user (a number\n"
-        "          or a name). Repeat the flag to allow several users. Default: root\n"
-        "          and the user the exporter runs as.\n"
-        "      --kvm.handoff-allow-gid=GID\n"
-        "          Also accept processes in this group, primary or supplementary (a\n"
-        "          number or a name). Repeat the flag to allow several groups.\n"
-        "          Default: none.\n"
-        "      --kvm.handoff-max-connections=N\n"
-        "          Hand-off connections (one per VM) allowed at once, from 1 to 65536;\n"
-        "          further ones are closed at once. Default: 256.\n"
-        "      --kvm.rescan-interval=DURATION\n"
-        "          How often to scan /proc for new VMs; VMs whose process exits are\n"
-        "          dropped at once, not at the next scan. A duration such as 500ms,\n"
-        "          5s, 1m or 1m30s, from 100ms to 1h. Default: 5s.\n"
-        "      --[no-]kvm.per-vcpu\n"
-        "          Export vCPU statistics per vCPU, with a \"vcpu\" label. Off by default:\n"
-        "          vCPU statistics are then aggregated per VM (sums, and maxima for\n"
-        "          peak values), which keeps the number of series low. Default: off.\n"
-        "\n",
-        "vhost-user tap (docs/vhost-tap.md):\n"
-        "      --vhost.proxy=name=NAME,listen=PATH,backend=PATH[,KEY=VALUE...]\n"
-        "          Sit between a vhost-user frontend (the VMM) and its backend: listen\n"
-        "          on the unix socket listen=PATH, where the frontend connects instead\n"
-        "          of the backend's socket, connect to the backend at backend=PATH,\n"
-        "          relay every message and fd of both channels unchanged, and export\n"
-        "          vhost_user_* metrics labelled proxy=NAME (1 to 64 characters of\n"
-        "          [a-zA-Z0-9_.-], unique). One frontend at a time; a frontend that\n"
-        "          reconnects gets a fresh session. Optional keys:\n"
-        "            shmem=ID:SIZE[;ID:SIZE...]  sizes of the device's shared memory\n"
-        "              regions, for frontends that never announce them (SIZE in bytes\n"
-        "              or with a K, M, G or T suffix);\n"
-        "            trusted=yes  the VMM trusts this backend with host pointers: its\n"
-        "              EXTERNAL_MAP requests are not flagged out_of_process.\n"
-        "          Repeat the flag for several proxies. --once never listens.\n"
-        "          Default: none.\n"
-        "      --vhost.policy=POLICY\n"
-        "          observe: relay everything and count. enforce: do not relay a\n"
-        "          backend request that breaks a rule (malformed, or a mapping that is\n"
-        "          unaligned, out of its region, overlapping, or an EXTERNAL_MAP of an\n"
-        "          untrusted backend); answer it with failure when a reply is due and\n"
-        "          count it in vhost_user_refused_total. Default: observe.\n"
-        "\n",
-        "Logging:\n"
-        "      --log.level=LEVEL\n"
-        "          Only log messages at this severity or above: debug, info, warn or\n"
-        "          error. Default: info.\n"
-        "      --log.format=FORMAT\n"
-        "          How events are written on stderr: logfmt or json (one JSON object\n"
-        "          per line). When stderr is connected to the systemd journal, events\n"
-        "          go to the journal as records with one field per key (VM=, PID=,\n"
-        "          ERR=, ...) whatever the format. Default: logfmt.\n"
-        "\n"
-        "Boolean flags also take the forms --no-<flag> and --<flag>=true|false. Other\n"
-        "flags take their value as --flag=value or --flag value.\n",
-};
-
-static void print_usage(void)
-{
-	for (size_t i = 0; i < ELEMENTSOF(usage_text); i++)
-		fputs(usage_text[i], stdout);
-}
-
 enum flag_kind {
-	FLAG_BOOL,    /* sets a bool member at `offset` */
-	FLAG_VALUE,   /* takes a value, handled by `set` */
-	FLAG_HELP,    /* prints usage_text */
-	FLAG_VERSION, /* prints the version line */
+	FLAG_BOOL,      /* sets a bool member at `offset` */
+	FLAG_VALUE,     /* takes a value, handled by `set` */
+	FLAG_HELP,      /* prints usage_text */
+	FLAG_VERSION,   /* prints the version line */
+	FLAG_COLLECTOR, /* a boolean: turns collector `offset` (enum collector_id) on or off */
 };
 
 struct flag {
@@ -254,6 +121,38 @@ static int set_stats_file(struct options *o, const char *value, const char **ret
 		return -EINVAL;
 	}
 	return strv_push(&o->stats_files, &o->n_stats_files, value);
+}
+
+/* A regular expression that compiles, kept as text (main compiles it for the collector). */
+static int set_regex(char **slot, const char *value, const char **ret_why)
+{
+	static char why[160];
+	regex_t re;
+	char *copy;
+	int r;
+
+	r = stats_filter_compile(&re, value, why, sizeof(why));
+	if (r < 0) {
+		*ret_why = why;
+		return r;
+	}
+	regfree(&re);
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static int set_stats_include(struct options *o, const char *value, const char **ret_why)
+{
+	return set_regex(&o->stats_include, value, ret_why);
+}
+
+static int set_stats_exclude(struct options *o, const char *value, const char **ret_why)
+{
+	return set_regex(&o->stats_exclude, value, ret_why);
 }
 
 static int set_rescan_interval(struct options *o, const char *value, const char **ret_why)
@@ -461,33 +360,51 @@ static int set_vhost_policy(struct options *o, const char *value, const char **r
 }
 
 static const struct flag flags[] = {
-        {.name = "web.listen-address", .kind = FLAG_VALUE, .repeatable = true, .set = set_listen},
-        {.name = "web.telemetry-path", .kind = FLAG_VALUE, .set = set_telemetry_path},
-        {.name = "web.config.file", .kind = FLAG_VALUE, .set = set_web_config_file},
-        {.name = "web.max-requests", .kind = FLAG_VALUE, .set = set_max_requests},
-        {.name = "web.disable-exporter-metrics", .kind = FLAG_BOOL,
-         .offset = offsetof(struct options, disable_exporter_metrics)},
-        {.name = "web.systemd-socket", .kind = FLAG_BOOL,
-         .offset = offsetof(struct options, systemd_socket)},
-        {.name = "once", .kind = FLAG_BOOL, .offset = offsetof(struct options, once)},
-        {.name = "kvm.procfs", .kind = FLAG_BOOL, .offset = offsetof(struct options, procfs)},
-        {.name = "kvm.stats-file", .kind = FLAG_VALUE, .repeatable = true, .set = set_stats_file},
-        {.name = "kvm.canary", .kind = FLAG_BOOL, .offset = offsetof(struct options, canary)},
-        {.name = "kvm.handoff-socket", .kind = FLAG_VALUE, .set = set_handoff_socket},
-        {.name = "kvm.handoff-allow-uid", .kind = FLAG_VALUE, .repeatable = true,
-         .set = set_handoff_allow_uid},
-        {.name = "kvm.handoff-allow-gid", .kind = FLAG_VALUE, .repeatable = true,
-         .set = set_handoff_allow_gid},
-        {.name = "kvm.handoff-max-connections", .kind = FLAG_VALUE,
-         .set = set_handoff_max_connections},
-        {.name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval},
-        {.name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu)},
-        {.name = "vhost.proxy", .kind = FLAG_VALUE, .repeatable = true, .set = set_vhost_proxy},
-        {.name = "vhost.policy", .kind = FLAG_VALUE, .set = set_vhost_policy},
-        {.name = "log.level", .kind = FLAG_VALUE, .set = set_log_level},
-        {.name = "log.format", .kind = FLAG_VALUE, .set = set_log_format},
-        {.name = "help", .kind = FLAG_HELP},
-        {.name = "version", .kind = FLAG_VERSION},
+	{ .name = "web.listen-address", .kind = FLAG_VALUE, .repeatable = true, .set = set_listen },
+	{ .name = "web.telemetry-path", .kind = FLAG_VALUE, .set = set_telemetry_path },
+	{ .name = "web.config.file", .kind = FLAG_VALUE, .set = set_web_config_file },
+	{ .name = "web.max-requests", .kind = FLAG_VALUE, .set = set_max_requests },
+	{ .name = "web.disable-exporter-metrics",
+	  .kind = FLAG_BOOL,
+	  .offset = offsetof(struct options, disable_exporter_metrics) },
+	{ .name = "web.systemd-socket",
+	  .kind = FLAG_BOOL,
+	  .offset = offsetof(struct options, systemd_socket) },
+	{ .name = "once", .kind = FLAG_BOOL, .offset = offsetof(struct options, once) },
+	{ .name = "kvm.procfs", .kind = FLAG_BOOL, .offset = offsetof(struct options, procfs) },
+	{ .name = "kvm.stats-file", .kind = FLAG_VALUE, .repeatable = true, .set = set_stats_file },
+	{ .name = "kvm.canary", .kind = FLAG_BOOL, .offset = offsetof(struct options, canary) },
+	{ .name = "kvm.handoff-socket", .kind = FLAG_VALUE, .set = set_handoff_socket },
+	{ .name = "kvm.handoff-allow-uid",
+	  .kind = FLAG_VALUE,
+	  .repeatable = true,
+	  .set = set_handoff_allow_uid },
+	{ .name = "kvm.handoff-allow-gid",
+	  .kind = FLAG_VALUE,
+	  .repeatable = true,
+	  .set = set_handoff_allow_gid },
+	{ .name = "kvm.handoff-max-connections",
+	  .kind = FLAG_VALUE,
+	  .set = set_handoff_max_connections },
+	{ .name = "kvm.rescan-interval", .kind = FLAG_VALUE, .set = set_rescan_interval },
+	{ .name = "kvm.per-vcpu", .kind = FLAG_BOOL, .offset = offsetof(struct options, per_vcpu) },
+	{ .name = "kvm.stats-include", .kind = FLAG_VALUE, .set = set_stats_include },
+	{ .name = "kvm.stats-exclude", .kind = FLAG_VALUE, .set = set_stats_exclude },
+	{ .name = "vhost.proxy", .kind = FLAG_VALUE, .repeatable = true, .set = set_vhost_proxy },
+	{ .name = "vhost.policy", .kind = FLAG_VALUE, .set = set_vhost_policy },
+	{ .name = "collector.procfs", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_PROCFS },
+	{ .name = "collector.handoff", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_HANDOFF },
+	{ .name = "collector.canary", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_CANARY },
+	{ .name = "collector.file", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_FILE },
+	{ .name = "collector.vhost", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_VHOST },
+	{ .name = "collector.exporter", .kind = FLAG_COLLECTOR, .offset = COLLECTOR_EXPORTER },
+	{ .name = "collector.disable-defaults",
+	  .kind = FLAG_BOOL,
+	  .offset = offsetof(struct options, collectors_disable_defaults) },
+	{ .name = "log.level", .kind = FLAG_VALUE, .set = set_log_level },
+	{ .name = "log.format", .kind = FLAG_VALUE, .set = set_log_format },
+	{ .name = "help", .kind = FLAG_HELP },
+	{ .name = "version", .kind = FLAG_VERSION },
 };
 
 static const struct flag *flag_find(const char *name, size_t n)
@@ -501,8 +418,8 @@ static const struct flag *flag_find(const char *name, size_t n)
 /* strconv.ParseBool, as kingpin uses. */
 static int parse_bool(const char *s, bool *ret)
 {
-	static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
-	static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+	static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+	static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
 
 	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
 		if (strcmp(s, yes[i]) == 0) {
@@ -577,12 +494,37 @@ static int fail_value(const struct flag *f, const char *value, const char *why)
 static void options_init_defaults(struct options *o)
 {
 	*o = (struct options){
-	        .procfs = true,
-	        .rescan_usec = DEFAULT_RESCAN_USEC,
-	        .handoff_max_connections = DEFAULT_HANDOFF_MAX_CONNECTIONS,
-	        .log_level = LOG_LEVEL_INFO,
-	        .max_requests = HTTP_DEFAULT_MAX_REQUESTS,
+		.procfs = true,
+		.rescan_usec = DEFAULT_RESCAN_USEC,
+		.handoff_max_connections = DEFAULT_HANDOFF_MAX_CONNECTIONS,
+		.log_level = LOG_LEVEL_INFO,
+		.max_requests = HTTP_DEFAULT_MAX_REQUESTS,
 	};
+}
+
+/*
+ * Folds --collector.* into the --kvm.* and --web.* options they stand for:
+ * a source runs when both its collector and its own flag leave it on; the
+ * canary, off by default, runs when either turns it on and none turns it off.
+ */
+static void collectors_resolve(struct options *o)
+{
+	uint32_t on =
+		(o->collectors_disable_defaults ? 0 : CLI_DEFAULT_COLLECTORS) | o->collectors_on;
+
+	on &= ~o->collectors_off;
+	if (o->canary && !(o->collectors_off & (1u << COLLECTOR_CANARY)))
+		on |= 1u << COLLECTOR_CANARY;
+	o->canary = on & (1u << COLLECTOR_CANARY);
+	if (!o->procfs)
+		on &= ~(1u << COLLECTOR_PROCFS);
+	o->procfs = on & (1u << COLLECTOR_PROCFS);
+	if (!(on & (1u << COLLECTOR_HANDOFF)))
+		o->handoff_socket[0] = '\0';
+	if (o->disable_exporter_metrics)
+		on &= ~(1u << COLLECTOR_EXPORTER);
+	o->disable_exporter_metrics = !(on & (1u << COLLECTOR_EXPORTER));
+	o->collectors = on;
 }
 
 static int options_fill_unset(struct options *o)
@@ -597,6 +539,7 @@ static int options_fill_unset(struct options *o)
 		if (!o->handoff_socket)
 			return -ENOMEM;
 	}
+	collectors_resolve(o);
 	if (o->n_handoff_allow_uids == 0) {
 		if (ids_push(&o->handoff_allow_uids, &o->n_handoff_allow_uids, 0) < 0)
 			return -ENOMEM;
@@ -631,9 +574,9 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 	f = flag_find(name, name_n);
 	if (!f && name_n > 3 && strncmp(name, "no-", 3) == 0) {
 		f = flag_find(name + 3, name_n - 3);
-		if (f && f->kind != FLAG_BOOL)
+		if (f && f->kind != FLAG_BOOL && f->kind != FLAG_COLLECTOR)
 			return fail("flag --%s is not a boolean, so %s does not exist", f->name,
-			            quote(arg, q, sizeof(q)));
+				    quote(arg, q, sizeof(q)));
 		negated = f != NULL;
 	}
 	if (!f)
@@ -648,24 +591,34 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 	case FLAG_VERSION:
 		if (value)
 			return fail("flag --%s does not take a value (got %s)", f->name,
-			            quote(value, q, sizeof(q)));
+				    quote(value, q, sizeof(q)));
 		if (f->kind == FLAG_HELP)
-			print_usage();
+			cli_print_usage();
 		else
 			printf(PROGRAM " version %s (revision %s)\n", PROJECT_VERSION,
 			       PROJECT_REVISION);
 		fflush(stdout);
 		return CLI_EXIT_OK;
 
-	case FLAG_BOOL: {
+	case FLAG_BOOL:
+	case FLAG_COLLECTOR: {
 		bool b = true;
 
 		if (value && negated)
 			return fail("flag --no-%s does not take a value (got %s)", f->name,
-			            quote(value, q, sizeof(q)));
+				    quote(value, q, sizeof(q)));
 		if (value && parse_bool(value, &b) < 0)
 			return fail_value(f, value, "expected true or false");
-		*(bool *)((char *)o + f->offset) = negated ? false : b;
+		b = negated ? false : b;
+		if (f->kind == FLAG_BOOL) {
+			*(bool *)((char *)o + f->offset) = b;
+		} else if (b) {
+			o->collectors_on |= 1u << f->offset;
+			o->collectors_off &= ~(1u << f->offset);
+		} else {
+			o->collectors_off |= 1u << f->offset;
+			o->collectors_on &= ~(1u << f->offset);
+		}
 		return 0;
 	}
 
@@ -676,7 +629,7 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 			/* Like kingpin: a following flag is not taken as the value. */
 			if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] != '\0'))
 				return fail("flag --%s needs a value (--%s=VALUE)", f->name,
-				            f->name);
+					    f->name);
 			value = argv[++*i];
 		}
 		r = f->set(o, value, &why);
@@ -695,7 +648,7 @@ static int parse_long_flag(int argc, char **argv, int *i, struct options *o, boo
 int cli_parse(int argc, char **argv, struct options *ret)
 {
 	struct options o;
-	bool seen[ELEMENTSOF(flags)] = {false};
+	bool seen[ELEMENTSOF(flags)] = { false };
 	char q[QUOTE_BUFSIZE];
 	int r = 0;
 
@@ -708,12 +661,12 @@ int cli_parse(int argc, char **argv, struct options *ret)
 			/* Everything after "--" is positional, and we take none. */
 			if (i + 1 < argc)
 				r = fail("unexpected argument %s: no positional arguments are "
-				         "accepted",
-				         quote(argv[i + 1], q, sizeof(q)));
+					 "accepted",
+					 quote(argv[i + 1], q, sizeof(q)));
 			break;
 		}
 		if (strcmp(arg, "-h") == 0) {
-			print_usage();
+			cli_print_usage();
 			fflush(stdout);
 			r = CLI_EXIT_OK;
 		} else if (strncmp(arg, "--", 2) == 0) {
@@ -722,7 +675,7 @@ int cli_parse(int argc, char **argv, struct options *ret)
 			r = fail("unknown flag %s (see --help)", quote(arg, q, sizeof(q)));
 		} else {
 			r = fail("unexpected argument %s: no positional arguments are accepted",
-			         quote(arg, q, sizeof(q)));
+				 quote(arg, q, sizeof(q)));
 		}
 	}
 
@@ -756,6 +709,8 @@ void options_release(struct options *o)
 	free(o->handoff_allow_uids);
 	free(o->handoff_allow_gids);
 	free(o->web_config_file);
+	free(o->stats_include);
+	free(o->stats_exclude);
 	for (size_t i = 0; i < o->n_vhost_proxies; i++)
 		vhost_proxy_config_release(&o->vhost_proxies[i]);
 	free(o->vhost_proxies);

@@ -12,12 +12,21 @@
 #include "expo/escape.h"
 #include "expo/family.h"
 #include "kvm_families.h"
+#include "vcpu_thread_scrape.h"
 #include "macro.h"
 #include "util/clock.h"
 
+const char *const collector_names[COLLECTOR__MAX] = {
+	[COLLECTOR_PROCFS] = "procfs", [COLLECTOR_FILE] = "file",
+	[COLLECTOR_CANARY] = "canary", [COLLECTOR_HANDOFF] = "handoff",
+	[COLLECTOR_VHOST] = "vhost",   [COLLECTOR_EXPORTER] = "exporter",
+};
+
 int collector_init(struct collector *c, bool per_vcpu)
 {
-	*c = (struct collector){ .per_vcpu = per_vcpu };
+	*c = (struct collector){ .per_vcpu = per_vcpu,
+				 .collectors = COLLECTORS_ALL,
+				 .scrape_collectors = COLLECTORS_ALL };
 	c->schemas = kvmstats_schema_cache_new();
 	if (!c->schemas)
 		return -ENOMEM;
@@ -54,7 +63,7 @@ int collector_prepare_file(struct collector *c, struct kvmstats_file *f)
 		return r;
 	if (f->schema->userdata)
 		return 0;
-	r = kvmstats_translate(f->schema, &t);
+	r = kvmstats_translate_filtered(f->schema, c->family_keep, c->family_keep_userdata, &t);
 	if (r < 0)
 		return r;
 	f->schema->userdata = t;
@@ -107,8 +116,9 @@ int collector_add_vm(struct collector *c, struct vm *vm)
 
 		for (unsigned k = 0; !alt || collector_name_taken(c, alt); k++) {
 			free(alt);
-			if ((k == 0 && vm->pid > 0 ? asprintf(&alt, "%s-%d", vm->name, (int)vm->pid)
-						   : asprintf(&alt, "%s-%u", vm->name, k + 1)) < 0) {
+			if ((k == 0 && vm->pid > 0
+				     ? asprintf(&alt, "%s-%d", vm->name, (int)vm->pid)
+				     : asprintf(&alt, "%s-%u", vm->name, k + 1)) < 0) {
 				vm_free(vm);
 				return -ENOMEM;
 			}
@@ -176,10 +186,11 @@ static void check_liveness(struct collector *c)
 	}
 	for (size_t i = 0; i < c->n_vms; i++)
 		if (c->vms[i]->pidfd >= 0)
-			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->pidfd, .events = POLLIN };
+			c->pollfds[n++] =
+				(struct pollfd){ .fd = c->vms[i]->pidfd, .events = POLLIN };
 		else if (c->vms[i]->conn_fd >= 0)
-			c->pollfds[n++] = (struct pollfd){ .fd = c->vms[i]->conn_fd,
-							   .events = POLLRDHUP };
+			c->pollfds[n++] =
+				(struct pollfd){ .fd = c->vms[i]->conn_fd, .events = POLLRDHUP };
 	if (n == 0 || poll(c->pollfds, n, 0) <= 0)
 		return;
 	n = 0;
@@ -197,8 +208,8 @@ void collector_count_rejected_fd(struct collector *c)
 	atomic_fetch_add_explicit(&c->rejected_fds, 1, memory_order_relaxed);
 }
 
-int collector_add_writer(struct collector *c, enum collector_writer_kind kind,
-			 family_writer_fn fn, void *userdata)
+int collector_add_writer(struct collector *c, enum collector_writer_kind kind, family_writer_fn fn,
+			 void *userdata)
 {
 	struct collector_writer *w;
 
@@ -232,6 +243,12 @@ static void call_writers(struct collector *c, struct family_writer *w,
 			c->writers[i].write(c->writers[i].userdata, w);
 }
 
+/* The exporter's own metrics: enabled, and asked for by this scrape. */
+static bool self_wanted(const struct collector *c)
+{
+	return !c->disable_exporter_metrics && (c->scrape_collectors & (1u << COLLECTOR_EXPORTER));
+}
+
 /*
  * The collector's own self-metric families (docs/metrics.md). The sources'
  * and the scrape duration follow: see collector_write().
@@ -256,6 +273,8 @@ static void write_self(struct collector *c, struct family_writer *w)
 	family_begin(w, "kvmstats_exporter_collector_duration_seconds", FAMILY_GAUGE, "seconds",
 		     "Time this scrape spent reading the stats files of each source.");
 	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		if (!(c->scrape_collectors & (1u << s)))
+			continue;
 		family_sample(w, NULL);
 		family_label(w, "collector", vm_source_to_string(s));
 		family_value_seconds(w, c->source_read_seconds[s]);
@@ -263,11 +282,13 @@ static void write_self(struct collector *c, struct family_writer *w)
 	family_begin(w, "kvmstats_exporter_collector_success", FAMILY_GAUGE, NULL,
 		     "Whether every stats file of each source read successfully in this scrape.");
 	for (unsigned s = 0; s < VM_SOURCE__MAX; s++) {
+		if (!(c->scrape_collectors & (1u << s)))
+			continue;
 		family_sample(w, NULL);
 		family_label(w, "collector", vm_source_to_string(s));
 		family_value_bool(w, c->source_read_ok[s]);
 	}
-	if (c->disable_exporter_metrics)
+	if (!self_wanted(c))
 		return;
 
 	family_begin(w, "kvmstats_exporter_build_info", FAMILY_GAUGE, NULL,
@@ -294,39 +315,73 @@ static void write_self(struct collector *c, struct family_writer *w)
 			 skipped);
 
 	family_write_u64(w, "kvmstats_exporter_read_errors", FAMILY_COUNTER,
-			 "Reads of a stats file that failed; its series are left out of that scrape.",
+			 "Reads of a stats file that failed; its series are left out of that "
+			 "scrape.",
 			 c->read_errors);
 
 	family_write_u64(w, "kvmstats_exporter_rejected_fds", FAMILY_COUNTER,
-			 "Stats fds found but refused (malformed, or not the kind their link said).",
+			 "Stats fds found but refused (malformed, or not the kind their link "
+			 "said).",
 			 atomic_load_explicit(&c->rejected_fds, memory_order_relaxed));
+}
+
+static bool vm_wanted(const struct vm *vm, uint32_t mask)
+{
+	return mask & (1u << vm->source);
 }
 
 int collector_write(struct collector *c, struct outbuf *out, enum exposition_format fmt,
 		    double started)
 {
+	const uint32_t sources = (1u << VM_SOURCE__MAX) - 1;
 	struct family_writer w = family_writer_init(out, fmt);
+	_cleanup_free_ struct vm **some = NULL;
+	struct vm *const *vms = c->vms;
+	size_t n_vms = c->n_vms;
 
-	kvm_families_write(&w, c->vms, c->n_vms, c->per_vcpu);
+	/* A scrape limited to some sources writes a list of their VMs; the full one, all. */
+	if ((c->scrape_collectors & sources) != sources && c->n_vms > 0) {
+		some = malloc(c->n_vms * sizeof(*some));
+		if (!some) {
+			out->failed = true;
+			return 0;
+		}
+		n_vms = 0;
+		for (size_t i = 0; i < c->n_vms; i++)
+			if (vm_wanted(c->vms[i], c->scrape_collectors))
+				some[n_vms++] = c->vms[i];
+		vms = some;
+	}
+
+	kvm_families_write(&w, vms, n_vms, c->per_vcpu);
+	vcpu_thread_families_write(&w, vms, n_vms, c->per_vcpu);
 	write_self(c, &w);
-	if (!c->disable_exporter_metrics) {
+	if (self_wanted(c)) {
 		call_writers(c, &w, COLLECTOR_WRITER_SELF);
 		family_write_seconds(&w, "kvmstats_exporter_scrape_duration_seconds",
 				     "Time this scrape took to read every stats file and format "
 				     "the KVM metrics.",
 				     monotonic_seconds() - started);
 	}
-	call_writers(c, &w, COLLECTOR_WRITER_FAMILIES);
+	if (c->scrape_collectors & (1u << COLLECTOR_VHOST))
+		call_writers(c, &w, COLLECTOR_WRITER_FAMILIES);
 	family_writer_end(&w);
 	return 0;
 }
 
 int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt)
 {
+	return collector_collect_only(c, out, fmt, COLLECTORS_ALL);
+}
+
+int collector_collect_only(struct collector *c, struct outbuf *out, enum exposition_format fmt,
+			   uint32_t mask)
+{
 	double start;
 	int r;
 
 	pthread_mutex_lock(&c->lock);
+	c->scrape_collectors = mask & c->collectors;
 	start = monotonic_seconds();
 	check_liveness(c);
 
@@ -340,12 +395,15 @@ int collector_collect(struct collector *c, struct outbuf *out, enum exposition_f
 		double t0 = monotonic_seconds();
 		bool ok;
 
+		if (!vm_wanted(vm, c->scrape_collectors))
+			continue;
 		vm->vm_read_ok = vm->vm_file && !vm->exited && read_file(c, vm->vm_file);
 		ok = vm->exited || !vm->vm_file || vm->vm_read_ok;
 		for (size_t j = 0; j < vm->n_vcpus; j++) {
 			vm->vcpus[j].read_ok = !vm->exited && read_file(c, vm->vcpus[j].file);
 			ok = ok && (vm->exited || vm->vcpus[j].read_ok);
 		}
+		vcpu_threads_read(vm);
 		c->source_read_seconds[vm->source] += monotonic_seconds() - t0;
 		c->source_read_ok[vm->source] = c->source_read_ok[vm->source] && ok;
 	}

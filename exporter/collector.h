@@ -22,6 +22,7 @@
 #include "expo/family.h"
 #include "expo/outbuf.h"
 #include "kvmstats.h"
+#include "translate.h"
 #include "vm.h"
 
 /* Where a registered writer's families go in the exposition. */
@@ -35,6 +36,26 @@ enum collector_writer_kind {
 	/* Other families (vhost_user_*): after every self-metric. */
 	COLLECTOR_WRITER_FAMILIES,
 };
+
+/*
+ * What a scrape can be limited to (collect[]/exclude[], --collector.NAME):
+ * the four sources by their vm_source bit, the tap's families, and the
+ * exporter's own metrics. Registered writers belong to a collector by kind:
+ * COLLECTOR_WRITER_SELF to "exporter", COLLECTOR_WRITER_FAMILIES to "vhost".
+ */
+enum collector_id {
+	COLLECTOR_PROCFS = VM_SOURCE_PROCFS,
+	COLLECTOR_FILE = VM_SOURCE_FILE,
+	COLLECTOR_CANARY = VM_SOURCE_CANARY,
+	COLLECTOR_HANDOFF = VM_SOURCE_HANDOFF,
+	COLLECTOR_VHOST = VM_SOURCE__MAX,
+	COLLECTOR_EXPORTER,
+	COLLECTOR__MAX,
+};
+#define COLLECTORS_ALL ((1u << COLLECTOR__MAX) - 1)
+
+/* "procfs", "file", "canary", "handoff", "vhost", "exporter", by enum collector_id. */
+extern const char *const collector_names[COLLECTOR__MAX];
 
 struct collector_writer {
 	enum collector_writer_kind kind;
@@ -50,15 +71,23 @@ struct collector {
 	struct kvmstats_schema_cache *schemas;
 	bool per_vcpu;
 	bool ready;
+	/* --kvm.stats-include/-exclude: applied when a schema is first translated. */
+	kvmstats_family_keep_fn family_keep;
+	void *family_keep_userdata;
 
 	/* Self-metrics; written under lock. */
 	uint64_t read_errors;
 	uint64_t scrapes;
-	/* Fds found but refused (malformed, wrong kind); counted from any thread, without the lock. */
+	/* Fds found but refused (malformed, wrong kind); counted from any thread, without the lock.
+	 */
 	atomic_uint_fast64_t rejected_fds;
 	/* --web.disable-exporter-metrics: only the per-source read metrics remain. */
 	bool disable_exporter_metrics;
-	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded. */
+	/* 1u << enum collector_id: the enabled collectors; the current scrape's subset. */
+	uint32_t collectors;
+	uint32_t scrape_collectors;
+	/* Per source, this scrape: time spent reading its files, and whether all reads succeeded.
+	 */
 	double source_read_seconds[VM_SOURCE__MAX];
 	bool source_read_ok[VM_SOURCE__MAX];
 	/* Called after every scrape, outside the lock (the canary's trigger). */
@@ -105,13 +134,21 @@ void collector_count_rejected_fd(struct collector *c);
  * Registers fn to write its families at every scrape, under the lock, in
  * registration order within its kind. 0 or -ENOMEM.
  */
-int collector_add_writer(struct collector *c, enum collector_writer_kind kind,
-			 family_writer_fn fn, void *userdata);
+int collector_add_writer(struct collector *c, enum collector_writer_kind kind, family_writer_fn fn,
+			 void *userdata);
 /* Unregisters what collector_add_writer() registered; takes the lock. */
 void collector_remove_writer(struct collector *c, family_writer_fn fn, void *userdata);
 
 /* Reads every file (one pread each) and writes the exposition in fmt; thread-safe. 0 or -errno. */
 int collector_collect(struct collector *c, struct outbuf *out, enum exposition_format fmt);
+
+/*
+ * collector_collect() limited to the collectors in mask (1u << enum
+ * collector_id, within c->collectors): only their VMs are read and written,
+ * the tap's and the exporter's families only when named.
+ */
+int collector_collect_only(struct collector *c, struct outbuf *out, enum exposition_format fmt,
+			   uint32_t mask);
 
 /*
  * Writes the whole exposition from the values of the last reads: the KVM

@@ -24,8 +24,8 @@
 #include "vm.h"
 
 _Static_assert((int)KVMSTATS_METRIC_COUNTER == (int)FAMILY_COUNTER &&
-			       (int)KVMSTATS_METRIC_GAUGE == (int)FAMILY_GAUGE &&
-			       (int)KVMSTATS_METRIC_HISTOGRAM == (int)FAMILY_HISTOGRAM,
+		       (int)KVMSTATS_METRIC_GAUGE == (int)FAMILY_GAUGE &&
+		       (int)KVMSTATS_METRIC_HISTOGRAM == (int)FAMILY_HISTOGRAM,
 	       "a translation's metric type is a family type");
 
 static enum family_type family_type_of(enum kvmstats_metric_type t)
@@ -57,7 +57,8 @@ static int merge_add(struct merge *m, const struct kvmstats_translation *t, size
 static const struct kvmstats_translation *vm_translation(const struct vm *vm, bool vcpu)
 {
 	if (vcpu)
-		return vm->n_vcpus > 0 && !vm->ambiguous ? vm_file_translation(vm->vcpus[0].file) : NULL;
+		return vm->n_vcpus > 0 && !vm->ambiguous ? vm_file_translation(vm->vcpus[0].file)
+							 : NULL;
 	return vm->vm_file ? vm_file_translation(vm->vm_file) : NULL;
 }
 
@@ -72,8 +73,7 @@ static void value_scaled(struct family_writer *w, kvmstats_u128 v, const struct 
 		family_value_u128(w, v);
 		return;
 	}
-	r = kvmstats_format_scaled(buf, sizeof(buf), v, kvmstats_desc_radix(d),
-				       d->exponent);
+	r = kvmstats_format_scaled(buf, sizeof(buf), v, kvmstats_desc_radix(d), d->exponent);
 
 	/* Translation only keeps representable descriptors, so this cannot fail. */
 	if (r < 0) {
@@ -200,15 +200,16 @@ static void write_family_series(struct family_writer *w, const struct kvmstats_f
 			all_ok = all_ok && vm->vcpus[j].read_ok;
 		if (!all_ok)
 			continue;
-		s = (struct series){ .files = &vm->vcpus[0].file, .n = vm->n_vcpus,
+		s = (struct series){ .files = &vm->vcpus[0].file,
+				     .n = vm->n_vcpus,
 				     .stride = sizeof(struct vm_vcpu) };
 		write_series(w, f, vm->vcpus[0].file->schema, vm, -1, &s);
 	}
 }
 
 /* Merges the translations of one kind (VM or vCPU) and writes their families. */
-static void write_kind(struct family_writer *w, struct vm *const *vms, size_t n_vms,
-		       bool vcpu_kind, bool per_vcpu)
+static void write_kind(struct family_writer *w, struct vm *const *vms, size_t n_vms, bool vcpu_kind,
+		       bool per_vcpu)
 {
 	/* Distinct schemas per kind are few (one per kernel); the bound is generous. */
 	enum { MAX_SCHEMAS = 64 };
@@ -229,8 +230,8 @@ static void write_kind(struct family_writer *w, struct vm *const *vms, size_t n_
 		const struct kvmstats_family *first = NULL;
 
 		for (size_t i = 0; i < m.n; i++) {
-			current[i] = cursor[i] < t[i]->n_families ? &t[i]->families[cursor[i]]
-								  : NULL;
+			current[i] =
+				cursor[i] < t[i]->n_families ? &t[i]->families[cursor[i]] : NULL;
 			if (current[i] && (!first || strcmp(current[i]->name, first->name) < 0))
 				first = current[i];
 		}
@@ -242,7 +243,8 @@ static void write_kind(struct family_writer *w, struct vm *const *vms, size_t n_
 			if (!current[i] || strcmp(current[i]->name, first->name) != 0)
 				continue;
 			cursor[i]++;
-			/* Same name, other type (only between foreign saved files): keep the first. */
+			/* Same name, other type (only between foreign saved files): keep the first.
+			 */
 			if (current[i]->type != first->type)
 				continue;
 			write_family_series(w, current[i], t[i], vms, n_vms, vcpu_kind, per_vcpu);
@@ -260,25 +262,29 @@ static void write_info(struct family_writer *w, struct vm *const *vms, size_t n_
 
 		if (vm->exited)
 			continue;
+		/* What is not known is left out: an empty label is no label, only noise in joins.
+		 */
 		family_sample(w, NULL);
 		family_label_escaped(w, "vm", vm->name_escaped);
-		family_label(w, "uuid", vm->uuid ? vm->uuid : "");
+		if (vm->uuid && *vm->uuid)
+			family_label(w, "uuid", vm->uuid);
 		if (vm->pid > 0)
 			family_label_u64(w, "pid", (uint64_t)vm->pid);
-		else
-			family_label_escaped(w, "pid", "");
-		family_label(w, "vmm", vm->vmm ? vm->vmm : "");
-		family_label(w, "kvm_id", vm->kvm_id ? vm->kvm_id : "");
+		if (vm->vmm && *vm->vmm)
+			family_label(w, "vmm", vm->vmm);
+		if (vm->kvm_id && *vm->kvm_id)
+			family_label(w, "kvm_id", vm->kvm_id);
 		family_label_escaped(w, "source", vm_source_to_string(vm->source));
 		/* Hand-off labels: names validated, values escaped when registered. */
 		for (size_t j = 0; j < vm->n_labels; j++)
-			family_label_escaped(w, vm->label_names[j], vm->label_values_escaped[j]);
+			if (vm->label_values_escaped[j][0])
+				family_label_escaped(w, vm->label_names[j],
+						     vm->label_values_escaped[j]);
 		family_value_u64(w, 1);
 	}
 }
 
-void kvm_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms,
-			bool per_vcpu)
+void kvm_families_write(struct family_writer *w, struct vm *const *vms, size_t n_vms, bool per_vcpu)
 {
 	if (n_vms > 0)
 		write_info(w, vms, n_vms);

@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -29,11 +30,15 @@
 #include "sources/file.h"
 #include "sources/handoff.h"
 #include "sources/procfs.h"
+#include "process_metrics.h"
+#include "stats_filter.h"
 #include "vhost/tap.h"
 
 struct daemon {
 	struct options opts;
 	struct collector collector;
+	struct stats_filter stats_filter; /* --kvm.stats-include/-exclude */
+	struct process_metrics process;   /* process_* from /proc/self */
 	struct procfs_source procfs;
 	struct handoff_source *handoff;
 	struct canary_source canary;
@@ -113,9 +118,10 @@ static bool daemon_ready(void *userdata)
 	return ready;
 }
 
-static int daemon_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int daemon_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			  uint32_t collectors)
 {
-	return collector_collect(userdata, out, fmt);
+	return collector_collect_only(userdata, out, fmt, collectors);
 }
 
 /* STATUS= for systemctl status, when the number of VMs changed. */
@@ -185,7 +191,8 @@ static void handoff_start(struct daemon *d)
 	struct handoff_config cfg = {
 		.path = o->handoff_socket,
 		/* Socket activation (FileDescriptorName=handoff) takes precedence over the path. */
-		.listen_fd = sdnotify_fds_take(&d->passed_fds, "handoff"),
+		.listen_fd =
+			sdnotify_fds_take_unix_listener(&d->passed_fds, "handoff", SOCK_SEQPACKET),
 		.create_parent = strcmp(o->handoff_socket, CLI_DEFAULT_HANDOFF_SOCKET) == 0,
 		.allow_uids = o->handoff_allow_uids,
 		.n_allow_uids = o->n_handoff_allow_uids,
@@ -196,6 +203,15 @@ static void handoff_start(struct daemon *d)
 	char why[256];
 	int r;
 
+	/* --no-collector.handoff: not even a socket systemd passed (it is closed on release). */
+	if (!(o->collectors & (1u << COLLECTOR_HANDOFF)))
+		return;
+	if (cfg.listen_fd == -EPROTOTYPE) {
+		log_warn("the passed hand-off socket is not a listening unix SOCK_SEQPACKET "
+			 "socket (use ListenSequentialPacket=); running without it",
+			 "name=%s", "handoff");
+		return;
+	}
 	if (cfg.listen_fd < 0 && o->handoff_socket[0] == '\0')
 		return;
 	if (cfg.listen_fd >= 0)
@@ -203,8 +219,8 @@ static void handoff_start(struct daemon *d)
 	r = handoff_source_new(&d->collector, d->epoll_fd, &cfg, &d->handoff, why, sizeof(why));
 	if (r < 0) {
 		/* An exporter without /run access still serves its other sources. */
-		log_warn("cannot listen on the hand-off socket; running without it", "path=%s err=\"%s\"",
-			 o->handoff_socket, why);
+		log_warn("cannot listen on the hand-off socket; running without it",
+			 "path=%s err=\"%s\"", o->handoff_socket, why);
 		return;
 	}
 	d->procfs.skip_pid = is_handoff_peer;
@@ -228,6 +244,12 @@ static int register_self_metrics(struct daemon *d)
 		return -ENOMEM;
 	if (d->opts.canary && collector_add_writer(c, COLLECTOR_WRITER_SELF,
 						   canary_source_write_metrics, &d->canary) < 0)
+		return -ENOMEM;
+	/* process_*, as every client_golang exporter has them. */
+	if (process_metrics_init(&d->process) < 0)
+		log_warn("cannot read /proc/stat: process_start_time_seconds left out", "err=%s",
+			 "btime");
+	if (collector_add_writer(c, COLLECTOR_WRITER_SELF, process_metrics_write, &d->process) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -327,11 +349,20 @@ static int daemon_run(struct daemon *d)
 	if (r < 0)
 		return fail_line("out of memory");
 	d->collector.disable_exporter_metrics = d->opts.disable_exporter_metrics;
+	d->collector.collectors = d->opts.collectors;
+	r = stats_filter_init(&d->stats_filter, d->opts.stats_include, d->opts.stats_exclude, why,
+			      sizeof(why));
+	if (r < 0)
+		return fail_line("%s", why);
+	d->collector.family_keep = stats_filter_keep;
+	d->collector.family_keep_userdata = &d->stats_filter;
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epoll_fd < 0 || setup_loop(d) < 0)
 		return fail_line("cannot set up the event loop: %s", strerror(errno));
 
-	for (size_t i = 0; i < d->opts.n_stats_files; i++) {
+	/* --no-collector.file: the files named are not read at all. */
+	for (size_t i = 0;
+	     (d->opts.collectors & (1u << COLLECTOR_FILE)) && i < d->opts.n_stats_files; i++) {
 		r = source_file_load(&d->collector, d->opts.stats_files[i], why, sizeof(why));
 		if (r < 0)
 			return fail_line("--kvm.stats-file=%s: %s", d->opts.stats_files[i], why);
@@ -340,7 +371,8 @@ static int daemon_run(struct daemon *d)
 	if (d->opts.canary && canary_source_start(&d->canary, &d->collector) < 0)
 		return fail_line("cannot start the canary VM");
 
-	d->procfs = (struct procfs_source){ .collector = &d->collector, .proc_root = "/proc",
+	d->procfs = (struct procfs_source){ .collector = &d->collector,
+					    .proc_root = "/proc",
 					    .epoll_fd = d->epoll_fd };
 	/* Before the first scan, so that VMMs handing off are not taken twice. */
 	if (!d->opts.once)
@@ -383,6 +415,9 @@ static int daemon_run(struct daemon *d)
 		.n_listen_fds = n_web_fds,
 		.telemetry_path = d->opts.telemetry_path,
 		.collect = daemon_collect,
+		.collectors = collector_names,
+		.n_collectors = COLLECTOR__MAX,
+		.collectors_enabled = d->opts.collectors,
 		.ready = daemon_ready,
 		.userdata = &d->collector,
 		.max_requests = d->opts.max_requests,
@@ -395,12 +430,20 @@ static int daemon_run(struct daemon *d)
 		http_config_release(&cfg);
 		return fail_line("%s", why);
 	}
+	/* promhttp_metric_handler_*: the HTTP server counts, the collector writes. */
+	if (collector_add_writer(&d->collector, COLLECTOR_WRITER_SELF, http_server_write_metrics,
+				 http) < 0) {
+		http_server_stop(http);
+		http_config_release(&cfg);
+		return fail_line("out of memory");
+	}
 	log_info("started", "version=%s vms=%zu per_vcpu=%s procfs=%s canary=%s", PROJECT_VERSION,
 		 d->collector.n_vms, d->opts.per_vcpu ? "true" : "false",
 		 d->opts.procfs ? "true" : "false", d->opts.canary ? "true" : "false");
 	r = notify_ready(d);
 	if (r < 0) {
 		http_server_stop(http);
+		collector_remove_writer(&d->collector, http_server_write_metrics, http);
 		return fail_line("cannot watch the systemd watchdog timer: %s", strerror(-r));
 	}
 
@@ -409,6 +452,7 @@ static int daemon_run(struct daemon *d)
 	/* In-flight scrapes finish; systemd's TimeoutStopSec= is longer. */
 	http_server_drain(http, HTTP_DRAIN_TIMEOUT_MSEC);
 	http_server_stop(http);
+	collector_remove_writer(&d->collector, http_server_write_metrics, http);
 	http_config_release(&cfg);
 	collector_remove_writer(&d->collector, handoff_source_write_metrics, d->handoff);
 	d->handoff = handoff_source_free(d->handoff);
@@ -420,8 +464,9 @@ static int daemon_run(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .epoll_fd = -1, .signal_fd = -1, .timer_fd = -1,
-			    .canary_event_fd = -1 };
+	struct daemon d = {
+		.epoll_fd = -1, .signal_fd = -1, .timer_fd = -1, .canary_event_fd = -1
+	};
 	int r;
 
 	r = cli_parse(argc, argv, &d.opts);
@@ -442,6 +487,7 @@ int main(int argc, char **argv)
 	collector_release(&d.collector);
 	procfs_source_release(&d.procfs);
 	canary_source_release(&d.canary);
+	stats_filter_release(&d.stats_filter);
 	safe_close(d.epoll_fd);
 	safe_close(d.signal_fd);
 	safe_close(d.timer_fd);

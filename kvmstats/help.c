@@ -19,20 +19,24 @@ struct help_entry {
 /* Sorted by name for bsearch(). Names are the kernel's descriptor names. */
 static const struct help_entry curated[] = {
 	{ "blocking", "Whether the vCPU is blocked in the kernel waiting for an event (halted)." },
-	{ "directed_yield_attempted", "Directed yields to another vCPU attempted on lock-holder preemption." },
+	{ "directed_yield_attempted",
+	  "Directed yields to another vCPU attempted on lock-holder preemption." },
 	{ "directed_yield_successful", "Directed yields to another vCPU that succeeded." },
 	{ "exits", "VM exits of the vCPU, of every reason." },
 	{ "fpu_reload", "Reloads of the guest FPU state." },
 	{ "guest_mode", "Whether the vCPU is running a nested (L2) guest." },
 	{ "halt_attempted_poll", "Halt polls attempted before blocking the vCPU." },
 	{ "halt_exits", "VM exits caused by the guest executing HLT." },
-	{ "halt_poll_fail_hist", "Time spent in halt polls that ended without a wake-up, by duration." },
+	{ "halt_poll_fail_hist",
+	  "Time spent in halt polls that ended without a wake-up, by duration." },
 	{ "halt_poll_fail_ns", "Time spent in halt polls that ended without a wake-up." },
 	{ "halt_poll_invalid", "Halt polls abandoned because polling was not allowed." },
-	{ "halt_poll_success_hist", "Time spent in halt polls that ended with a wake-up, by duration." },
+	{ "halt_poll_success_hist",
+	  "Time spent in halt polls that ended with a wake-up, by duration." },
 	{ "halt_poll_success_ns", "Time spent in halt polls that ended with a wake-up." },
 	{ "halt_successful_poll", "Halt polls that ended with a wake-up before blocking." },
-	{ "halt_wait_hist", "Time the halted vCPU spent blocked waiting for a wake-up, by duration." },
+	{ "halt_wait_hist",
+	  "Time the halted vCPU spent blocked waiting for a wake-up, by duration." },
 	{ "halt_wait_ns", "Time the halted vCPU spent blocked waiting for a wake-up." },
 	{ "halt_wakeup", "Wake-ups of a halted vCPU." },
 	{ "host_state_reload", "Full reloads of host state on the way out of the guest." },
@@ -45,7 +49,8 @@ static const struct help_entry curated[] = {
 	{ "irq_injections", "Interrupts injected into the guest." },
 	{ "irq_window_exits", "VM exits to open an interrupt window." },
 	{ "l1d_flush", "L1 data cache flushes on VM entry (L1TF mitigation)." },
-	{ "max_mmu_page_hash_collisions", "Largest number of collisions seen in one MMU page hash bucket." },
+	{ "max_mmu_page_hash_collisions",
+	  "Largest number of collisions seen in one MMU page hash bucket." },
 	{ "max_mmu_rmap_size", "Largest reverse-map chain seen in the MMU." },
 	{ "mmio_exits", "VM exits for memory-mapped I/O." },
 	{ "mmu_cache_miss", "Shadow MMU page cache misses." },
@@ -96,24 +101,36 @@ const char *kvmstats_help_curated(const char *desc_name)
 static const char *type_word(unsigned type)
 {
 	switch (type) {
-	case 0: return "cumulative";
-	case 1: return "instantaneous";
-	case 2: return "peak";
-	case 3: return "linear histogram";
-	case 4: return "logarithmic histogram";
-	default: return "unknown type";
+	case 0:
+		return "cumulative";
+	case 1:
+		return "instantaneous";
+	case 2:
+		return "peak";
+	case 3:
+		return "linear histogram";
+	case 4:
+		return "logarithmic histogram";
+	default:
+		return "unknown type";
 	}
 }
 
 static const char *unit_word(unsigned unit)
 {
 	switch (unit) {
-	case 0: return "no unit";
-	case 1: return "bytes";
-	case 2: return "seconds";
-	case 3: return "cycles";
-	case 4: return "boolean";
-	default: return "unknown unit";
+	case 0:
+		return "no unit";
+	case 1:
+		return "bytes";
+	case 2:
+		return "seconds";
+	case 3:
+		return "cycles";
+	case 4:
+		return "boolean";
+	default:
+		return "unknown unit";
 	}
 }
 

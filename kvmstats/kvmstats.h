@@ -80,8 +80,8 @@ enum kvmstats_rule {
 /* Why a stats file was rejected: the rule, and the descriptor index if any. */
 struct kvmstats_error {
 	enum kvmstats_rule rule;
-	int desc;      /* descriptor index, or -1 when the rule is about the file */
-	int64_t value; /* the offending number, where one helps */
+	int desc;           /* descriptor index, or -1 when the rule is about the file */
+	int64_t value;      /* the offending number, where one helps */
 	char desc_name[64]; /* the descriptor's name when known, possibly shortened */
 };
 
@@ -95,14 +95,14 @@ int kvmstats_error_format(const struct kvmstats_error *err, char *buf, size_t le
 struct kvmstats_desc {
 	char *name;
 	uint32_t flags;
-	unsigned type;   /* enum kvmstats_type when supported */
-	unsigned unit;   /* enum kvmstats_unit when supported */
-	unsigned base;   /* enum kvmstats_base when supported */
+	unsigned type; /* enum kvmstats_type when supported */
+	unsigned unit; /* enum kvmstats_unit when supported */
+	unsigned base; /* enum kvmstats_base when supported */
 	int16_t exponent;
 	uint16_t size;   /* number of u64 values (buckets for histograms) */
 	uint32_t offset; /* byte offset inside the data block */
 	uint32_t bucket_size;
-	bool supported;  /* false: unknown type, unit or base; skipped */
+	bool supported; /* false: unknown type, unit or base; skipped */
 };
 
 /*
@@ -136,15 +136,15 @@ bool kvmstats_schema_equal(const struct kvmstats_schema *a, const struct kvmstat
  * schema and id never change; kvmstats_file_read() refreshes values[].
  */
 struct kvmstats_file {
-	int fd;                 /* owned; -1 for a blob */
-	uint8_t *blob;          /* owned copy of a saved file, NULL for a live fd */
+	int fd;        /* owned; -1 for a blob */
+	uint8_t *blob; /* owned copy of a saved file, NULL for a live fd */
 	size_t blob_size;
-	char *id;               /* "kvm-1234" or "kvm-1234/vcpu-3" */
+	char *id; /* "kvm-1234" or "kvm-1234/vcpu-3" */
 	enum kvmstats_kind kind;
-	pid_t id_pid;           /* the pid in the id, or 0 */
-	int vcpu;               /* vCPU index for KVMSTATS_KIND_VCPU, else -1 */
+	pid_t id_pid; /* the pid in the id, or 0 */
+	int vcpu;     /* vCPU index for KVMSTATS_KIND_VCPU, else -1 */
 	struct kvmstats_schema *schema;
-	uint64_t *values;       /* data_size / 8 entries, filled by kvmstats_file_read() */
+	uint64_t *values; /* data_size / 8 entries, filled by kvmstats_file_read() */
 };
 
 /*

@@ -20,11 +20,11 @@
 #include "macro.h"
 
 /* On-disk layout (native endian), as in <linux/kvm.h>. */
-#define HEADER_SIZE    24u /* six u32 */
-#define DESC_FIXED     16u /* flags, exponent, size, offset, bucket_size */
-#define TYPE_MAX       4u
-#define UNIT_MAX       4u
-#define BASE_MAX       1u
+#define HEADER_SIZE 24u /* six u32 */
+#define DESC_FIXED  16u /* flags, exponent, size, offset, bucket_size */
+#define TYPE_MAX    4u
+#define UNIT_MAX    4u
+#define BASE_MAX    1u
 /* Bound on the descriptor block a file may declare (x86 vCPUs need ~3 KiB). */
 #define MAX_DESC_BLOCK (4u << 20)
 

@@ -25,7 +25,8 @@ static const char *const rule_text[KVMSTATS_RULE__MAX] = {
 		"descriptor bucket_size must be set for linear histograms and only for them",
 	[KVMSTATS_RULE_VALUE_RANGE] = "descriptor values lie outside the data block bound",
 	[KVMSTATS_RULE_DATA_OVERLAP] = "data block overlaps the descriptor block",
-	[KVMSTATS_RULE_DATA_SIZE] = "data block is smaller than the values its descriptors declare (values overlap)",
+	[KVMSTATS_RULE_DATA_SIZE] =
+		"data block is smaller than the values its descriptors declare (values overlap)",
 	[KVMSTATS_RULE_DATA_READ] = "data block not read completely (file too short)",
 };
 

@@ -26,7 +26,7 @@ _Static_assert(SCALE_MAX_DIGITS <= KVMSTATS_SCALED_BUFSIZE, "digit array too sma
  * are shorter ("0." and at most 64 fractional digits).
  */
 _Static_assert(U128_DIGITS + KVMSTATS_SCALE_MAX_EXPONENT + 1 <= KVMSTATS_SCALED_BUFSIZE,
-               "KVMSTATS_SCALED_BUFSIZE too small for the largest value");
+	       "KVMSTATS_SCALED_BUFSIZE too small for the largest value");
 
 /* Largest powers that keep digit * factor + carry far below 2^64. */
 #define MUL2_STEP 28 /* 2^28 */

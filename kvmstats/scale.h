@@ -33,7 +33,8 @@ int kvmstats_format_scaled(char *buf, size_t len, kvmstats_u128 v, unsigned base
 /* Writes v in decimal; returns the length (excluding the NUL) or -ENOBUFS. */
 int kvmstats_format_u128(char *buf, size_t len, kvmstats_u128 v);
 
-/* Enough for kvmstats_format_canonical() of any float64 ("1.2345678901234567e+308"), with the NUL. */
+/* Enough for kvmstats_format_canonical() of any float64 ("1.2345678901234567e+308"), with the NUL.
+ */
 #define KVMSTATS_CANONICAL_BUFSIZE 32
 
 /*

@@ -30,10 +30,14 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
 static const char *unit_suffix(unsigned unit)
 {
 	switch (unit) {
-	case KVMSTATS_UNIT_SECONDS: return "seconds";
-	case KVMSTATS_UNIT_BYTES: return "bytes";
-	case KVMSTATS_UNIT_CYCLES: return "cycles";
-	default: return NULL;
+	case KVMSTATS_UNIT_SECONDS:
+		return "seconds";
+	case KVMSTATS_UNIT_BYTES:
+		return "bytes";
+	case KVMSTATS_UNIT_CYCLES:
+		return "cycles";
+	default:
+		return NULL;
 	}
 }
 
@@ -161,8 +165,7 @@ static int family_init(struct kvmstats_family *f, const struct kvmstats_desc *d,
 			char bound[KVMSTATS_SCALED_BUFSIZE];
 
 			r = kvmstats_format_scaled(bound, sizeof(bound), bucket_bound(d, i),
-						   kvmstats_desc_radix(d),
-						   d->exponent);
+						   kvmstats_desc_radix(d), d->exponent);
 			if (r < 0)
 				return r;
 			f->le[i] = strdup(bound);
@@ -270,7 +273,8 @@ static unsigned mark_line_clashes(const struct kvmstats_family *families, size_t
 					continue;
 				memcpy(stem, buf, blen - slen);
 				stem[blen - slen] = '\0';
-				g = bsearch(stem, families, n, sizeof(*families), family_name_key_cmp);
+				g = bsearch(stem, families, n, sizeof(*families),
+					    family_name_key_cmp);
 				if (!g || g == f)
 					continue;
 				gi = (size_t)(g - families);
@@ -284,7 +288,23 @@ static unsigned mark_line_clashes(const struct kvmstats_family *families, size_t
 	return count;
 }
 
+/* keep() on the sample name of a counter family named name: 1, 0, or -ENOMEM. */
+static int keep_counter(kvmstats_family_keep_fn keep, void *userdata, const char *name)
+{
+	_cleanup_free_ char *metric = NULL;
+
+	if (asprintf(&metric, "%s_total", name) < 0)
+		return -ENOMEM;
+	return keep(metric, userdata);
+}
+
 int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translation **ret)
+{
+	return kvmstats_translate_filtered(s, NULL, NULL, ret);
+}
+
+int kvmstats_translate_filtered(const struct kvmstats_schema *s, kvmstats_family_keep_fn keep,
+				void *userdata, struct kvmstats_translation **ret)
 {
 	_cleanup_(kvmstats_translation_freep) struct kvmstats_translation *t = NULL;
 	const char *prefix;
@@ -343,6 +363,20 @@ int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translat
 
 			if (hist && hist->sum_desc < 0 &&
 			    s->descs[hist->desc].unit == s->descs[sum->desc].unit) {
+				/* The histogram filtered out, its exact sum wanted: keep the
+				 * counter. */
+				if (keep && !keep(hist->name, userdata)) {
+					r = keep_counter(keep, userdata, sum->name);
+					if (r < 0)
+						return r;
+					if (r > 0) {
+						family_release(hist);
+						t->n_filtered++;
+						if (hist == prev)
+							*prev = *f;
+						continue;
+					}
+				}
 				hist->sum_desc = (int32_t)sum->desc;
 				if (hist == f) {
 					family_release(prev);
@@ -382,6 +416,11 @@ int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translat
 			family_release(f);
 			t->n_families = out;
 			return -ENOMEM;
+		}
+		if (keep && !keep(f->metric, userdata)) {
+			family_release(f);
+			t->n_filtered++;
+			continue;
 		}
 		t->families[out++] = *f;
 	}

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,10 +34,10 @@ struct kvmstats_family {
 	char *help;       /* unescaped */
 	enum kvmstats_metric_type type;
 	enum kvmstats_aggregation agg;
-	uint32_t desc;    /* descriptor index in the schema */
-	int32_t sum_desc; /* histograms: companion cumulative descriptor for _sum, or -1 */
-	uint32_t n_buckets; /* histograms: descriptor size */
-	char **le;        /* histograms: n_buckets bound strings, the last "+Inf" */
+	uint32_t desc;         /* descriptor index in the schema */
+	int32_t sum_desc;      /* histograms: companion cumulative descriptor for _sum, or -1 */
+	uint32_t n_buckets;    /* histograms: descriptor size */
+	char **le;             /* histograms: n_buckets bound strings, the last "+Inf" */
 	char **le_openmetrics; /* the same bounds in OpenMetrics' canonical float form */
 };
 
@@ -44,14 +45,31 @@ struct kvmstats_family {
 struct kvmstats_translation {
 	struct kvmstats_family *families;
 	size_t n_families;
-	unsigned n_skipped; /* descriptors not exported: unsupported, unrepresentable or colliding */
+	unsigned
+		n_skipped; /* descriptors not exported: unsupported, unrepresentable or colliding */
+	unsigned n_filtered; /* families left out because the caller's filter said so */
 };
+
+/*
+ * A caller's choice of families: true keeps the family whose samples are
+ * named metric ("kvm_vcpu_exits_total", "kvm_vcpu_halt_wait_seconds").
+ */
+typedef bool (*kvmstats_family_keep_fn)(const char *metric, void *userdata);
 
 /*
  * Builds the families of a schema; its kind selects the kvm_vm_ or kvm_vcpu_
  * prefix. 0 or -ENOMEM / -EINVAL (unknown kind).
  */
 int kvmstats_translate(const struct kvmstats_schema *s, struct kvmstats_translation **ret);
+
+/*
+ * kvmstats_translate() keeping only the families keep() accepts (keep may be
+ * NULL: all). A histogram left out does not take its companion counter with
+ * it: the counter is then exported on its own ("..._seconds_total") if keep()
+ * accepts that name.
+ */
+int kvmstats_translate_filtered(const struct kvmstats_schema *s, kvmstats_family_keep_fn keep,
+				void *userdata, struct kvmstats_translation **ret);
 
 /* Frees a translation. Accepts NULL, returns NULL. */
 struct kvmstats_translation *kvmstats_translation_free(struct kvmstats_translation *t);
@@ -62,5 +80,4 @@ struct kvmstats_translation *kvmstats_translation_free(struct kvmstats_translati
  * dropped where the unit suffix adds it back, then the unit suffix appended.
  * Returns the length or -ENOBUFS.
  */
-int kvmstats_stat_name(const char *desc_name, unsigned type, unsigned unit, char *buf,
-		       size_t len);
+int kvmstats_stat_name(const char *desc_name, unsigned type, unsigned unit, char *buf, size_t len);

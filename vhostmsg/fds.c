@@ -7,10 +7,10 @@ struct fd_range {
 	unsigned min, max;
 };
 
-static const struct fd_range NONE = {0, 0};
-static const struct fd_range ONE = {1, 1};
-static const struct fd_range OPTIONAL = {0, 1};
-static const struct fd_range ANY = {0, VHOSTMSG_MAX_FDS};
+static const struct fd_range NONE = { 0, 0 };
+static const struct fd_range ONE = { 1, 1 };
+static const struct fd_range OPTIONAL = { 0, 1 };
+static const struct fd_range ANY = { 0, VHOSTMSG_MAX_FDS };
 
 /* The nofd bit (8) of a leading u64 says whether the one fd is there. */
 static struct fd_range by_nofd_bit(const void *payload, uint32_t size)
@@ -28,7 +28,7 @@ static struct fd_range frontend_request(uint32_t request, const void *payload, u
 		if (size >= sizeof(uint32_t) && payload) {
 			uint32_t n = wire_u32(payload);
 			if (n <= VHOSTMSG_MAX_FDS)
-				return (struct fd_range){n, n};
+				return (struct fd_range){ n, n };
 		}
 		return ANY;
 	case VHOSTMSG_SET_LOG_BASE: /* the fd only with LOG_SHMFD */
@@ -111,7 +111,8 @@ void vhostmsg_expected_fds(enum vhostmsg_channel ch, const struct vhostmsg_heade
 			  : frontend_request(h->request, payload, h->size);
 		break;
 	case VHOSTMSG_CHANNEL_BACKEND:
-		r = reply ? backend_reply(h->request) : backend_request(h->request, payload, h->size);
+		r = reply ? backend_reply(h->request)
+			  : backend_request(h->request, payload, h->size);
 		break;
 	}
 	*ret_min = r.min;

@@ -25,22 +25,22 @@ static bool layout_of(uint32_t request, struct map_layout *ret)
 {
 	switch (request) {
 	case VHOSTMSG_BACKEND_SHMEM_MAP:
-		*ret = (struct map_layout){VHOSTMSG_SHMEM_MAP_SIZE, 1};
+		*ret = (struct map_layout){ VHOSTMSG_SHMEM_MAP_SIZE, 1 };
 		return true;
 	case VHOSTMSG_BACKEND_SHMEM_UNMAP:
-		*ret = (struct map_layout){VHOSTMSG_SHMEM_MAP_SIZE, 0};
+		*ret = (struct map_layout){ VHOSTMSG_SHMEM_MAP_SIZE, 0 };
 		return true;
 	case VHOSTMSG_BACKEND_GPU_MAP:
-		*ret = (struct map_layout){VHOSTMSG_GPU_MAP_SIZE, 1};
+		*ret = (struct map_layout){ VHOSTMSG_GPU_MAP_SIZE, 1 };
 		return true;
 	case VHOSTMSG_BACKEND_EXTERNAL_MAP:
-		*ret = (struct map_layout){VHOSTMSG_EXTERNAL_MAP_SIZE, 0};
+		*ret = (struct map_layout){ VHOSTMSG_EXTERNAL_MAP_SIZE, 0 };
 		return true;
 	case VHOSTMSG_BACKEND_SHMEM_MAP_LEGACY:
-		*ret = (struct map_layout){VHOSTMSG_SHMEM_MAP_LEGACY_SIZE, 1};
+		*ret = (struct map_layout){ VHOSTMSG_SHMEM_MAP_LEGACY_SIZE, 1 };
 		return true;
 	case VHOSTMSG_BACKEND_SHMEM_UNMAP_LEGACY:
-		*ret = (struct map_layout){VHOSTMSG_SHMEM_UNMAP_LEGACY_SIZE, 0};
+		*ret = (struct map_layout){ VHOSTMSG_SHMEM_UNMAP_LEGACY_SIZE, 0 };
 		return true;
 	default:
 		return false;
@@ -51,7 +51,7 @@ int vhostmsg_decode_map(const struct vhostmsg_header *h, const void *payload, un
 			struct vhostmsg_map *ret)
 {
 	const uint8_t *p = payload;
-	struct vhostmsg_map m = {.request = h->request};
+	struct vhostmsg_map m = { .request = h->request };
 	struct map_layout l;
 
 	if (h->flags & VHOSTMSG_FLAG_REPLY)

@@ -77,8 +77,8 @@ static const char *const backend_names[] = {
 
 /* crosvm's back-end requests from 1000. */
 static const char *const backend_crosvm_names[] = {
-	"shmem_map_legacy", "shmem_unmap_legacy", "fs_map", "fs_unmap",
-	"fs_sync",          "fs_io",              "gpu_map", "external_map",
+	"shmem_map_legacy", "shmem_unmap_legacy", "fs_map", "fs_unmap", "fs_sync", "fs_io",
+	"gpu_map",          "external_map",
 };
 
 static const char *const reason_names[VHOSTMSG_REASON__MAX] = {

@@ -44,7 +44,7 @@ static int shmem_config(const uint8_t *p, uint32_t size, region_cb cb, void *ud)
 /* {u64 count} then count regions; each shmid once. */
 static int crosvm_regions(const uint8_t *p, uint32_t size, region_cb cb, void *ud)
 {
-	uint8_t seen[VHOSTMSG_MAX_SHMEM_REGIONS / 8] = {0};
+	uint8_t seen[VHOSTMSG_MAX_SHMEM_REGIONS / 8] = { 0 };
 	uint64_t count;
 
 	if (size < 8)

@@ -161,11 +161,12 @@ int vhostmsg_shmem_apply(struct vhostmsg_shmem *s, const struct vhostmsg_map *m)
 	lo = shmem_first_ending_after(r, start);
 	hi = shmem_first_starting_from(r, end);
 	if (lo < hi && r->maps[lo].offset < start)
-		ins[n_ins++] = (struct shmem_range){r->maps[lo].offset, start - r->maps[lo].offset};
+		ins[n_ins++] =
+			(struct shmem_range){ r->maps[lo].offset, start - r->maps[lo].offset };
 	if (kind == SHMEM_KIND_MAP)
-		ins[n_ins++] = (struct shmem_range){start, m->len};
+		ins[n_ins++] = (struct shmem_range){ start, m->len };
 	if (lo < hi && shmem_range_end(&r->maps[hi - 1]) > end)
-		ins[n_ins++] = (struct shmem_range){end, shmem_range_end(&r->maps[hi - 1]) - end};
+		ins[n_ins++] = (struct shmem_range){ end, shmem_range_end(&r->maps[hi - 1]) - end };
 
 	if (lo == hi && n_ins == 0)
 		return 0; /* an unmap of nothing */

@@ -50,7 +50,8 @@ static bool tiled_by_live(const struct shmem_region *r, uint64_t offset, uint64_
 
 static bool has_fd_offset(uint32_t request)
 {
-	return request == VHOSTMSG_BACKEND_SHMEM_MAP || request == VHOSTMSG_BACKEND_SHMEM_MAP_LEGACY;
+	return request == VHOSTMSG_BACKEND_SHMEM_MAP ||
+	       request == VHOSTMSG_BACKEND_SHMEM_MAP_LEGACY;
 }
 
 static uint64_t reserved_map_flags(uint32_t request)

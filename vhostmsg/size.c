@@ -14,9 +14,9 @@ struct size_range {
 	uint32_t min, max;
 };
 
-#define EXACTLY(n) ((struct size_range){(n), (n)})
+#define EXACTLY(n) ((struct size_range){ (n), (n) })
 /* Payloads whose own fields are impossible (too many regions, too much config). */
-#define NOTHING_FITS ((struct size_range){1, 0})
+#define NOTHING_FITS ((struct size_range){ 1, 0 })
 
 /* struct vhost_iotlb_msg: three u64, two u8, tail padding to 32. */
 #define IOTLB_MIN 26u
@@ -67,7 +67,7 @@ static struct size_range frontend_request(uint32_t request, const void *payload,
 	case VHOSTMSG_SET_DEVICE_STATE_FD:
 		return EXACTLY(8);
 	case VHOSTMSG_SET_LOG_BASE:
-		return (struct size_range){8, 16};
+		return (struct size_range){ 8, 16 };
 	case VHOSTMSG_SET_VRING_ADDR:
 		return EXACTLY(40); /* index, flags, four u64 addresses */
 	case VHOSTMSG_SET_MEM_TABLE:
@@ -76,25 +76,26 @@ static struct size_range frontend_request(uint32_t request, const void *payload,
 			uint32_t n = wire_u32(payload);
 			if (n > VHOSTMSG_MAX_FDS)
 				return NOTHING_FITS;
-			return (struct size_range){8 + n * MEM_REGION,
-						   8 + VHOSTMSG_MAX_FDS * MEM_REGION};
+			return (struct size_range){ 8 + n * MEM_REGION,
+						    8 + VHOSTMSG_MAX_FDS * MEM_REGION };
 		}
-		return (struct size_range){8, 8 + VHOSTMSG_MAX_FDS * MEM_REGION};
+		return (struct size_range){ 8, 8 + VHOSTMSG_MAX_FDS * MEM_REGION };
 	case VHOSTMSG_IOTLB_MSG:
-		return (struct size_range){IOTLB_MIN, IOTLB_MAX};
+		return (struct size_range){ IOTLB_MIN, IOTLB_MAX };
 	case VHOSTMSG_GET_CONFIG:
 	case VHOSTMSG_SET_CONFIG:
 		/* {u32 offset; u32 size; u32 flags; u8 payload[size]} */
 		if (size >= CONFIG_HDR && payload) {
-			uint64_t want = (uint64_t)CONFIG_HDR + wire_u32((const uint8_t *)payload + 4);
+			uint64_t want =
+				(uint64_t)CONFIG_HDR + wire_u32((const uint8_t *)payload + 4);
 			if (want > VHOSTMSG_MAX_PAYLOAD)
 				return NOTHING_FITS;
 			return EXACTLY((uint32_t)want);
 		}
-		return (struct size_range){CONFIG_HDR, VHOSTMSG_MAX_PAYLOAD};
+		return (struct size_range){ CONFIG_HDR, VHOSTMSG_MAX_PAYLOAD };
 	case VHOSTMSG_GET_INFLIGHT_FD:
 	case VHOSTMSG_SET_INFLIGHT_FD:
-		return (struct size_range){INFLIGHT_MIN, INFLIGHT_MAX};
+		return (struct size_range){ INFLIGHT_MIN, INFLIGHT_MAX };
 	case VHOSTMSG_ADD_MEM_REG:
 	case VHOSTMSG_REM_MEM_REG:
 		return EXACTLY(8 + MEM_REGION); /* u64 padding, one region */
@@ -102,7 +103,7 @@ static struct size_range frontend_request(uint32_t request, const void *payload,
 		return EXACTLY(16); /* a UUID */
 	default:
 		/* CREATE_CRYPTO_SESSION (variable), crosvm's retired ones, unknown */
-		return (struct size_range){0, ANY_SIZE};
+		return (struct size_range){ 0, ANY_SIZE };
 	}
 }
 
@@ -110,7 +111,7 @@ static struct size_range backend_request(uint32_t request)
 {
 	switch (request) {
 	case VHOSTMSG_BACKEND_IOTLB_MSG:
-		return (struct size_range){IOTLB_MIN, IOTLB_MAX};
+		return (struct size_range){ IOTLB_MIN, IOTLB_MAX };
 	case VHOSTMSG_BACKEND_CONFIG_CHANGE_MSG:
 		return EXACTLY(0);
 	case VHOSTMSG_BACKEND_VRING_HOST_NOTIFIER_MSG:
@@ -134,14 +135,14 @@ static struct size_range backend_request(uint32_t request)
 	case VHOSTMSG_BACKEND_EXTERNAL_MAP:
 		return EXACTLY(VHOSTMSG_EXTERNAL_MAP_SIZE);
 	default:
-		return (struct size_range){0, ANY_SIZE};
+		return (struct size_range){ 0, ANY_SIZE };
 	}
 }
 
 enum vhostmsg_reason vhostmsg_check_size(enum vhostmsg_channel ch, const struct vhostmsg_header *h,
 					 const void *payload)
 {
-	struct size_range r = {0, ANY_SIZE};
+	struct size_range r = { 0, ANY_SIZE };
 
 	if (h->flags & VHOSTMSG_FLAG_REPLY)
 		return VHOSTMSG_VALID;

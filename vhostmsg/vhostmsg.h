@@ -100,8 +100,10 @@ enum {
 	VHOSTMSG_GET_SHARED_OBJECT = 41,
 	VHOSTMSG_SET_DEVICE_STATE_FD = 42,
 	VHOSTMSG_CHECK_DEVICE_STATE = 43,
-	VHOSTMSG_GET_SHMEM_CONFIG = 44, /* reply: region sizes, see vhostmsg_decode_shmem_regions() */
-	/* crosvm 2024-2025, replaced by GET_SHMEM_CONFIG; 1000-1003 were sleep/wake/snapshot/restore */
+	VHOSTMSG_GET_SHMEM_CONFIG =
+		44, /* reply: region sizes, see vhostmsg_decode_shmem_regions() */
+	/* crosvm 2024-2025, replaced by GET_SHMEM_CONFIG; 1000-1003 were
+	   sleep/wake/snapshot/restore */
 	VHOSTMSG_GET_SHARED_MEMORY_REGIONS = 1004,
 };
 
@@ -143,10 +145,10 @@ enum {
 #define VHOSTMSG_MAP_FLAG_RW (1ull << 0)
 
 /* Payload sizes of the mapping requests. */
-#define VHOSTMSG_SHMEM_MAP_SIZE         40u /* SHMEM_MAP, SHMEM_UNMAP */
-#define VHOSTMSG_GPU_MAP_SIZE           64u
-#define VHOSTMSG_EXTERNAL_MAP_SIZE      32u
-#define VHOSTMSG_SHMEM_MAP_LEGACY_SIZE  32u
+#define VHOSTMSG_SHMEM_MAP_SIZE          40u /* SHMEM_MAP, SHMEM_UNMAP */
+#define VHOSTMSG_GPU_MAP_SIZE            64u
+#define VHOSTMSG_EXTERNAL_MAP_SIZE       32u
+#define VHOSTMSG_SHMEM_MAP_LEGACY_SIZE   32u
 #define VHOSTMSG_SHMEM_UNMAP_LEGACY_SIZE 24u
 
 /* VIRTIO shared memory regions per device (shmid is a u8). */
@@ -177,10 +179,11 @@ enum vhostmsg_reason {
 				    * (also fd_offset of SHMEM_MAP, ptr of EXTERNAL_MAP) */
 	VHOSTMSG_UNKNOWN_SHMID,    /* "unknown_shmid": no such region, or beyond its size */
 	VHOSTMSG_OVERLAP,          /* "overlap": overlaps a live mapping of the same shmid */
-	VHOSTMSG_NONCANONICAL_PTR, /* "noncanonical_ptr": EXTERNAL_MAP ptr not a canonical address */
-	VHOSTMSG_OUT_OF_PROCESS,   /* "out_of_process": EXTERNAL_MAP from an out-of-process backend */
-	VHOSTMSG_NOT_MAPPED,       /* "not_mapped": SHMEM_UNMAP of a range that is not mapped */
-	VHOSTMSG_BAD_MAP_FLAGS,    /* "bad_map_flags": SHMEM_MAP flags beyond read-write set */
+	VHOSTMSG_NONCANONICAL_PTR, /* "noncanonical_ptr": EXTERNAL_MAP ptr not a canonical address
+				    */
+	VHOSTMSG_OUT_OF_PROCESS, /* "out_of_process": EXTERNAL_MAP from an out-of-process backend */
+	VHOSTMSG_NOT_MAPPED,     /* "not_mapped": SHMEM_UNMAP of a range that is not mapped */
+	VHOSTMSG_BAD_MAP_FLAGS,  /* "bad_map_flags": SHMEM_MAP flags beyond read-write set */
 	VHOSTMSG_REASON__MAX,
 };
 
@@ -206,7 +209,8 @@ void vhostmsg_header_encode(const struct vhostmsg_header *h, uint8_t raw[VHOSTMS
  */
 enum vhostmsg_reason vhostmsg_check_header(const struct vhostmsg_header *h, unsigned n_fds);
 
-/* A decoded mapping request (SHMEM_MAP, SHMEM_UNMAP, GPU_MAP, EXTERNAL_MAP, crosvm's legacy ones). */
+/* A decoded mapping request (SHMEM_MAP, SHMEM_UNMAP, GPU_MAP, EXTERNAL_MAP, crosvm's legacy ones).
+ */
 struct vhostmsg_map {
 	uint32_t request;
 	uint8_t shmid;

@@ -18,15 +18,14 @@
 #include <stdint.h>
 #include <sys/un.h>
 
-#define PRELOAD_MAX_VMS          64   /* VMs tracked per process */
-#define PRELOAD_MAX_VCPUS        1024 /* vCPUs tracked per VM */
-#define PRELOAD_FDS_PER_MSG      64   /* the protocol's bound */
-#define PRELOAD_IO_TIMEOUT_MS    2000 /* send, connect and answer, on the hand-off thread */
-#define PRELOAD_RETRY_MS         1000 /* reconnecting to an absent or restarted exporter */
-#define PRELOAD_REFUSED_MAX_MS   30000 /* backoff ceiling when a registration is refused */
-#define PRELOAD_LIVENESS_MS      2000 /* how often the thread looks for VMs the VMM closed */
-#define PRELOAD_DEFAULT_SOCKET   "/run/kvmstats_exporter/handoff.sock"
-#define PRELOAD_LOG_PREFIX       "kvmstats_preload"
+#define PRELOAD_MAX_VMS        64    /* VMs tracked per process */
+#define PRELOAD_MAX_VCPUS      1024  /* vCPUs tracked per VM */
+#define PRELOAD_IO_TIMEOUT_MS  2000  /* send, connect and answer, on the hand-off thread */
+#define PRELOAD_RETRY_MS       1000  /* reconnecting to an absent or restarted exporter */
+#define PRELOAD_REFUSED_MAX_MS 30000 /* backoff ceiling when a registration is refused */
+#define PRELOAD_LIVENESS_MS    2000  /* how often the thread looks for VMs the VMM closed */
+#define PRELOAD_DEFAULT_SOCKET "/run/kvmstats_exporter/handoff.sock"
+#define PRELOAD_LOG_PREFIX     "kvmstats_preload"
 
 /* Where a stats fd stands with the current connection. */
 enum preload_fd_state {
@@ -37,16 +36,16 @@ enum preload_fd_state {
 
 /* One line each, once (until the hand-off works again for the connection kinds). */
 enum preload_failure {
-	PRELOAD_FAIL_CONNECT = 1u << 0,   /* exporter absent, wrong path, not allowed */
-	PRELOAD_FAIL_LOST = 1u << 1,      /* connection closed, reset or timed out */
-	PRELOAD_FAIL_REFUSED = 1u << 2,   /* registration answered ok:false */
-	PRELOAD_FAIL_REFUSED_FDS = 1u << 3, /* some later fds answered ok:false */
-	PRELOAD_FAIL_STATS_FD = 1u << 4,  /* KVM_GET_STATS_FD failed in the hook */
-	PRELOAD_FAIL_LIMIT_VMS = 1u << 5, /* more than PRELOAD_MAX_VMS */
-	PRELOAD_FAIL_LIMIT_VCPUS = 1u << 6, /* more than PRELOAD_MAX_VCPUS in one VM */
+	PRELOAD_FAIL_CONNECT = 1u << 0,      /* exporter absent, wrong path, not allowed */
+	PRELOAD_FAIL_LOST = 1u << 1,         /* connection closed, reset or timed out */
+	PRELOAD_FAIL_REFUSED = 1u << 2,      /* registration answered ok:false */
+	PRELOAD_FAIL_REFUSED_FDS = 1u << 3,  /* some later fds answered ok:false */
+	PRELOAD_FAIL_STATS_FD = 1u << 4,     /* KVM_GET_STATS_FD failed in the hook */
+	PRELOAD_FAIL_LIMIT_VMS = 1u << 5,    /* more than PRELOAD_MAX_VMS */
+	PRELOAD_FAIL_LIMIT_VCPUS = 1u << 6,  /* more than PRELOAD_MAX_VCPUS in one VM */
 	PRELOAD_FAIL_LIMIT_NOFILE = 1u << 7, /* stats fd not kept: near RLIMIT_NOFILE */
-	PRELOAD_FAIL_NOMEM = 1u << 8,     /* allocation failed in the hook */
-	PRELOAD_FAIL_NAME = 1u << 9,      /* KVMSTATS_VM_NAME unusable */
+	PRELOAD_FAIL_NOMEM = 1u << 8,        /* allocation failed in the hook */
+	PRELOAD_FAIL_NAME = 1u << 9,         /* KVMSTATS_VM_NAME unusable */
 };
 
 #define PRELOAD_FAIL_CONNECTION (PRELOAD_FAIL_CONNECT | PRELOAD_FAIL_LOST | PRELOAD_FAIL_REFUSED)
@@ -56,6 +55,8 @@ struct preload_vcpu {
 	int fd;       /* the VMM's vCPU fd for the liveness check; -1 once reused */
 	int stats_fd; /* ours, kept open in the VMM */
 	enum preload_fd_state state;
+	int run_tid;                     /* the thread seen calling KVM_RUN on it, 0 until then */
+	enum preload_fd_state tid_state; /* of run_tid with the current connection */
 };
 
 struct preload_vm {
@@ -73,6 +74,7 @@ struct preload_vm {
 	int sock;              /* connection to the exporter, -1 when none */
 	uint64_t next_attempt; /* CLOCK_MONOTONIC ms of the next connection attempt */
 	unsigned backoff_ms;   /* after a refused registration */
+	bool threads_refused;  /* the exporter refused a "threads" message (predates it) */
 };
 
 enum preload_thread_state {
@@ -85,10 +87,10 @@ struct preload_state {
 	pthread_mutex_t lock;
 
 	/* Set once by preload_init(), read-only afterwards. */
-	bool disabled;                       /* KVMSTATS_PRELOAD_DISABLE: pure pass-through */
+	bool disabled; /* KVMSTATS_PRELOAD_DISABLE: pure pass-through */
 	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	bool socket_path_too_long;
-	char env_name[256];                  /* KVMSTATS_VM_NAME, "" when unset */
+	char env_name[256]; /* KVMSTATS_VM_NAME, "" when unset */
 	bool env_name_invalid;
 
 	/* Under the lock. */

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "preload_msg.h"
+#include "proto/handoff.h"
 #include "preload.h"
 #include "util/clock.h"
 #include "util/vmname.h"
@@ -85,18 +85,6 @@ __attribute__((format(printf, 2, 3))) static void fail_once(unsigned kind, const
 
 /* --- identity ------------------------------------------------------------ */
 
-static bool uuid_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
-			return false;
-	return true;
-}
-
 /* KVMSTATS_VM_NAME, else the VMM's command line (QEMU -name), else pid-<pid>. */
 static void identity_load(void)
 {
@@ -106,17 +94,17 @@ static void identity_load(void)
 		return;
 	identity_loaded = true;
 	if (preload.env_name_invalid)
-		fail_once(PRELOAD_FAIL_NAME, "KVMSTATS_VM_NAME is longer than 253 bytes or has "
-					     "control characters: ignored");
+		fail_once(PRELOAD_FAIL_NAME, "KVMSTATS_VM_NAME is not 1 to 253 bytes of printable "
+					     "UTF-8: ignored");
 	if (vmname_from_pid(getpid(), &id) < 0)
 		id = (struct vm_identity){ 0 };
 	if (preload.env_name[0])
 		snprintf(base_name, sizeof(base_name), "%s", preload.env_name);
-	else if (id.name && preload_name_valid(id.name))
+	else if (id.name && handoff_name_valid(id.name))
 		snprintf(base_name, sizeof(base_name), "%s", id.name);
 	else
 		snprintf(base_name, sizeof(base_name), "pid-%d", (int)getpid());
-	if (id.uuid && uuid_valid(id.uuid))
+	if (id.uuid && id.uuid[0] && handoff_uuid_valid(id.uuid))
 		vm_uuid = strdup(id.uuid);
 	vm_identity_release(&id);
 }
@@ -223,7 +211,7 @@ static int handoff_exchange(int sock, const char *msg, size_t len, const int *fd
 {
 	union {
 		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * PRELOAD_FDS_PER_MSG)];
+		char buf[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS_PER_MSG)];
 	} ctl;
 	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -232,7 +220,7 @@ static int handoff_exchange(int sock, const char *msg, size_t len, const int *fd
 	ssize_t n;
 	int r;
 
-	if (n_fds > PRELOAD_FDS_PER_MSG)
+	if (n_fds > HANDOFF_MAX_FDS_PER_MSG)
 		return -E2BIG;
 	if (n_fds > 0) {
 		struct cmsghdr *c;
@@ -256,7 +244,7 @@ static int handoff_exchange(int sock, const char *msg, size_t len, const int *fd
 	r = handoff_recv(sock, 0, answer, sizeof(answer), &answer_len);
 	if (r < 0)
 		return r;
-	return preload_msg_parse_answer(answer, answer_len, error, error_size);
+	return handoff_parse_answer(answer, answer_len, error, error_size);
 }
 
 static const char *io_error_text(int r)
@@ -283,8 +271,11 @@ static int vm_disconnect_locked(struct preload_vm *vm, uint64_t retry_at)
 	vm->sock = -1;
 	vm->next_attempt = retry_at;
 	vm->stats_state = PRELOAD_FD_PENDING;
-	for (size_t k = 0; k < vm->n_vcpus; k++)
+	vm->threads_refused = false;
+	for (size_t k = 0; k < vm->n_vcpus; k++) {
 		vm->vcpus[k].state = PRELOAD_FD_PENDING;
+		vm->vcpus[k].tid_state = PRELOAD_FD_PENDING;
+	}
 	return sock;
 }
 
@@ -401,12 +392,14 @@ static void report_hook_failures(void)
 			  "available (Linux 5.14 or later is needed)",
 			  strerror(err));
 	if (fresh & PRELOAD_FAIL_LIMIT_VMS)
-		fail_once(PRELOAD_FAIL_LIMIT_VMS, "more than %d VMs in this process: later ones "
-						  "are not handed off",
+		fail_once(PRELOAD_FAIL_LIMIT_VMS,
+			  "more than %d VMs in this process: later ones "
+			  "are not handed off",
 			  PRELOAD_MAX_VMS);
 	if (fresh & PRELOAD_FAIL_LIMIT_VCPUS)
-		fail_once(PRELOAD_FAIL_LIMIT_VCPUS, "a VM has more than %d vCPUs: later ones are "
-						    "not handed off",
+		fail_once(PRELOAD_FAIL_LIMIT_VCPUS,
+			  "a VM has more than %d vCPUs: later ones are "
+			  "not handed off",
 			  PRELOAD_MAX_VCPUS);
 	if (fresh & PRELOAD_FAIL_LIMIT_NOFILE)
 		fail_once(PRELOAD_FAIL_LIMIT_NOFILE,
@@ -420,7 +413,7 @@ static void report_hook_failures(void)
 static void vm_register(struct preload_vm *vm, uint64_t now)
 {
 	char msg[MSG_BUF_SIZE], error[ERROR_TEXT_SIZE], name[256];
-	int role = PRELOAD_ROLE_VM, sock = -1, stats_fd, len, r;
+	int role = HANDOFF_ROLE_VM, sock = -1, stats_fd, len, r;
 	unsigned number;
 
 	pthread_mutex_lock(&preload.lock);
@@ -444,10 +437,10 @@ static void vm_register(struct preload_vm *vm, uint64_t now)
 	}
 	identity_load();
 	vm_name(number, name, sizeof(name));
-	len = preload_msg_register(msg, sizeof(msg), name, vm_uuid, &role, stats_fd >= 0);
+	len = handoff_build_register(msg, sizeof(msg), name, vm_uuid, &role, stats_fd >= 0);
 	r = len < 0 ? len
-		    : handoff_exchange(sock, msg, (size_t)len, &stats_fd, stats_fd >= 0,
-				       error, sizeof(error));
+		    : handoff_exchange(sock, msg, (size_t)len, &stats_fd, stats_fd >= 0, error,
+				       sizeof(error));
 	if (r <= 0) {
 		close(sock);
 		if (r < 0) {
@@ -463,8 +456,8 @@ static void vm_register(struct preload_vm *vm, uint64_t now)
 		vm->next_attempt = now + vm->backoff_ms;
 		pthread_mutex_unlock(&preload.lock);
 		fail_once(PRELOAD_FAIL_REFUSED,
-			  "the exporter refused VM \"%s\": %s; trying again at most every %d s", name,
-			  error, PRELOAD_REFUSED_MAX_MS / 1000);
+			  "the exporter refused VM \"%s\": %s; trying again at most every %d s",
+			  name, error, PRELOAD_REFUSED_MAX_MS / 1000);
 		return;
 	}
 
@@ -484,14 +477,15 @@ static void vm_register(struct preload_vm *vm, uint64_t now)
 static void vm_send_pending(struct preload_vm *vm)
 {
 	for (;;) {
-		int roles[PRELOAD_FDS_PER_MSG], fds[PRELOAD_FDS_PER_MSG];
-		size_t idx[PRELOAD_FDS_PER_MSG], n = 0;
+		int roles[HANDOFF_MAX_FDS_PER_MSG], fds[HANDOFF_MAX_FDS_PER_MSG];
+		size_t idx[HANDOFF_MAX_FDS_PER_MSG], n = 0;
 		char msg[MSG_BUF_SIZE], error[ERROR_TEXT_SIZE];
 		int sock, len, r;
 
 		pthread_mutex_lock(&preload.lock);
 		sock = vm->used && !vm->stale ? vm->sock : -1;
-		for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < PRELOAD_FDS_PER_MSG; k++) {
+		for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < HANDOFF_MAX_FDS_PER_MSG;
+		     k++) {
 			if (vm->vcpus[k].state != PRELOAD_FD_PENDING)
 				continue;
 			roles[n] = vm->vcpus[k].id;
@@ -502,9 +496,10 @@ static void vm_send_pending(struct preload_vm *vm)
 		if (n == 0)
 			return;
 
-		len = preload_msg_add_fds(msg, sizeof(msg), roles, n);
+		len = handoff_build_add(msg, sizeof(msg), roles, n);
 		r = len < 0 ? len
-			    : handoff_exchange(sock, msg, (size_t)len, fds, n, error, sizeof(error));
+			    : handoff_exchange(sock, msg, (size_t)len, fds, n, error,
+					       sizeof(error));
 		if (r < 0) {
 			vm_disconnect(vm, r);
 			return;
@@ -517,6 +512,49 @@ static void vm_send_pending(struct preload_vm *vm)
 			fail_once(PRELOAD_FAIL_REFUSED_FDS,
 				  "the exporter refused %zu vCPU stats fds: %s", n, error);
 	}
+}
+
+/*
+ * Says which thread runs each vCPU whose stats fd the exporter holds, once
+ * per thread and connection. An exporter that refuses the message predates
+ * it: then it is not sent again on that connection.
+ */
+static void vm_send_threads(struct preload_vm *vm)
+{
+	int vcpus[HANDOFF_MAX_FDS_PER_MSG], tids[HANDOFF_MAX_FDS_PER_MSG];
+	size_t idx[HANDOFF_MAX_FDS_PER_MSG], n = 0;
+	char msg[MSG_BUF_SIZE], error[ERROR_TEXT_SIZE];
+	int sock, len, r;
+
+	pthread_mutex_lock(&preload.lock);
+	sock = vm->used && !vm->stale && !vm->threads_refused ? vm->sock : -1;
+	for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < HANDOFF_MAX_FDS_PER_MSG; k++) {
+		const struct preload_vcpu *v = &vm->vcpus[k];
+
+		if (v->state != PRELOAD_FD_SENT || v->run_tid <= 0 ||
+		    v->tid_state != PRELOAD_FD_PENDING)
+			continue;
+		vcpus[n] = v->id;
+		tids[n] = v->run_tid;
+		idx[n++] = k;
+	}
+	pthread_mutex_unlock(&preload.lock);
+	if (n == 0)
+		return;
+
+	len = handoff_build_threads(msg, sizeof(msg), vcpus, tids, n);
+	r = len < 0 ? len : handoff_exchange(sock, msg, (size_t)len, NULL, 0, error, sizeof(error));
+	if (r < 0) {
+		vm_disconnect(vm, r);
+		return;
+	}
+	pthread_mutex_lock(&preload.lock);
+	for (size_t j = 0; j < n; j++)
+		if (vm->vcpus[idx[j]].run_tid == tids[j])
+			vm->vcpus[idx[j]].tid_state = r ? PRELOAD_FD_SENT : PRELOAD_FD_REFUSED;
+	if (!r)
+		vm->threads_refused = true;
+	pthread_mutex_unlock(&preload.lock);
 }
 
 /* Sleeps until the hook queues fds, a connection closes, or a retry is due. */
@@ -593,6 +631,7 @@ static void *handoff_main(void *unused)
 		for (size_t i = 0; preload.socket_path[0] && i < PRELOAD_MAX_VMS; i++) {
 			vm_register(&preload.vms[i], monotonic_msec());
 			vm_send_pending(&preload.vms[i]);
+			vm_send_threads(&preload.vms[i]);
 		}
 		wait_for_work(next_liveness);
 	}

@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 #define DEFAULT_ADDRESS "127.0.0.1:9977"
-#define DEFAULT_PATH "/-/healthy"
+#define DEFAULT_PATH    "/-/healthy"
 #define TIMEOUT_SECONDS 5
-#define MAX_HOST 64
-#define MAX_PATH 1024
+#define MAX_HOST        64
+#define MAX_PATH        1024
 
 /* Parses HOST:PORT or [V6]:PORT into a socket address; 0 or -EINVAL. */
 static int parse_address(const char *text, struct sockaddr_storage *ret_addr, socklen_t *ret_len)
@@ -127,8 +127,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r = snprintf(request, sizeof(request),
-		     "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: kvmstats_healthcheck\r\n\r\n", path,
-		     address);
+		     "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: kvmstats_healthcheck\r\n\r\n",
+		     path, address);
 	if (r < 0 || (size_t)r >= sizeof(request) || (r = send_all(fd, request, (size_t)r)) < 0) {
 		fprintf(stderr, "healthcheck: sending the request to %s failed\n", address);
 		close(fd);

@@ -11,10 +11,10 @@
 #define CLS_HIGH   (1u << 3) /* start of a multi-byte sequence, or garbage */
 
 static const uint8_t ascii_class[128] = {
-    [0] = CLS_NUL,
-    ['\n'] = CLS_ALWAYS,
-    ['\\'] = CLS_ALWAYS,
-    ['"'] = CLS_QUOTE,
+	[0] = CLS_NUL,
+	['\n'] = CLS_ALWAYS,
+	['\\'] = CLS_ALWAYS,
+	['"'] = CLS_QUOTE,
 };
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */

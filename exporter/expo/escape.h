@@ -11,8 +11,8 @@
 #include "expo/outbuf.h"
 
 enum escape_mode {
-	ESCAPE_LABEL_VALUE,    /* both formats: \\ \" \n */
-	ESCAPE_HELP_TEXT,      /* text 0.0.4 HELP: \\ \n */
+	ESCAPE_LABEL_VALUE,      /* both formats: \\ \" \n */
+	ESCAPE_HELP_TEXT,        /* text 0.0.4 HELP: \\ \n */
 	ESCAPE_HELP_OPENMETRICS, /* OpenMetrics HELP: \\ \" \n */
 };
 

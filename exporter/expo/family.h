@@ -61,8 +61,7 @@ void family_begin(struct family_writer *w, const char *family, enum family_type 
 		  const char *unit, const char *help);
 
 /* family_sample() with the suffix's length given (a hot path's constant). */
-static inline void family_sample_n(struct family_writer *w, const char *suffix,
-				   size_t suffix_len)
+static inline void family_sample_n(struct family_writer *w, const char *suffix, size_t suffix_len)
 {
 	outbuf_puts(w->out, w->family);
 	if (suffix)

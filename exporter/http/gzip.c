@@ -96,7 +96,7 @@ int gzip_encode(struct gzip_encoder *g, const void *in, size_t n, struct outbuf 
  * about tenfold, at a fraction of the CPU of zlib's default level 6
  * (docs/performance.md); the scrape, not the network, is what we keep cheap.
  */
-#define GZIP_LEVEL Z_BEST_SPEED
+#define GZIP_LEVEL       Z_BEST_SPEED
 /* 15: the largest window; + 16: a gzip header and trailer around the deflate stream. */
 #define GZIP_WINDOW_BITS (15 + 16)
 #define GZIP_MEM_LEVEL   8
@@ -113,7 +113,7 @@ int gzip_encoder_new(struct gzip_encoder **ret)
 	if (!g)
 		return -ENOMEM;
 	r = deflateInit2(&g->z, GZIP_LEVEL, Z_DEFLATED, GZIP_WINDOW_BITS, GZIP_MEM_LEVEL,
-	                 Z_DEFAULT_STRATEGY);
+			 Z_DEFAULT_STRATEGY);
 	if (r != Z_OK) {
 		free(g);
 		return r == Z_MEM_ERROR ? -ENOMEM : -EINVAL;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "expo/exposition.h"
+#include "expo/family.h"
 #include "expo/outbuf.h"
 #include "web/webconfig.h"
 
@@ -29,7 +30,16 @@ struct http_config {
 	 * Fills out with an exposition in the negotiated format (also for HEAD);
 	 * 0 or -errno (answered 500).
 	 */
-	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt,
+		       uint32_t collectors);
+	/*
+	 * Names for collect[]=NAME / exclude[]=NAME (bit i is collectors[i]) and
+	 * the bits of those enabled; collect() gets the bits a request asks for.
+	 * No names: the arguments are ignored and collect() gets all bits.
+	 */
+	const char *const *collectors;
+	size_t n_collectors;
+	uint32_t collectors_enabled;
 	/* True once the first discovery is done (for /-/ready). */
 	bool (*ready)(void *userdata);
 	void *userdata;
@@ -50,7 +60,15 @@ struct http_config {
 	 * plain HTTP without authentication. Must outlive the server.
 	 */
 	struct webconfig *web;
+	/* Where web came from: re-read when it (or a file it names) changes. NULL: never. */
+	char *web_config_path;
 };
+
+/*
+ * A family_writer_fn (userdata: the struct http_server *): promhttp's
+ * promhttp_metric_handler_requests_in_flight and _requests_total{code}.
+ */
+void http_server_write_metrics(void *userdata, struct family_writer *w);
 
 /*
  * Reads the web config file into cfg->web (replacing any earlier one). On
@@ -58,7 +76,7 @@ struct http_config {
  * naming the file, the line and the key.
  */
 int http_config_load_web_config(struct http_config *cfg, const char *path, char *err,
-                                size_t errlen);
+				size_t errlen);
 
 /* Frees what http_config_load_web_config() loaded; after http_server_stop(). */
 void http_config_release(struct http_config *cfg);

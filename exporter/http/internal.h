@@ -18,6 +18,10 @@
 
 #include "expo/exposition.h"
 #include "expo/outbuf.h"
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <sys/stat.h>
+
 #include "http/gzip.h"
 #include "macro.h"
 #include "web/basicauth.h"
@@ -60,9 +64,39 @@ struct http_listener {
 	char address[ADDRESS_BUFSIZE]; /* as bound, for logs */
 };
 
+/* Longest certificate chain served. */
+#define WEB_GEN_CHAIN_MAX 16
+
+/*
+ * One loaded web config and what is made from it (basic auth, the parsed
+ * certificate chain and key). Reference-counted: the server holds the
+ * current one, a connection the one its TLS handshake used, a request the
+ * one it was checked against; a reload swaps the server's and the old one
+ * goes with its last user.
+ */
+struct web_gen {
+	atomic_uint refs;
+	struct webconfig *web;
+	bool owns_web;          /* the first one is the caller's (http_config.web) */
+	struct basicauth *auth; /* NULL: no basic_auth_users */
+	gnutls_pcert_st pcerts[WEB_GEN_CHAIN_MAX];
+	unsigned n_pcerts;
+	gnutls_privkey_t key; /* NULL without TLS */
+};
+
+/* What identifies a file's version, for the change check. */
+struct web_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	bool missing;
+};
+
 /* One per connection (MHD's socket context), from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED. */
 struct http_connection {
 	struct http_listener *listener;
+	struct web_gen *tls_gen; /* the config the TLS handshake uses (a reference) */
 	/* The TLS handshake's check of the client certificate passed (tls_verify_client()). */
 	bool client_verified;
 };
@@ -78,24 +112,40 @@ struct scrape_buffers {
 /* golang.org/x/time/rate semantics: burst tokens, one more every interval. */
 struct rate_limiter {
 	pthread_mutex_t lock;
-	uint64_t interval_usec; /* 0: off */
+	/* 0: off. Atomic: read without the lock on every request, changed by a web config reload.
+	 */
+	_Atomic uint64_t interval_usec;
 	unsigned burst;
 	double tokens;
 	uint64_t last_usec;
 };
 
+#define HTTP_COUNTED_CODES 4
+
 struct http_server {
 	char *telemetry_path;
 	char *landing_page;
 	size_t landing_page_len;
-	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt);
+	int (*collect)(void *userdata, struct outbuf *out, enum exposition_format fmt,
+		       uint32_t collectors);
+	const char *const *collectors;
+	size_t n_collectors;
+	uint32_t collectors_enabled;
 	bool (*ready)(void *userdata);
 	void *userdata;
-	const struct webconfig *web; /* NULL: plain HTTP, no auth */
-	struct basicauth *auth;      /* NULL: no basic_auth_users */
+	/* The web config: NULL without --web.config.file; replaced when the files change. */
+	pthread_mutex_t web_lock;
+	struct web_gen *web_gen;
+	char *web_path;
+	struct web_stamp web_stamps[4]; /* the file itself, then its tls_files */
+	bool web_tls;            /* TLS was on at start: turning it on or off needs a restart */
+	atomic_bool web_last_ok; /* the last load succeeded */
+	atomic_uint_fast64_t web_last_ok_time; /* its time, seconds since the epoch */
 	struct rate_limiter limiter;
 	unsigned max_requests;
 	atomic_uint in_flight; /* requests to telemetry_path being answered */
+	/* Answers to telemetry_path by status (200, 400, 500, 503): promhttp's counter. */
+	atomic_uint_fast64_t requests_by_code[HTTP_COUNTED_CODES];
 	/* Every request from the handler's first call to MHD's completion notice. */
 	atomic_uint active;
 	pthread_mutex_t pool_lock;
@@ -153,3 +203,23 @@ enum MHD_Result http_reply_text(struct http_server *s, struct MHD_Connection *c,
 enum MHD_Result http_reply_metrics(struct http_listener *l, struct MHD_Connection *c);
 /* Frees a pooled set of scrape buffers. Accepts NULL, returns NULL. */
 struct scrape_buffers *http_scrape_buffers_free(struct scrape_buffers *b);
+
+/* webstate.c */
+/* The server's web config from web (not taken; NULL: none), re-read from path when it changes. */
+int http_web_init(struct http_server *s, struct webconfig *web, const char *path, char *err,
+		  size_t errlen);
+/* Drops the server's generation (after the daemons stopped). */
+void http_web_release(struct http_server *s);
+/* The current generation, after loading the files if they changed; a reference, or NULL. */
+struct web_gen *http_web_acquire(struct http_server *s);
+/* The current generation without looking at the files; a reference, or NULL. */
+struct web_gen *http_web_current(struct http_server *s);
+/* Takes a reference (NULL stays NULL). */
+struct web_gen *web_gen_ref(struct web_gen *g);
+/* Drops one; the last frees the generation. Accepts NULL. */
+void web_gen_unref(struct web_gen *g);
+/* tls_client.c: MHD's certificate callback, serving the connection's generation. */
+int http_tls_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			 gnutls_privkey_t *privkey);

@@ -88,7 +88,7 @@ static void format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
 	char host[NI_MAXHOST], serv[NI_MAXSERV];
 
 	if (getnameinfo(sa, len, host, sizeof(host), serv, sizeof(serv),
-	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(buf, buflen, "(unknown)");
 		return;
 	}
@@ -97,7 +97,7 @@ static void format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf,
 
 /* Opens, binds and listens; 0 with *ret_fd, or -errno. */
 static int listen_socket_open(const struct sockaddr *sa, socklen_t len, bool dual_stack,
-                              int *ret_fd)
+			      int *ret_fd)
 {
 	_cleanup_close_ int fd = -1;
 	int one = 1;
@@ -138,7 +138,7 @@ static int listeners_add(struct http_server *s, int fd)
 		s->n_allocated = n;
 	}
 	l = &s->listeners[s->n_listeners++];
-	*l = (struct http_listener){.server = s, .fd = fd};
+	*l = (struct http_listener){ .server = s, .fd = fd };
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		format_sockaddr((struct sockaddr *)&ss, len, l->address, sizeof(l->address));
 	else
@@ -161,34 +161,34 @@ _printf_(4, 5) int http_set_error(char *errbuf, size_t errlen, int r, const char
 
 /* ":port": one dual-stack socket on ::, or 0.0.0.0 where IPv6 is unavailable. */
 int http_bind_any(struct http_server *s, const char *addr, unsigned port, char *errbuf,
-                    size_t errlen)
+		  size_t errlen)
 {
 	struct sockaddr_in6 sin6 = {
-	        .sin6_family = AF_INET6,
-	        .sin6_port = htons((uint16_t)port),
-	        .sin6_addr = IN6ADDR_ANY_INIT,
+		.sin6_family = AF_INET6,
+		.sin6_port = htons((uint16_t)port),
+		.sin6_addr = IN6ADDR_ANY_INIT,
 	};
 	struct sockaddr_in sin = {
-	        .sin_family = AF_INET,
-	        .sin_port = htons((uint16_t)port),
-	        .sin_addr.s_addr = htonl(INADDR_ANY),
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_ANY),
 	};
 	int fd, r;
 
 	r = listen_socket_open((struct sockaddr *)&sin6, sizeof(sin6), true, &fd);
 	if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
 		log_debug("IPv6 unavailable, listening on IPv4 only", "address=%s err=\"%s\"", addr,
-		          strerror(-r));
+			  strerror(-r));
 		r = listen_socket_open((struct sockaddr *)&sin, sizeof(sin), false, &fd);
 	}
 	if (r < 0)
 		return http_set_error(errbuf, errlen, r, "cannot listen on \"%s\": %s", addr,
-		                 strerror(-r));
+				      strerror(-r));
 	r = listeners_add(s, fd);
 	if (r < 0) {
 		safe_close(fd);
 		return http_set_error(errbuf, errlen, r, "cannot listen on \"%s\": %s", addr,
-		                 strerror(-r));
+				      strerror(-r));
 	}
 	return 0;
 }
@@ -232,12 +232,12 @@ static uint16_t socket_port(int fd)
 
 /* "host:port": every address host resolves to (duplicates once). */
 int http_bind_host(struct http_server *s, const char *addr, const char *host, unsigned port,
-                     char *errbuf, size_t errlen)
+		   char *errbuf, size_t errlen)
 {
 	struct addrinfo hints = {
-	        .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	        .ai_family = AF_UNSPEC,
-	        .ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
 	};
 	struct addrinfo *res = NULL;
 	char port_str[8], where[ADDRESS_BUFSIZE] = "", skipped_where[ADDRESS_BUFSIZE] = "";
@@ -251,11 +251,11 @@ int http_bind_host(struct http_server *s, const char *addr, const char *host, un
 		int e = gai_to_errno(r);
 
 		return http_set_error(errbuf, errlen, e, "cannot resolve listen address \"%s\": %s",
-		                 addr, r == EAI_SYSTEM ? strerror(-e) : gai_strerror(r));
+				      addr, r == EAI_SYSTEM ? strerror(-e) : gai_strerror(r));
 	}
 
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		struct sockaddr_storage ss = {0};
+		struct sockaddr_storage ss = { 0 };
 		bool dup = false, wildcard;
 		int fd;
 
@@ -275,7 +275,7 @@ int http_bind_host(struct http_server *s, const char *addr, const char *host, un
 
 		/* "[::]:port" is dual-stack, as in Go; other IPv6 addresses are not. */
 		wildcard = ai->ai_family == AF_INET6 &&
-		           IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+			   IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
 		r = listen_socket_open((struct sockaddr *)&ss, ai->ai_addrlen, wildcard, &fd);
 		if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
 			/* e.g. "localhost" -> ::1 on a host without IPv6: use what works. */
@@ -298,15 +298,16 @@ int http_bind_host(struct http_server *s, const char *addr, const char *host, un
 	if (s->n_listeners == first) {
 		if (!skipped)
 			return http_set_error(errbuf, errlen, -EADDRNOTAVAIL,
-			                 "cannot listen on \"%s\": it resolves to no IP address",
-			                 addr);
+					      "cannot listen on \"%s\": it resolves to no IP "
+					      "address",
+					      addr);
 		r = skipped;
 		memcpy(where, skipped_where, sizeof(where));
 		goto fail_msg;
 	}
 	if (skipped)
 		log_warn("skipping unusable listen address", "address=%s from=%s err=\"%s\"",
-		         skipped_where, addr, strerror(-skipped));
+			 skipped_where, addr, strerror(-skipped));
 	return 0;
 
 fail:
@@ -314,9 +315,9 @@ fail:
 fail_msg:
 	if (strcmp(addr, where) == 0)
 		return http_set_error(errbuf, errlen, r, "cannot listen on \"%s\": %s", addr,
-		                 strerror(-r));
+				      strerror(-r));
 	return http_set_error(errbuf, errlen, r, "cannot listen on \"%s\" (%s): %s", addr, where,
-	                 strerror(-r));
+			      strerror(-r));
 }
 
 void http_close_fds(const int *fds, size_t from, size_t n)
@@ -327,7 +328,7 @@ void http_close_fds(const int *fds, size_t from, size_t n)
 
 /* Sockets systemd passed (--web.systemd-socket): already bound and listening. */
 int http_adopt_listen_fds(struct http_server *s, const int *fds, size_t n, char *errbuf,
-                            size_t errlen)
+			  size_t errlen)
 {
 	for (size_t i = 0; i < n; i++) {
 		int flags = fcntl(fds[i], F_GETFL), r;
@@ -336,8 +337,9 @@ int http_adopt_listen_fds(struct http_server *s, const int *fds, size_t n, char 
 		if (flags < 0 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) < 0) {
 			r = -errno;
 			http_close_fds(fds, i, n);
-			return http_set_error(errbuf, errlen, r, "cannot use socket %d passed by systemd: %s",
-			                 fds[i], strerror(-r));
+			return http_set_error(errbuf, errlen, r,
+					      "cannot use socket %d passed by systemd: %s", fds[i],
+					      strerror(-r));
 		}
 		r = listeners_add(s, fds[i]);
 		if (r < 0) {

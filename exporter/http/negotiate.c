@@ -110,7 +110,7 @@ static bool parse_weight(const char *s, size_t n, int *ret)
  */
 static bool parse_element(const char **p, bool media_range, struct element *e)
 {
-	*e = (struct element){.weight = WEIGHT_MAX};
+	*e = (struct element){ .weight = WEIGHT_MAX };
 	skip_ows(p);
 	e->type = *p;
 	e->type_len = take_token(p);
@@ -203,8 +203,8 @@ static int specificity(const struct element *e, const struct offer *o)
 enum exposition_format negotiate_format(const char *accept)
 {
 	struct offer offers[] = {
-	        [EXPOSITION_TEXT_004] = {"text", "plain", "0.0.4", 0, 0},
-	        [EXPOSITION_OPENMETRICS_100] = {"application", "openmetrics-text", "1.0.0", 0, 0},
+		[EXPOSITION_TEXT_004] = { "text", "plain", "0.0.4", 0, 0 },
+		[EXPOSITION_OPENMETRICS_100] = { "application", "openmetrics-text", "1.0.0", 0, 0 },
 	};
 	struct element e;
 
@@ -222,8 +222,8 @@ enum exposition_format negotiate_format(const char *accept)
 		}
 	}
 	return offers[EXPOSITION_OPENMETRICS_100].weight > offers[EXPOSITION_TEXT_004].weight
-	               ? EXPOSITION_OPENMETRICS_100
-	               : EXPOSITION_TEXT_004;
+		       ? EXPOSITION_OPENMETRICS_100
+		       : EXPOSITION_TEXT_004;
 }
 
 bool negotiate_gzip(const char *accept_encoding)

@@ -5,8 +5,9 @@
 
 #include "http/internal.h"
 
+/* Adds the headers every answer carries to resp; false if MHD refused one. */
 bool http_response_headers(struct http_server *s, struct MHD_Response *resp, unsigned status,
-                           const char *content_type)
+			   const char *content_type)
 {
 	bool ok;
 
@@ -15,18 +16,21 @@ bool http_response_headers(struct http_server *s, struct MHD_Response *resp, uns
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
 	if (ok && status == MHD_HTTP_UNAUTHORIZED)
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		                             "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
+					     "Basic realm=\"" AUTH_REALM "\"") == MHD_YES;
 	/* On every response, as the toolkit sets them before authentication. */
-	for (size_t i = 0; ok && s->web && i < s->web->n_headers; i++)
-		ok = MHD_add_response_header(resp, s->web->headers[i].name,
-		                             s->web->headers[i].value) == MHD_YES;
+	struct web_gen *g = http_web_current(s);
+
+	for (size_t i = 0; ok && g && i < g->web->n_headers; i++)
+		ok = MHD_add_response_header(resp, g->web->headers[i].name,
+					     g->web->headers[i].value) == MHD_YES;
+	web_gen_unref(g);
 	return ok;
 }
 
 /* A response with the headers every answer carries, or NULL. */
 struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
-                                         const char *content_type, const void *body, size_t len,
-                                         enum MHD_ResponseMemoryMode mode)
+				       const char *content_type, const void *body, size_t len,
+				       enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *resp;
 
@@ -43,7 +47,7 @@ struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 
 /* Queues resp (NULL: fails the connection) and drops our reference. */
 enum MHD_Result http_response_queue(struct MHD_Connection *c, unsigned status,
-                                      struct MHD_Response *resp)
+				    struct MHD_Response *resp)
 {
 	enum MHD_Result ret;
 
@@ -55,14 +59,16 @@ enum MHD_Result http_response_queue(struct MHD_Connection *c, unsigned status,
 }
 
 enum MHD_Result http_reply(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                             const char *content_type, const void *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode)
+			   const char *content_type, const void *body, size_t len,
+			   enum MHD_ResponseMemoryMode mode)
 {
-	return http_response_queue(c, status, http_response_new(s, status, content_type, body, len, mode));
+	return http_response_queue(c, status,
+				   http_response_new(s, status, content_type, body, len, mode));
 }
 
 enum MHD_Result http_reply_text(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *text)
+				const char *text)
 {
-	return http_reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text), MHD_RESPMEM_PERSISTENT);
+	return http_reply(s, c, status, CONTENT_TYPE_TEXT, text, strlen(text),
+			  MHD_RESPMEM_PERSISTENT);
 }

@@ -15,7 +15,7 @@
 /* Go's net.IP.String(): an IPv4-mapped IPv6 address prints as IPv4. */
 static void format_san_ip(const unsigned char *ip, size_t len, char *buf, size_t buflen)
 {
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 	buf[0] = '\0';
 	if (len == 4)
@@ -91,18 +91,24 @@ static int tls_reject(gnutls_session_t session, gnutls_alert_description_t alert
  * config: 0, or the TLS alert to refuse the client with.
  */
 static int tls_client_check(gnutls_session_t session, const struct webconfig *w,
-                            const char *address)
+			    const char *address)
 {
 	const gnutls_datum_t *certs;
 	unsigned n = 0, status = 0;
 
 	certs = gnutls_certificate_get_peers(session, &n);
 	if (!certs || n == 0) {
+		/*
+		 * With auth_excluded_paths the path decides, and it is not known yet:
+		 * http_tls_client_ok() requires the certificate per request instead.
+		 */
+		if (w->n_auth_excluded_paths > 0)
+			return 0;
 		if (w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY ||
 		    w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY ||
 		    w->client_allowed_sans) {
 			log_debug("TLS client rejected: no client certificate", "address=%s",
-			          address);
+				  address);
 			return GNUTLS_A_CERTIFICATE_REQUIRED;
 		}
 		return 0;
@@ -111,28 +117,31 @@ static int tls_client_check(gnutls_session_t session, const struct webconfig *w,
 	if (w->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN ||
 	    w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY) {
 		/* Against client_ca, for client authentication (extended key usage), as Go does. */
-		gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
-		                                 .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+		gnutls_typed_vdata_st purpose = {
+			.type = GNUTLS_DT_KEY_PURPOSE_OID,
+			.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT
+		};
 		int r = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
 
 		if (r < 0 || status != 0) {
-			gnutls_datum_t why = {NULL, 0};
+			gnutls_datum_t why = { NULL, 0 };
 
 			if (r >= 0)
-				gnutls_certificate_verification_status_print(
-				        status, GNUTLS_CRT_X509, &why, 0);
+				gnutls_certificate_verification_status_print(status,
+									     GNUTLS_CRT_X509, &why,
+									     0);
 			log_debug("TLS client rejected: certificate not verified",
-			          "address=%s err=\"%s\"", address,
-			          r < 0      ? gnutls_strerror(r)
-			          : why.data ? (char *)why.data
-			                     : "");
+				  "address=%s err=\"%s\"", address,
+				  r < 0      ? gnutls_strerror(r)
+				  : why.data ? (char *)why.data
+					     : "");
 			gnutls_free(why.data);
 			return GNUTLS_A_BAD_CERTIFICATE;
 		}
 	}
 	if (w->client_allowed_sans && !cert_has_allowed_san(&certs[0], w)) {
 		log_debug("TLS client rejected: no allowed SAN in its certificate", "address=%s",
-		          address);
+			  address);
 		return GNUTLS_A_BAD_CERTIFICATE;
 	}
 	return 0;
@@ -151,9 +160,9 @@ static int tls_verify_client(gnutls_session_t session)
 
 	ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
 	hc = ci ? ci->socket_context : NULL;
-	if (!hc)
+	if (!hc || !hc->tls_gen)
 		return tls_reject(session, GNUTLS_A_INTERNAL_ERROR);
-	alert = tls_client_check(session, hc->listener->server->web, hc->listener->address);
+	alert = tls_client_check(session, hc->tls_gen->web, hc->listener->address);
 	if (alert)
 		return tls_reject(session, (gnutls_alert_description_t)alert);
 	hc->client_verified = true;
@@ -166,16 +175,19 @@ static int tls_verify_client(gnutls_session_t session)
  * when given a client CA, and never verifies.
  */
 void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                                   enum MHD_ConnectionNotificationCode code)
+			    enum MHD_ConnectionNotificationCode code)
 {
 	struct http_listener *l = cls;
-	const struct webconfig *w = l->server->web;
+	const struct webconfig *w;
 	const union MHD_ConnectionInfo *ci;
 	struct http_connection *hc;
 	gnutls_session_t session;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
+		hc = *socket_context;
+		if (hc)
+			web_gen_unref(hc->tls_gen);
+		free(hc);
 		*socket_context = NULL;
 		return;
 	}
@@ -187,6 +199,9 @@ void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_c
 		return;
 	hc->listener = l;
 	*socket_context = hc;
+	/* The handshake uses the config current now (a rotated certificate from here on). */
+	hc->tls_gen = http_web_acquire(l->server);
+	w = hc->tls_gen ? hc->tls_gen->web : NULL;
 
 	if (!w || !w->tls || w->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
 		return;
@@ -220,7 +235,7 @@ bool http_tls_client_ok(const struct webconfig *w, struct MHD_Connection *c)
 	gnutls_certificate_get_peers(session, &n);
 	if (n == 0)
 		return (w->client_auth == WEBCONFIG_CLIENT_AUTH_REQUEST ||
-		        w->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN) &&
+			w->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN) &&
 		       !w->client_allowed_sans;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	hc = ci ? ci->socket_context : NULL;
@@ -231,4 +246,25 @@ bool http_tls_client_ok(const struct webconfig *w, struct MHD_Connection *c)
 	    tls_client_check(session, w, hc->listener->address) == 0)
 		hc->client_verified = true;
 	return hc->client_verified;
+}
+
+int http_tls_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			 gnutls_privkey_t *privkey)
+{
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *ci;
+	struct http_connection *hc;
+
+	ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+	hc = ci ? ci->socket_context : NULL;
+	/* No generation (out of memory at connection start): no certificate, the handshake fails.
+	 */
+	if (!hc || !hc->tls_gen || !hc->tls_gen->key)
+		return -1;
+	*pcert = hc->tls_gen->pcerts;
+	*pcert_length = hc->tls_gen->n_pcerts;
+	*privkey = hc->tls_gen->key;
+	return 0;
 }

@@ -47,10 +47,14 @@ void log_set_format(enum log_format format)
 static int level_priority(enum log_level level)
 {
 	switch (level) {
-	case LOG_LEVEL_DEBUG: return 7;
-	case LOG_LEVEL_INFO: return 6;
-	case LOG_LEVEL_WARN: return 4;
-	default: return 3;
+	case LOG_LEVEL_DEBUG:
+		return 7;
+	case LOG_LEVEL_INFO:
+		return 6;
+	case LOG_LEVEL_WARN:
+		return 4;
+	default:
+		return 3;
 	}
 }
 
@@ -79,10 +83,10 @@ static bool log_structured(enum log_level level, const char *ts, const char *lvl
 }
 
 static const char *const level_names[] = {
-        [LOG_LEVEL_DEBUG] = "debug",
-        [LOG_LEVEL_INFO] = "info",
-        [LOG_LEVEL_WARN] = "warn",
-        [LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_DEBUG] = "debug",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_WARN] = "warn",
+	[LOG_LEVEL_ERROR] = "error",
 };
 
 int log_level_parse(const char *s, enum log_level *ret)
@@ -225,7 +229,7 @@ static void format_timestamp(char *buf, size_t len)
 		return;
 	}
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000L);
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000L);
 }
 
 void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
@@ -285,12 +289,12 @@ void log_msg(enum log_level level, const char *msg, const char *fmt, ...)
 		if (!line) {
 			/* Say something rather than nothing. */
 			int n = snprintf(line_stack, sizeof(line_stack),
-			                 "ts=%s level=%s msg=\"log line dropped: out of memory\"\n",
-			                 ts, lvl);
+					 "ts=%s level=%s msg=\"log line dropped: out of memory\"\n",
+					 ts, lvl);
 			if (n > 0)
 				write_all(line_stack, (size_t)n < sizeof(line_stack)
-				                              ? (size_t)n
-				                              : sizeof(line_stack) - 1);
+							      ? (size_t)n
+							      : sizeof(line_stack) - 1);
 			errno = saved_errno;
 			return;
 		}

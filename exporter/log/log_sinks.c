@@ -1,27 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The structured log sinks: JSON lines on stderr (--log.format=json) and the
- * systemd journal's native protocol (when stderr is connected to the journal,
- * so that fields such as VM=web-1 stay fields instead of text).
+ * systemd journal through sd_journal_sendv(3) (when stderr is connected to
+ * the journal, so that fields such as VM=web-1 stay fields instead of text).
  *
  * Call sites write their fields as a logfmt tail (`vm=%s err="%s"`); both
  * sinks parse that tail back into key/value pairs, so one log call serves
  * every format.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* CODE_FILE= would always name this file, not the caller: leave it out. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
+#include <systemd/sd-journal.h>
 
 #include "log/log_sinks.h"
 #include "macro.h"
-
-#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 bool logfmt_next(const char **p, const char *end, struct outbuf *key, struct outbuf *val)
 {
@@ -140,9 +140,9 @@ int log_json_line(struct outbuf *out, const char *ts, const char *level, const c
 /* Journal field names: [A-Z0-9_], not starting with '_' or a digit, and not ours. */
 static void journal_put_key(struct outbuf *b, const char *k, size_t n)
 {
-	static const char *const reserved[] = { "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER",
+	static const char *const reserved[] = { "MESSAGE",    "PRIORITY",  "SYSLOG_IDENTIFIER",
 						"MESSAGE_ID", "CODE_FILE", "CODE_LINE",
-						"CODE_FUNC", "ERRNO" };
+						"CODE_FUNC",  "ERRNO" };
 	char name[64];
 	size_t len = 0;
 
@@ -164,20 +164,14 @@ static void journal_put_key(struct outbuf *b, const char *k, size_t n)
 	outbuf_puts(b, name);
 }
 
-/* KEY=value\n, or the binary form when the value holds a newline. */
+/* "=value" and the NUL that ends the field; sd_journal_sendv() encodes newlines itself. */
 static void journal_put_value(struct outbuf *b, const char *v, size_t n)
 {
-	if (!memchr(v, '\n', n)) {
-		outbuf_putc(b, '=');
-		outbuf_put(b, v, n);
-	} else {
-		uint64_t le = htole64((uint64_t)n);
-
-		outbuf_putc(b, '\n');
-		outbuf_put(b, &le, sizeof(le));
-		outbuf_put(b, v, n);
-	}
-	outbuf_putc(b, '\n');
+	outbuf_putc(b, '=');
+	/* A NUL would end the field early: logfmt values never hold one, but be sure. */
+	for (size_t i = 0; i < n; i++)
+		outbuf_putc(b, v[i] ? v[i] : ' ');
+	outbuf_putc(b, '\0');
 }
 
 static void journal_field(struct outbuf *b, const char *key, const char *v, size_t n)
@@ -205,28 +199,22 @@ int log_journal_record(struct outbuf *out, int priority, const char *msg, const 
 	return out->failed ? -ENOMEM : 0;
 }
 
-static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
-static int journal_fd = -1;
-
 int log_journal_send(const void *record, size_t len)
 {
-	static const struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET };
-	ssize_t n;
-	int r = 0;
+	struct iovec iov[LOG_JOURNAL_FIELDS_MAX];
+	const char *p = record, *end = p + len;
+	size_t n = 0;
 
-	pthread_mutex_lock(&journal_lock);
-	if (journal_fd < 0)
-		journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (journal_fd < 0) {
-		r = -errno;
-	} else {
-		n = sendto(journal_fd, record, len, MSG_NOSIGNAL, (const struct sockaddr *)&addr,
-			   sizeof(addr));
-		if (n < 0)
-			r = -errno;
+	while (p < end) {
+		const char *nul = memchr(p, '\0', (size_t)(end - p));
+		size_t field = nul ? (size_t)(nul - p) : (size_t)(end - p);
+
+		if (n == ELEMENTSOF(iov))
+			return -E2BIG;
+		iov[n++] = (struct iovec){ .iov_base = (void *)p, .iov_len = field };
+		p += field + 1;
 	}
-	pthread_mutex_unlock(&journal_lock);
-	return r;
+	return sd_journal_sendv(iov, (int)n);
 }
 
 bool log_stderr_is_journal(void)

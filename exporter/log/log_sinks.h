@@ -17,11 +17,21 @@ bool logfmt_next(const char **p, const char *end, struct outbuf *key, struct out
 int log_json_line(struct outbuf *out, const char *ts, const char *level, const char *msg,
 		  const char *tail, size_t tail_n);
 
-/* Appends a journal native-protocol record: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, tail fields. */
+/* Most fields one record may have (three of ours, the rest from the tail). */
+#define LOG_JOURNAL_FIELDS_MAX 64
+
+/*
+ * Appends a journal record as NUL-terminated KEY=value fields: MESSAGE,
+ * PRIORITY, SYSLOG_IDENTIFIER, then one field per tail key. 0 or -ENOMEM.
+ */
 int log_journal_record(struct outbuf *out, int priority, const char *msg, const char *tail,
 		       size_t tail_n);
 
-/* Sends a record to the journal's socket. 0 or -errno (the caller falls back to stderr). */
+/*
+ * Sends a record built by log_journal_record() with sd_journal_sendv(3).
+ * 0 or -errno (-E2BIG beyond LOG_JOURNAL_FIELDS_MAX; the caller then falls
+ * back to stderr).
+ */
 int log_journal_send(const void *record, size_t len);
 
 /* True when stderr is the stream systemd connected to the journal (JOURNAL_STREAM). */

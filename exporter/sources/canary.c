@@ -28,11 +28,12 @@
 #define GUEST_MEM_SIZE 0x1000
 
 static const unsigned char guest_code[] = {
-	0xb9, CANARY_IO_EXITS_PER_BURST, 0x00, /* mov cx, 16 */
-	0xe6, 0x80,                            /* out 0x80, al */
-	0xe2, 0xfc,                            /* loop 3 */
-	0xf4,                                  /* hlt */
-	0xeb, 0xf6,                            /* jmp 0 */
+	0xb9, CANARY_IO_EXITS_PER_BURST,
+	0x00,       /* mov cx, 16 */
+	0xe6, 0x80, /* out 0x80, al */
+	0xe2, 0xfc, /* loop 3 */
+	0xf4,       /* hlt */
+	0xeb, 0xf6, /* jmp 0 */
 };
 
 struct canary {
@@ -88,8 +89,8 @@ int canary_new(struct canary **ret, char *errbuf, size_t errlen)
 	if (c->vm_fd < 0)
 		return step_failed(errbuf, errlen, "KVM_CREATE_VM");
 
-	c->mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		      -1, 0);
+	c->mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		      0);
 	if (c->mem == MAP_FAILED) {
 		c->mem = NULL;
 		return step_failed(errbuf, errlen, "allocating guest memory");

@@ -51,8 +51,8 @@ int canary_source_start(struct canary_source *s, struct collector *c)
 	}
 	vm = vm_new(VM_SOURCE_CANARY);
 	if (!vm || collector_prepare_file(c, vm_file) < 0 ||
-	    collector_prepare_file(c, vcpu_file) < 0 ||
-	    !(vm->name = strdup("canary")) || !(vm->vmm = strdup("kvmstats_exporter")) ||
+	    collector_prepare_file(c, vcpu_file) < 0 || !(vm->name = strdup("canary")) ||
+	    !(vm->vmm = strdup("kvmstats_exporter")) ||
 	    !(vm->kvm_id = strndup(vm_file->id, strcspn(vm_file->id, "/")))) {
 		vm_free(vm);
 		kvmstats_file_free(vm_file);

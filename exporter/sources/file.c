@@ -106,7 +106,8 @@ int source_file_load(struct collector *c, const char *path, char *errbuf, size_t
 			kvmstats_file_free(f);
 			return -ENOMEM;
 		}
-		/* The pid in a saved file's id is a process of another time or host: kvm_id says it. */
+		/* The pid in a saved file's id is a process of another time or host: kvm_id says
+		 * it. */
 		r = collector_add_vm(c, vm);
 		if (r < 0) {
 			kvmstats_file_free(f);

@@ -73,7 +73,7 @@ static enum log_level peer_warn_level(struct handoff_source *h)
 	if (now - h->warn_start > WARN_INTERVAL) {
 		if (h->warn_suppressed)
 			log_warn("hand-off warnings were rate-limited", "suppressed=%u",
-			         h->warn_suppressed);
+				 h->warn_suppressed);
 		h->warn_start = now;
 		h->warn_count = h->warn_suppressed = 0;
 	}
@@ -159,7 +159,7 @@ static void conn_close(struct handoff_source *h, struct conn *conn, const char *
 
 	if (conn->peer.vm) {
 		log_info("VM gone", "vm=%s pid=%d reason=\"%s\"", conn->peer.vm->name,
-		         (int)conn->peer.pid, why);
+			 (int)conn->peer.pid, why);
 		pid_remove(h, conn->peer.pid);
 	}
 	/* The VM goes first: the scrape's liveness check polls the connection fd. */
@@ -170,7 +170,7 @@ static void conn_close(struct handoff_source *h, struct conn *conn, const char *
 	h->n_conns--;
 	if (h->paused) {
 		/* An fd is free again: watch the socket once more. */
-		struct epoll_event ev = {.events = EPOLLIN, .data.fd = h->listen_fd};
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = h->listen_fd };
 
 		h->reserve_fd = eventfd(0, EFD_CLOEXEC);
 		h->paused = epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->listen_fd, &ev) < 0;
@@ -217,7 +217,7 @@ static bool peer_allowed(const struct handoff_source *h, int fd, const struct uc
 
 static int conn_add(struct handoff_source *h, int fd, const struct ucred *cred)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = fd };
 	struct conn *conn;
 
 	if ((size_t)fd >= h->cap_by_fd) {
@@ -237,7 +237,7 @@ static int conn_add(struct handoff_source *h, int fd, const struct ucred *cred)
 		free(conn);
 		return -errno;
 	}
-	conn->peer = (struct handoff_peer){.pid = cred->pid, .uid = cred->uid, .conn_fd = fd};
+	conn->peer = (struct handoff_peer){ .pid = cred->pid, .uid = cred->uid, .conn_fd = fd };
 	h->by_fd[fd] = conn;
 	h->n_conns++;
 	pthread_mutex_lock(&h->c->lock);
@@ -263,14 +263,14 @@ static bool drop_pending(struct handoff_source *h)
 		return false;
 	count_reject(h, HANDOFF_REJECT_BOUNDS);
 	log_msg(peer_warn_level(h),
-	        "hand-off connection dropped: the exporter is out of file descriptors", NULL);
+		"hand-off connection dropped: the exporter is out of file descriptors", NULL);
 	return true;
 }
 
 static void accept_connections(struct handoff_source *h)
 {
 	for (unsigned i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-		struct ucred cred = {0};
+		struct ucred cred = { 0 };
 		socklen_t len = sizeof(cred);
 		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -284,8 +284,8 @@ static void accept_connections(struct handoff_source *h)
 			}
 			/* Not even a reserve: stop watching (level-triggered epoll would spin). */
 			log_warn("out of file descriptors; hand-off connections wait until one "
-			         "closes",
-			         NULL);
+				 "closes",
+				 NULL);
 			epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->listen_fd, NULL);
 			h->paused = true;
 			return;
@@ -294,23 +294,23 @@ static void accept_connections(struct handoff_source *h)
 			continue;
 		if (fd < 0)
 			return; /* EAGAIN, or nothing we can do now: level-triggered epoll retries
-			         */
+				 */
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 		    !peer_allowed(h, fd, &cred)) {
 			count_reject(h, HANDOFF_REJECT_PEER);
 			log_msg(peer_warn_level(h), "hand-off connection refused: peer not allowed",
-			        "pid=%d uid=%u gid=%u", (int)cred.pid, (unsigned)cred.uid,
-			        (unsigned)cred.gid);
+				"pid=%d uid=%u gid=%u", (int)cred.pid, (unsigned)cred.uid,
+				(unsigned)cred.gid);
 			safe_close(fd);
 			continue;
 		}
 		if (h->n_conns >= h->max_connections) {
 			count_reject(h, HANDOFF_REJECT_BOUNDS);
 			log_msg(peer_warn_level(h),
-			        "hand-off connection refused: --kvm.handoff-max-connections "
-			        "reached",
-			        "pid=%d uid=%u max=%u", (int)cred.pid, (unsigned)cred.uid,
-			        h->max_connections);
+				"hand-off connection refused: --kvm.handoff-max-connections "
+				"reached",
+				"pid=%d uid=%u max=%u", (int)cred.pid, (unsigned)cred.uid,
+				h->max_connections);
 			safe_close(fd);
 			continue;
 		}
@@ -324,19 +324,14 @@ static void accept_connections(struct handoff_source *h)
 /* One datagram back; a peer that cannot take it (not reading, gone) is dropped. */
 static bool answer(struct conn *conn, const char *error)
 {
-	_cleanup_free_ char *text = NULL;
-	const char *s = "{\"ok\":true}";
+	char text[HANDOFF_MAX_ANSWER];
+	int len = handoff_build_answer(text, sizeof(text), error);
 	ssize_t n;
 
-	if (error) {
-		json_t *o = json_pack("{s:b,s:s}", "ok", 0, "error", error);
-
-		text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		s = text ? text : "{\"ok\":false,\"error\":\"refused\"}";
-	}
-	n = send(conn->peer.conn_fd, s, strlen(s), MSG_DONTWAIT | MSG_NOSIGNAL);
-	return n == (ssize_t)strlen(s);
+	if (len < 0)
+		return false;
+	n = send(conn->peer.conn_fd, text, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return n == len;
 }
 
 static void close_fds(int *fds, size_t n)
@@ -346,14 +341,14 @@ static void close_fds(int *fds, size_t n)
 }
 
 static void refused(struct handoff_source *h, struct conn *conn, enum handoff_reject reason,
-                    const char *why)
+		    const char *why)
 {
 	char q[512];
 
 	count_reject(h, reason);
 	log_msg(peer_warn_level(h), "hand-off message refused",
-	        "pid=%d uid=%u reason=%s err=\"%s\"", (int)conn->peer.pid, (unsigned)conn->peer.uid,
-	        handoff_reject_to_string(reason), logfmt_value(why, q, sizeof(q)));
+		"pid=%d uid=%u reason=%s err=\"%s\"", (int)conn->peer.pid, (unsigned)conn->peer.uid,
+		handoff_reject_to_string(reason), logfmt_value(why, q, sizeof(q)));
 }
 
 /* Receives and handles one datagram; false when the connection is to be closed. */
@@ -363,11 +358,11 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(HANDOFF_MAX_FDS_PER_MSG * sizeof(int))];
 	} control;
-	struct iovec iov = {.iov_base = h->buf, .iov_len = HANDOFF_MAX_MESSAGE + 1};
-	struct msghdr mh = {.msg_iov = &iov,
-	                    .msg_iovlen = 1,
-	                    .msg_control = control.buf,
-	                    .msg_controllen = sizeof(control.buf)};
+	struct iovec iov = { .iov_base = h->buf, .iov_len = HANDOFF_MAX_MESSAGE + 1 };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
 	int fds[HANDOFF_MAX_FDS_PER_MSG];
 	enum handoff_reject reason;
 	struct handoff_msg m;
@@ -405,10 +400,10 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 	if (mh.msg_flags & MSG_CTRUNC) {
 		close_fds(fds, n_fds);
 		snprintf(why, sizeof(why),
-		         "the fds attached to the message did not all arrive (at most %u per "
-		         "message, "
-		         "or the exporter is out of file descriptors); disconnecting",
-		         HANDOFF_MAX_FDS_PER_MSG);
+			 "the fds attached to the message did not all arrive (at most %u per "
+			 "message, "
+			 "or the exporter is out of file descriptors); disconnecting",
+			 HANDOFF_MAX_FDS_PER_MSG);
 		refused(h, conn, HANDOFF_REJECT_TRUNCATED, why);
 		answer(conn, why);
 		return false;
@@ -416,13 +411,13 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 	if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > HANDOFF_MAX_MESSAGE) {
 		close_fds(fds, n_fds);
 		snprintf(why, sizeof(why), "the message is longer than %u bytes",
-		         HANDOFF_MAX_MESSAGE);
+			 HANDOFF_MAX_MESSAGE);
 		refused(h, conn, HANDOFF_REJECT_TRUNCATED, why);
 		return answer(conn, why);
 	}
 
 	if (handoff_msg_parse(h->buf, (size_t)n, conn->peer.vm != NULL, &m, &reason, why,
-	                      sizeof(why)) < 0) {
+			      sizeof(why)) < 0) {
 		close_fds(fds, n_fds);
 		refused(h, conn, reason, why);
 		return answer(conn, why);
@@ -436,10 +431,10 @@ static bool conn_receive(struct handoff_source *h, struct conn *conn)
 		pid_insert(h, conn->peer.pid);
 	if (m.kind == HANDOFF_MSG_REGISTER)
 		log_info("VM found", "vm=%s pid=%d source=handoff fds=%zu", conn->peer.vm->name,
-		         (int)conn->peer.pid, vm_n_files(conn->peer.vm));
+			 (int)conn->peer.pid, vm_n_files(conn->peer.vm));
 	else
 		log_debug("hand-off VM changed", "vm=%s pid=%d fds=%zu", conn->peer.vm->name,
-		          (int)conn->peer.pid, vm_n_files(conn->peer.vm));
+			  (int)conn->peer.pid, vm_n_files(conn->peer.vm));
 	handoff_msg_release(&m);
 	return answer(conn, NULL);
 }
@@ -472,7 +467,8 @@ static int adopt_socket(struct handoff_source *h, int fd, char *why, size_t why_
 
 	h->listen_fd = fd; /* ours now, closed by handoff_source_free() on any failure */
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET) {
-		snprintf(why, why_len, "the socket systemd passed is not SOCK_SEQPACKET "
+		snprintf(why, why_len,
+			 "the socket systemd passed is not SOCK_SEQPACKET "
 			 "(use ListenSequentialPacket=)");
 		return -EPROTOTYPE;
 	}
@@ -491,9 +487,9 @@ static int adopt_socket(struct handoff_source *h, int fd, char *why, size_t why_
 }
 
 static int bind_socket(struct handoff_source *h, const struct handoff_config *cfg, char *why,
-                       size_t why_len)
+		       size_t why_len)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 
 	if (strlen(cfg->path) >= sizeof(sa.sun_path)) {
@@ -526,7 +522,7 @@ static int bind_socket(struct handoff_source *h, const struct handoff_config *cf
 		}
 		if (unlink(cfg->path) < 0 && errno != ENOENT) {
 			snprintf(why, why_len, "cannot remove the stale socket: %s",
-			         strerror(errno));
+				 strerror(errno));
 			return -errno;
 		}
 	}
@@ -559,9 +555,9 @@ static uint32_t *copy_ids(const uint32_t *ids, size_t n)
 }
 
 int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_config *cfg,
-                       struct handoff_source **ret, char *why, size_t why_len)
+		       struct handoff_source **ret, char *why, size_t why_len)
 {
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct handoff_source *h = calloc(1, sizeof(*h));
 	int r;
 
@@ -569,10 +565,10 @@ int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_c
 		safe_close(cfg->listen_fd);
 		return -ENOMEM;
 	}
-	*h = (struct handoff_source){.c = c,
-	                             .epoll_fd = epoll_fd,
-	                             .listen_fd = -1,
-	                             .max_connections = cfg->max_connections};
+	*h = (struct handoff_source){ .c = c,
+				      .epoll_fd = epoll_fd,
+				      .listen_fd = -1,
+				      .max_connections = cfg->max_connections };
 	h->reserve_fd = eventfd(0, EFD_CLOEXEC);
 	h->path = strdup(cfg->path);
 	h->allow_uids = copy_ids(cfg->allow_uids, cfg->n_allow_uids);

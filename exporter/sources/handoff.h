@@ -34,7 +34,7 @@ struct handoff_source;
  * with why[] naming the step.
  */
 int handoff_source_new(struct collector *c, int epoll_fd, const struct handoff_config *cfg,
-                       struct handoff_source **ret, char *why, size_t why_len);
+		       struct handoff_source **ret, char *why, size_t why_len);
 
 /* Closes every connection (removing its VM), the socket and its file. NULL-safe, returns NULL. */
 struct handoff_source *handoff_source_free(struct handoff_source *h);

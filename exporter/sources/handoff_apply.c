@@ -15,6 +15,7 @@
 
 #include "expo/escape.h"
 #include "sources/handoff_apply.h"
+#include "sources/handoff_threads.h"
 #include "log/log.h"
 #include "macro.h"
 #include "util/samefile.h"
@@ -74,31 +75,31 @@ static int check_roles(struct apply *a, size_t n_fds)
 
 	if (m->kind == HANDOFF_MSG_REMOVE && n_fds > 0)
 		return refuse(a, HANDOFF_REJECT_FD,
-		              "%zu fds are attached to a \"remove\" message, which takes none",
-		              n_fds);
+			      "%zu fds are attached to a \"remove\" message, which takes none",
+			      n_fds);
 	if (m->kind != HANDOFF_MSG_REMOVE && n_fds != m->n_roles)
-		return refuse(
-		        a, HANDOFF_REJECT_FD,
-		        "%zu fds are attached for %zu roles in \"fds\": attach exactly one fd "
-		        "per role, in order",
-		        n_fds, m->n_roles);
+		return refuse(a, HANDOFF_REJECT_FD,
+			      "%zu fds are attached for %zu roles in \"fds\": attach exactly one "
+			      "fd "
+			      "per role, in order",
+			      n_fds, m->n_roles);
 	for (size_t i = 0; i < m->n_roles; i++) {
 		bool held = vm_has_role(vm, m->roles[i]);
 
 		if (m->kind == HANDOFF_MSG_REMOVE && !held)
 			return refuse(a, HANDOFF_REJECT_ROLE,
-			              "\"%s[%zu]\": the VM has no role \"%s\"", key, i,
-			              role_str(m->roles[i], rs, sizeof(rs)));
+				      "\"%s[%zu]\": the VM has no role \"%s\"", key, i,
+				      role_str(m->roles[i], rs, sizeof(rs)));
 		if (m->kind != HANDOFF_MSG_REMOVE && held)
-			return refuse(
-			        a, HANDOFF_REJECT_ROLE,
-			        "\"%s[%zu]\": the VM already has role \"%s\" (remove it first)",
-			        key, i, role_str(m->roles[i], rs, sizeof(rs)));
+			return refuse(a, HANDOFF_REJECT_ROLE,
+				      "\"%s[%zu]\": the VM already has role \"%s\" (remove it "
+				      "first)",
+				      key, i, role_str(m->roles[i], rs, sizeof(rs)));
 	}
 	if (m->kind == HANDOFF_MSG_ADD && vm_n_files(vm) + m->n_roles > HANDOFF_MAX_FDS_PER_VM)
 		return refuse(a, HANDOFF_REJECT_BOUNDS,
-		              "the VM would hold %zu fds, at most %u are allowed",
-		              vm_n_files(vm) + m->n_roles, HANDOFF_MAX_FDS_PER_VM);
+			      "the VM would hold %zu fds, at most %u are allowed",
+			      vm_n_files(vm) + m->n_roles, HANDOFF_MAX_FDS_PER_VM);
 	return 0;
 }
 
@@ -116,7 +117,7 @@ static int check_link(struct apply *a, size_t i, int fd, int role)
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n < 0)
 		return refuse(a, HANDOFF_REJECT_FD, "fd %zu (role \"%s\") cannot be checked: %s", i,
-		              role_str(role, rs, sizeof(rs)), strerror(errno));
+			      role_str(role, rs, sizeof(rs)), strerror(errno));
 	link[n] = '\0';
 	if (role == HANDOFF_ROLE_VM)
 		snprintf(want, sizeof(want), "%s", LINK_VM);
@@ -130,14 +131,14 @@ static int check_link(struct apply *a, size_t i, int fd, int role)
 	else if (strncmp(link, LINK_VCPU, strlen(LINK_VCPU)) == 0)
 		/* The kernel's own words ("kvm-vcpu-stats:<index>"): safe to repeat. */
 		what = (snprintf(other, sizeof(other), "is the stats fd of vCPU %.16s",
-		                 link + strlen(LINK_VCPU)),
-		        other);
+				 link + strlen(LINK_VCPU)),
+			other);
 	else if (strcmp(link, "anon_inode:kvm-vm") == 0)
 		what = "is a KVM VM fd, not its stats fd (KVM_GET_STATS_FD makes one)";
 	else if (strncmp(link, "anon_inode:kvm-vcpu:", 20) == 0)
 		what = "is a KVM vCPU fd, not its stats fd (KVM_GET_STATS_FD makes one)";
 	return refuse(a, HANDOFF_REJECT_FD, "fd %zu (role \"%s\") %s", i,
-	              role_str(role, rs, sizeof(rs)), what);
+		      role_str(role, rs, sizeof(rs)), what);
 }
 
 /* Validates fds[i] as the stats file of its role; consumes the fd. */
@@ -161,15 +162,15 @@ static int open_file(struct apply *a, size_t i, int fd)
 		else
 			snprintf(rule, sizeof(rule), "%s", strerror(-r));
 		return refuse(a, HANDOFF_REJECT_FD,
-		              "fd %zu (role \"%s\") is not a valid stats file: %s", i,
-		              role_str(role, rs, sizeof(rs)), rule);
+			      "fd %zu (role \"%s\") is not a valid stats file: %s", i,
+			      role_str(role, rs, sizeof(rs)), rule);
 	}
 	a->files[i] = f;
 	/* The link said so already; the id must agree. */
 	if ((role == HANDOFF_ROLE_VM && f->kind != KVMSTATS_KIND_VM) ||
 	    (role != HANDOFF_ROLE_VM && (f->kind != KVMSTATS_KIND_VCPU || f->vcpu != role)))
 		return refuse(a, HANDOFF_REJECT_FD, "fd %zu (role \"%s\") has id \"%.64s\"", i,
-		              role_str(role, rs, sizeof(rs)), f->id);
+			      role_str(role, rs, sizeof(rs)), f->id);
 	r = collector_prepare_file(a->c, f);
 	if (r < 0)
 		return refuse(a, HANDOFF_REJECT_BOUNDS, "fd %zu: %s", i, strerror(-r));
@@ -195,11 +196,11 @@ static int check_consistent(struct apply *a)
 		if (!vcpu_ref)
 			vcpu_ref = f;
 		if (f->schema != vcpu_ref->schema)
-			return refuse(
-			        a, HANDOFF_REJECT_FD,
-			        "fd %zu (role \"%s\") has a different layout from the VM's other "
-			        "vCPU stats fds",
-			        i, role_str(a->m->roles[i], rs, sizeof(rs)));
+			return refuse(a, HANDOFF_REJECT_FD,
+				      "fd %zu (role \"%s\") has a different layout from the VM's "
+				      "other "
+				      "vCPU stats fds",
+				      i, role_str(a->m->roles[i], rs, sizeof(rs)));
 	}
 	return 0;
 }
@@ -240,10 +241,10 @@ static int check_duplicates(struct apply *a)
 			if (!vm_holds(vm, f))
 				continue;
 			if (vm->source != VM_SOURCE_PROCFS)
-				return refuse(
-				        a, HANDOFF_REJECT_FD,
-				        "fd %zu (role \"%s\") is already registered for another VM",
-				        i, role_str(a->m->roles[i], rs, sizeof(rs)));
+				return refuse(a, HANDOFF_REJECT_FD,
+					      "fd %zu (role \"%s\") is already registered for "
+					      "another VM",
+					      i, role_str(a->m->roles[i], rs, sizeof(rs)));
 			for (size_t j = 0; j < a->n_replace; j++)
 				listed = listed || a->replace[j] == vm;
 			if (!listed)
@@ -268,7 +269,7 @@ static int check_name(struct apply *a)
 	for (size_t k = 0; k < c->n_vms; k++)
 		if (strcmp(c->vms[k]->name, a->m->name) == 0 && !replaced(a, c->vms[k]))
 			return refuse(a, HANDOFF_REJECT_NAME,
-			              "\"vm.name\" is taken by another VM: pick another name");
+				      "\"vm.name\" is taken by another VM: pick another name");
 	return 0;
 }
 
@@ -291,8 +292,10 @@ static struct vm_vcpu *merged_vcpus(const struct apply *a, size_t *ret_n)
 	if (n > 0)
 		memcpy(v, vm->vcpus, n * sizeof(*v));
 	for (size_t i = 0; i < a->m->n_roles; i++)
-		if (a->files[i]->kind == KVMSTATS_KIND_VCPU)
-			v[n++] = (struct vm_vcpu){.file = a->files[i], .target_fd = -1};
+		if (a->files[i]->kind == KVMSTATS_KIND_VCPU) {
+			v[n] = (struct vm_vcpu){ .file = a->files[i], .target_fd = -1 };
+			vcpu_thread_init(&v[n++].thread, VCPU_THREAD_NOT_SEEN);
+		}
 	qsort(v, n, sizeof(*v), vcpu_cmp);
 	*ret_n = n;
 	return v;
@@ -300,7 +303,7 @@ static struct vm_vcpu *merged_vcpus(const struct apply *a, size_t *ret_n)
 
 static char *escaped(const char *s)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	escape_puts(&b, s, ESCAPE_LABEL_VALUE);
 	outbuf_putc(&b, '\0');
@@ -315,7 +318,7 @@ static char *escaped(const char *s)
 static struct vm *new_vm(const struct apply *a)
 {
 	const struct handoff_msg *m = a->m;
-	struct vm_identity id = {0};
+	struct vm_identity id = { 0 };
 	struct vm *vm = vm_new(VM_SOURCE_HANDOFF);
 
 	if (!vm)
@@ -354,8 +357,8 @@ static void remove_replaced(struct apply *a)
 		if (k < 0)
 			continue;
 		log_info("VM replaced by its hand-off", "vm=%s pid=%d by=\"%s\"",
-		         a->replace[j]->name, (int)a->replace[j]->pid,
-		         a->m->kind == HANDOFF_MSG_REGISTER ? a->m->name : a->peer->vm->name);
+			 a->replace[j]->name, (int)a->replace[j]->pid,
+			 a->m->kind == HANDOFF_MSG_REGISTER ? a->m->name : a->peer->vm->name);
 		collector_remove_vm(a->c, (size_t)k);
 	}
 }
@@ -439,13 +442,19 @@ static void commit_remove(struct apply *a)
 }
 
 int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct handoff_msg *m,
-                  int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
-                  size_t why_len)
+		  int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
+		  size_t why_len)
 {
-	struct apply a = {.c = c, .peer = peer, .m = m, .why = why, .why_len = why_len};
+	struct apply a = { .c = c, .peer = peer, .m = m, .why = why, .why_len = why_len };
 	size_t i = 0;
 	int r;
 
+	if (m->kind == HANDOFF_MSG_THREADS) {
+		for (i = 0; i < n_fds; i++)
+			safe_close(fds[i]);
+		return handoff_apply_threads(c, peer->vm, peer->pid, m, n_fds, ret_reason, why,
+					     why_len);
+	}
 	r = check_roles(&a, n_fds);
 	for (; r >= 0 && i < n_fds; i++)
 		r = open_file(&a, i, fds[i]);

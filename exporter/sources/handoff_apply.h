@@ -26,8 +26,8 @@ struct handoff_peer {
  * changed.
  */
 int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct handoff_msg *m,
-                  int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
-                  size_t why_len);
+		  int *fds, size_t n_fds, enum handoff_reject *ret_reason, char *why,
+		  size_t why_len);
 
 /* Removes the peer's VM, if any, closing its fds. Takes the collector lock. */
 void handoff_peer_forget(struct collector *c, struct handoff_peer *peer);

@@ -9,17 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HANDOFF_VERSION         1
-#define HANDOFF_MAX_MESSAGE     65536u /* bytes of JSON in one datagram */
-#define HANDOFF_MAX_FDS_PER_MSG 64u
-#define HANDOFF_MAX_FDS_PER_VM  1025u /* the VM fd and 1024 vCPUs */
-#define HANDOFF_MAX_VCPU_INDEX  16383 /* KVM's vCPU ids (x86 APIC ids) go up to 16383 */
-#define HANDOFF_MAX_NAME        253u
-#define HANDOFF_MAX_UUID        64u
-#define HANDOFF_MAX_LABELS      16u
-#define HANDOFF_MAX_LABEL_NAME  64u
-#define HANDOFF_MAX_LABEL_VALUE 256u
-#define HANDOFF_ROLE_VM         (-1) /* roles are vCPU indexes, or this */
+#include "proto/handoff.h"
 
 /* Why a message or connection was refused; the `reason` label of the rejection counter. */
 enum handoff_reject {
@@ -41,6 +31,7 @@ enum handoff_msg_kind {
 	HANDOFF_MSG_REGISTER, /* first message: version, vm, fds */
 	HANDOFF_MSG_ADD,      /* later: fds */
 	HANDOFF_MSG_REMOVE,   /* later: remove */
+	HANDOFF_MSG_THREADS,  /* later: threads (the thread running each named vCPU) */
 };
 
 struct handoff_label {
@@ -56,6 +47,7 @@ struct handoff_msg {
 	size_t n_labels;
 	int roles[HANDOFF_MAX_FDS_PER_VM]; /* HANDOFF_ROLE_VM or a vCPU index, in message order */
 	size_t n_roles;
+	int tids[HANDOFF_MAX_FDS_PER_VM]; /* THREADS: the thread id for each of roles[] */
 };
 
 /*
@@ -66,13 +58,7 @@ struct handoff_msg {
  * empty. The caller releases *ret after success.
  */
 int handoff_msg_parse(const void *buf, size_t len, bool registered, struct handoff_msg *ret,
-                      enum handoff_reject *ret_reason, char *why, size_t why_len);
+		      enum handoff_reject *ret_reason, char *why, size_t why_len);
 
 /* Frees what handoff_msg_parse() allocated; leaves *m empty. */
 void handoff_msg_release(struct handoff_msg *m);
-
-/* Formats a role as the protocol spells it ("vm", "vcpu:3"). */
-void handoff_role_format(int role, char *buf, size_t len);
-
-/* True for at most max bytes of valid UTF-8 with no C0, DEL or C1 control character. */
-bool handoff_text_valid(const char *s, size_t len, size_t max);

@@ -25,10 +25,15 @@
 #include "util/clock.h"
 #include "util/samefile.h"
 #include "sources/procfs.h"
+#include "sources/vcpu_map.h"
 #include "util/vmname.h"
 
 #define LINK_VM   "anon_inode:kvm-vm-stats"
 #define LINK_VCPU "anon_inode:kvm-vcpu-stats:"
+
+/* Looks per VM at its threads while vCPUs are not seen, and per scan in all. */
+#define VCPU_MAP_PASSES_PER_VM   4
+#define VCPU_MAP_PASSES_PER_SCAN 32
 
 /* A stats fd seen in a process: its number there and what the link says it is. */
 struct candidate {
@@ -84,7 +89,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 	if (fd < 0) {
 		r = -errno;
 		if ((r == -EPERM || r == -EACCES) && !p->warned_getfd) {
-			log_warn("cannot take stats fds from another process; procfs discovery needs "
+			log_warn("cannot take stats fds from another process; procfs discovery "
+				 "needs "
 				 "CAP_SYS_PTRACE (or use the stats-file source)",
 				 "pid=%d err=\"%s\"", (int)vm->pid, strerror(-r));
 			p->warned_getfd = true;
@@ -99,7 +105,8 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 			kvmstats_error_format(&err, why, sizeof(why));
 		else
 			snprintf(why, sizeof(why), "%s", strerror(-r));
-		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd, why);
+		log_warn("rejected stats fd", "pid=%d fd=%d err=\"%s\"", (int)vm->pid, cand->fd,
+			 why);
 		collector_count_rejected_fd(p->collector);
 		return r;
 	}
@@ -316,8 +323,9 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	}
 
 	if (!vm->kvm_id) {
-		const struct kvmstats_file *f = vm->vm_file ? vm->vm_file
-					      : vm->n_vcpus ? vm->vcpus[0].file : NULL;
+		const struct kvmstats_file *f = vm->vm_file   ? vm->vm_file
+						: vm->n_vcpus ? vm->vcpus[0].file
+							      : NULL;
 		char *id = f ? strndup(f->id, strcspn(f->id, "/")) : NULL;
 
 		/* A VM already in the collector is read by scrapes. */
@@ -371,6 +379,29 @@ static bool keep_vm(struct procfs_source *p, pid_t pid)
 	return vm != NULL;
 }
 
+/*
+ * Maps the vCPUs of every VM with a known process (hand-off VMs too) to
+ * their threads; the retries that catch busy vCPUs share one budget per scan.
+ */
+static void map_vcpu_threads(struct procfs_source *p)
+{
+	struct collector *c = p->collector;
+	unsigned budget = VCPU_MAP_PASSES_PER_SCAN;
+
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct vm *vm = c->vms[i];
+		unsigned max = budget >= VCPU_MAP_PASSES_PER_VM ? VCPU_MAP_PASSES_PER_VM
+			       : budget > 0                     ? budget
+								: 1;
+		unsigned used;
+
+		if (vm->source != VM_SOURCE_PROCFS && vm->source != VM_SOURCE_HANDOFF)
+			continue;
+		used = vcpu_map_vm(c, p->proc_root, vm, max);
+		budget = budget > used ? budget - used : 0;
+	}
+}
+
 int procfs_scan(struct procfs_source *p)
 {
 	struct collector *c = p->collector;
@@ -403,7 +434,8 @@ int procfs_scan(struct procfs_source *p)
 		 */
 		have_cpu = real_proc && procfs_process_cpu_ns((pid_t)pid, &cpu_ns) == 0;
 		if (have_cpu) {
-			const struct procfs_quiet *q = procfs_quiet_find(&p->quiet, (pid_t)pid, cpu_ns);
+			const struct procfs_quiet *q =
+				procfs_quiet_find(&p->quiet, (pid_t)pid, cpu_ns);
 
 			if (q && (!q->vmm || keep_vm(p, (pid_t)pid))) {
 				(void)procfs_quiet_add(&quiet, (pid_t)pid, q->vmm, cpu_ns);
@@ -428,6 +460,7 @@ int procfs_scan(struct procfs_source *p)
 	procfs_quiet_finish(&quiet);
 	procfs_quiet_release(&p->quiet);
 	p->quiet = quiet;
+	map_vcpu_threads(p);
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = c->n_vms; i-- > 0;) {
@@ -444,8 +477,8 @@ int procfs_scan(struct procfs_source *p)
 	p->scan_seconds = monotonic_seconds() - start;
 	pthread_mutex_unlock(&c->lock);
 
-	log_debug("procfs scan", "seconds=%.6f unchanged_processes=%u",
-		  monotonic_seconds() - start, unchanged);
+	log_debug("procfs scan", "seconds=%.6f unchanged_processes=%u", monotonic_seconds() - start,
+		  unchanged);
 	if (denied > 0 && !p->warned_denied) {
 		log_warn("cannot read the fds of some processes; VMs there are not seen (procfs "
 			 "discovery needs CAP_SYS_PTRACE)",

@@ -13,7 +13,8 @@ struct procfs_source {
 	struct collector *collector;
 	const char *proc_root; /* "/proc" */
 	int epoll_fd;          /* new VMs' pidfds are added here */
-	/* Processes to leave alone (hand-off peers: their fds come over the socket); may be NULL. */
+	/* Processes to leave alone (hand-off peers: their fds come over the socket); may be NULL.
+	 */
 	bool (*skip_pid)(void *userdata, pid_t pid);
 	void *skip_userdata;
 	unsigned generation;

@@ -7,7 +7,8 @@
 
 int procfs_process_cpu_ns(pid_t pid, uint64_t *ret_ns)
 {
-	/* The kernel's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): ns-exact, no privilege needed. */
+	/* The kernel's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): ns-exact, no privilege needed.
+	 */
 	clockid_t clock = (clockid_t)((~(unsigned)pid << 3) | 2u);
 	struct timespec ts;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * systemd's service protocol, spoken directly (no libsystemd): readiness and
- * status notifications to $NOTIFY_SOCKET, the watchdog ($WATCHDOG_USEC,
+ * systemd's service protocol, through libsystemd: readiness and status
+ * notifications to $NOTIFY_SOCKET, the watchdog ($WATCHDOG_USEC,
  * $WATCHDOG_PID) and socket activation ($LISTEN_FDS, $LISTEN_PID,
  * $LISTEN_FDNAMES). Outside systemd every call is a cheap no-op.
  */
@@ -13,17 +13,14 @@
 
 #include "macro.h"
 
-/* The first file descriptor systemd passes (SD_LISTEN_FDS_START). */
-#define SDNOTIFY_LISTEN_FDS_START 3
 /* At most this many passed fds are accepted; more is -E2BIG. */
 #define SDNOTIFY_LISTEN_FDS_MAX 1024
 /* Longest STATUS= text; longer is -EMSGSIZE. */
 #define SDNOTIFY_STATUS_MAX 1024
 
 /*
- * Sends one newline-separated message ("READY=1\nSTATUS=...") to
- * $NOTIFY_SOCKET ("/path" or "@abstract"). 1 if sent, 0 if $NOTIFY_SOCKET is
- * unset, -errno on failure. Thread-safe.
+ * Sends one newline-separated message ("READY=1\nSTATUS=...") with
+ * sd_notify(3). 1 if sent, 0 if $NOTIFY_SOCKET is unset, -errno on failure.
  */
 int sdnotify_send(const char *message);
 /* "READY=1" plus "STATUS=<status>" when status is not NULL. */
@@ -67,13 +64,14 @@ struct sdnotify_fds {
 };
 
 /*
- * Reads $LISTEN_FDS, $LISTEN_PID and $LISTEN_FDNAMES into *ret and marks the
- * fds close-on-exec; the fds are the caller's from then on. Returns the number
- * of fds: 0 when none were passed to this process ($LISTEN_PID names another
- * one); -EINVAL when a variable is malformed or the names do not match the
- * count, -E2BIG beyond SDNOTIFY_LISTEN_FDS_MAX, -EBADF when a passed fd is not
- * open. With unset_environment the three variables are removed in every case
- * (call it before starting threads). *ret is releasable on every return.
+ * sd_listen_fds_with_names(3) into *ret (the fds are marked close-on-exec and
+ * are the caller's from then on). Returns the number of fds: 0 when none were
+ * passed to this process ($LISTEN_PID unset or naming another one); -errno
+ * when a variable is malformed, the names do not match the count or a passed
+ * fd is not open (those fds are left alone), -E2BIG beyond
+ * SDNOTIFY_LISTEN_FDS_MAX. With unset_environment the three variables are
+ * removed in every case (call it before starting threads). *ret is
+ * releasable on every return.
  */
 int sdnotify_listen_fds(bool unset_environment, struct sdnotify_fds *ret);
 
@@ -87,6 +85,13 @@ int sdnotify_fds_take(struct sdnotify_fds *set, const char *name);
  */
 int sdnotify_fds_take_stream_listeners(struct sdnotify_fds *set, const char *skip_name,
 				       int **ret_fds, size_t *ret_n);
+
+/*
+ * Takes the first fd named name if it is a listening AF_UNIX socket of this
+ * type: the fd, -ENOENT when there is none, -EPROTOTYPE when it is something
+ * else (it stays in the set and is closed on release).
+ */
+int sdnotify_fds_take_unix_listener(struct sdnotify_fds *set, const char *name, int type);
 
 /* True if fd is a listening socket of this type (SOCK_STREAM, SOCK_SEQPACKET...). */
 bool sdnotify_is_listening_socket(int fd, int type);

@@ -14,14 +14,14 @@ static const struct {
 	const char *name;
 	uint64_t nsec;
 } duration_units[] = {
-        {"ns", UINT64_C(1)},            /* nanoseconds */
-        {"us", UINT64_C(1000)},         /* microseconds */
-        {"\xc2\xb5s", UINT64_C(1000)},  /* U+00B5 MICRO SIGN */
-        {"\xce\xbcs", UINT64_C(1000)},  /* U+03BC GREEK SMALL LETTER MU */
-        {"ms", UINT64_C(1000000)},      /* milliseconds */
-        {"s", UINT64_C(1000000000)},    /* seconds */
-        {"m", UINT64_C(60000000000)},   /* minutes */
-        {"h", UINT64_C(3600000000000)}, /* hours */
+	{ "ns", UINT64_C(1) },            /* nanoseconds */
+	{ "us", UINT64_C(1000) },         /* microseconds */
+	{ "\xc2\xb5s", UINT64_C(1000) },  /* U+00B5 MICRO SIGN */
+	{ "\xce\xbcs", UINT64_C(1000) },  /* U+03BC GREEK SMALL LETTER MU */
+	{ "ms", UINT64_C(1000000) },      /* milliseconds */
+	{ "s", UINT64_C(1000000000) },    /* seconds */
+	{ "m", UINT64_C(60000000000) },   /* minutes */
+	{ "h", UINT64_C(3600000000000) }, /* hours */
 };
 
 static bool is_digit(char c)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util/fileio.h"
 #include "util/vmname.h"
 
 #define CMDLINE_MAX (64u * 1024)
@@ -156,6 +157,7 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	_cleanup_close_ int fd = -1;
 	char path[64];
 	size_t len = 0;
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -164,17 +166,9 @@ int vmname_from_pid(pid_t pid, struct vm_identity *ret)
 	buf = malloc(CMDLINE_MAX + 1);
 	if (!buf)
 		return -ENOMEM;
-	while (len < CMDLINE_MAX) {
-		ssize_t n = read(fd, buf + len, CMDLINE_MAX - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	r = read_fd_full(fd, buf, CMDLINE_MAX, &len);
+	if (r < 0)
+		return r;
 	buf[len] = '\0';
 	/* Drop the final NUL so that no empty trailing argument is seen. */
 	if (len > 0 && buf[len - 1] == '\0')

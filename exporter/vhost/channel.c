@@ -201,8 +201,8 @@ static void *relay_backend_requests(void *arg)
 		pthread_mutex_lock(&s->p->lock);
 		relay = judge_backend_request(s, bc, m, &reason);
 		pthread_mutex_unlock(&s->p->lock);
-		vhost_session_log(s, VHOSTMSG_CHANNEL_BACKEND, "backend", m, relay ? "relayed" : "refused",
-			    reason);
+		vhost_session_log(s, VHOSTMSG_CHANNEL_BACKEND, "backend", m,
+				  relay ? "relayed" : "refused", reason);
 		if (relay)
 			r = vhost_msg_send(bc->frontend_fd, m);
 		else
@@ -224,7 +224,8 @@ static void *relay_backend_replies(void *arg)
 	struct vhost_proxy *p = s->p;
 	struct vhost_msg *m = malloc(sizeof(*m));
 
-	while (m && vhost_session_recv(s, bc->frontend_fd, m, VHOSTMSG_CHANNEL_BACKEND, "frontend")) {
+	while (m &&
+	       vhost_session_recv(s, bc->frontend_fd, m, VHOSTMSG_CHANNEL_BACKEND, "frontend")) {
 		unsigned reason = vhost_check_message(VHOSTMSG_CHANNEL_BACKEND, m);
 		struct pending e;
 		int r;

@@ -124,8 +124,8 @@ static int parse_regions(const char *s, size_t n, struct vhost_proxy_config *c,
 		if (!grown)
 			return -ENOMEM;
 		c->regions = grown;
-		c->regions[c->n_regions++] = (struct vhost_region){ .shmid = (uint8_t)id,
-								    .size = size };
+		c->regions[c->n_regions++] =
+			(struct vhost_region){ .shmid = (uint8_t)id, .size = size };
 		s += len + (semi ? 1 : 0);
 		if (semi && s == end)
 			return -EINVAL; /* a trailing ';' */
@@ -185,8 +185,7 @@ static int parse_pair(struct vhost_proxy_config *c, const char *key, size_t key_
 	return -EINVAL;
 }
 
-int vhost_proxy_config_parse(const char *spec, struct vhost_proxy_config *ret,
-			     const char **ret_why)
+int vhost_proxy_config_parse(const char *spec, struct vhost_proxy_config *ret, const char **ret_why)
 {
 	const char *s = spec, *end = spec + strlen(spec);
 	int r;

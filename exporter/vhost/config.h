@@ -25,9 +25,9 @@ struct vhost_region {
 };
 
 struct vhost_proxy_config {
-	char *name;    /* `proxy` label: [a-zA-Z0-9_.-]{1,64} */
-	char *listen;  /* where the frontend connects */
-	char *backend; /* where the real backend listens */
+	char *name;                   /* `proxy` label: [a-zA-Z0-9_.-]{1,64} */
+	char *listen;                 /* where the frontend connects */
+	char *backend;                /* where the real backend listens */
 	struct vhost_region *regions; /* shmem=..., for frontends that never announce them */
 	size_t n_regions;
 	/*

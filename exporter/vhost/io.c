@@ -59,7 +59,8 @@ static int recv_exact(int fd, uint8_t *buf, size_t n, struct vhost_msg *m, size_
 			char buf[CMSG_SPACE(sizeof(int) * CONTROL_FDS)];
 		} control;
 		struct iovec iov = { .iov_base = buf + got, .iov_len = n - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
 				     .msg_control = control.buf,
 				     .msg_controllen = sizeof(control.buf) };
 		ssize_t k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);

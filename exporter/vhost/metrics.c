@@ -53,7 +53,7 @@ static bool reason_applies(enum vhostmsg_channel ch, unsigned reason)
 static void write_connections(struct vhost_taps *t, struct family_writer *w)
 {
 	family_begin(w, "vhost_user_proxy_connected", FAMILY_GAUGE, NULL,
-		   "Whether a frontend is connected to the proxy and relayed to its backend.");
+		     "Whether a frontend is connected to the proxy and relayed to its backend.");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
@@ -63,7 +63,7 @@ static void write_connections(struct vhost_taps *t, struct family_writer *w)
 		pthread_mutex_unlock(&p->lock);
 	}
 	family_begin(w, "vhost_user_proxy_connections", FAMILY_COUNTER, NULL,
-		   "Frontend connections relayed to the backend (sessions started).");
+		     "Frontend connections relayed to the backend (sessions started).");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
@@ -79,8 +79,8 @@ static void write_messages(struct vhost_taps *t, struct family_writer *w)
 	char num[12];
 
 	family_begin(w, "vhost_user_messages", FAMILY_COUNTER, NULL,
-		   "Requests received by the proxy, by channel (named by who sends the "
-		   "requests) and request; replies are not counted.");
+		     "Requests received by the proxy, by channel (named by who sends the "
+		     "requests) and request; replies are not counted.");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
@@ -92,15 +92,15 @@ static void write_messages(struct vhost_taps *t, struct family_writer *w)
 				continue; /* a series made only for a reply or a refusal */
 			sample_start(w, p);
 			family_label(w, "channel",
-				  vhostmsg_channel_name((enum vhostmsg_channel)e->channel));
+				     vhostmsg_channel_name((enum vhostmsg_channel)e->channel));
 			family_label(w, "request", series_request(e, num));
 			family_value_u64(w, e->count);
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
 	family_begin(w, "vhost_user_invalid_messages", FAMILY_COUNTER, NULL,
-		   "Messages (requests or replies) that break a rule of the protocol, by "
-		   "channel and the first rule broken.");
+		     "Messages (requests or replies) that break a rule of the protocol, by "
+		     "channel and the first rule broken.");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
@@ -117,8 +117,8 @@ static void write_messages(struct vhost_taps *t, struct family_writer *w)
 		pthread_mutex_unlock(&p->lock);
 	}
 	family_begin(w, "vhost_user_refused", FAMILY_COUNTER, NULL,
-		   "Backend requests the proxy did not relay (policy enforce), by request and "
-		   "the first rule broken; the proxy answered failure when a reply was due.");
+		     "Backend requests the proxy did not relay (policy enforce), by request and "
+		     "the first rule broken; the proxy answered failure when a reply was due.");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 
@@ -128,7 +128,8 @@ static void write_messages(struct vhost_taps *t, struct family_writer *w)
 				if (p->stats.refused[j][r] == 0)
 					continue;
 				sample_start(w, p);
-				family_label(w, "request", series_request(&p->stats.requests[j], num));
+				family_label(w, "request",
+					     series_request(&p->stats.requests[j], num));
 				family_label(w, "reason", vhost_reason_name(r));
 				family_value_u64(w, p->stats.refused[j][r]);
 			}
@@ -158,14 +159,14 @@ static void write_external_map(struct vhost_taps *t, struct family_writer *w)
 				sample_start(w, p);
 				family_label_u64(w, "shmid", id);
 				family_value_u64(w, f == 0 ? p->stats.ext_requests[id]
-						      : p->stats.ext_bytes[id]);
+							   : p->stats.ext_bytes[id]);
 			}
 			pthread_mutex_unlock(&p->lock);
 		}
 	}
 	family_begin(w, "vhost_user_external_map_replies", FAMILY_COUNTER, NULL,
-		   "The frontend's replies to EXTERNAL_MAP requests, by result (a u64 of 0 is "
-		   "success).");
+		     "The frontend's replies to EXTERNAL_MAP requests, by result (a u64 of 0 is "
+		     "success).");
 	for (size_t i = 0; i < t->n; i++) {
 		struct vhost_proxy *p = &t->proxies[i];
 

@@ -36,7 +36,7 @@ int vhost_session_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 }
 
 void vhost_session_log(const struct vhost_session *s, enum vhostmsg_channel ch, const char *from,
-			const struct vhost_msg *m, const char *action, unsigned reason)
+		       const struct vhost_msg *m, const char *action, unsigned reason)
 {
 	char num[12];
 
@@ -69,7 +69,7 @@ static void count_fault(struct vhost_session *s, enum vhostmsg_channel ch, const
 }
 
 int vhost_session_recv(struct vhost_session *s, int fd, struct vhost_msg *m,
-		      enum vhostmsg_channel ch, const char *from)
+		       enum vhostmsg_channel ch, const char *from)
 {
 	enum vhost_io_fault fault;
 	int r = vhost_msg_recv(fd, m, &fault);
@@ -97,8 +97,8 @@ unsigned vhost_check_message(enum vhostmsg_channel ch, const struct vhost_msg *m
 	return r;
 }
 
-void vhost_count_request(struct vhost_proxy *p, enum vhostmsg_channel ch,
-			  const struct vhost_msg *m, unsigned reason, unsigned *ret_series)
+void vhost_count_request(struct vhost_proxy *p, enum vhostmsg_channel ch, const struct vhost_msg *m,
+			 unsigned reason, unsigned *ret_series)
 {
 	unsigned series = vhost_stats_series(&p->stats, ch, m->hdr.request);
 

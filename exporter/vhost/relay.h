@@ -61,5 +61,5 @@ int vhost_session_recv(struct vhost_session *s, int fd, struct vhost_msg *m,
 /* Header, size and fd rules of any message; VHOSTMSG_VALID or the first broken. */
 unsigned vhost_check_message(enum vhostmsg_channel ch, const struct vhost_msg *m);
 /* Counts a message of the side that sends requests on ch. Call with the proxy locked. */
-void vhost_count_request(struct vhost_proxy *p, enum vhostmsg_channel ch,
-			 const struct vhost_msg *m, unsigned reason, unsigned *ret_series);
+void vhost_count_request(struct vhost_proxy *p, enum vhostmsg_channel ch, const struct vhost_msg *m,
+			 unsigned reason, unsigned *ret_series);

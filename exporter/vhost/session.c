@@ -33,7 +33,8 @@ static void *relay_frontend_requests(void *arg)
 	struct vhost_proxy *p = s->p;
 	struct vhost_msg *m = malloc(sizeof(*m));
 
-	while (m && vhost_session_recv(s, s->frontend_fd, m, VHOSTMSG_CHANNEL_FRONTEND, "frontend")) {
+	while (m &&
+	       vhost_session_recv(s, s->frontend_fd, m, VHOSTMSG_CHANNEL_FRONTEND, "frontend")) {
 		unsigned reason = vhost_check_message(VHOSTMSG_CHANNEL_FRONTEND, m);
 		int r;
 
@@ -189,8 +190,9 @@ static void session_teardown(struct vhost_session *s)
 
 void vhost_session_run(struct vhost_proxy *p, int frontend_fd)
 {
-	struct vhost_session s = { .p = p, .frontend_fd = frontend_fd, .backend_fd = -1,
-				   .done_fd = -1 };
+	struct vhost_session s = {
+		.p = p, .frontend_fd = frontend_fd, .backend_fd = -1, .done_fd = -1
+	};
 	struct vhostmsg_shmem *tracker = NULL;
 	int r;
 
@@ -235,8 +237,8 @@ void vhost_session_run(struct vhost_proxy *p, int frontend_fd)
 		s.n_threads = 2;
 		session_wait(&s);
 	} else {
-		log_error("cannot start a vhost-user relay; the session ends", "proxy=%s err=\"%s\"",
-			  p->cfg.name, strerror(-r));
+		log_error("cannot start a vhost-user relay; the session ends",
+			  "proxy=%s err=\"%s\"", p->cfg.name, strerror(-r));
 	}
 	session_teardown(&s);
 	log_info("vhost-user session ended", "proxy=%s", p->cfg.name);

@@ -17,8 +17,7 @@ const char *vhost_reason_name(unsigned reason)
 	return "unknown";
 }
 
-unsigned vhost_stats_series(struct vhost_proxy_stats *s, enum vhostmsg_channel ch,
-			    uint32_t request)
+unsigned vhost_stats_series(struct vhost_proxy_stats *s, enum vhostmsg_channel ch, uint32_t request)
 {
 	bool named = vhostmsg_request_name(ch, request) != NULL;
 	bool other = !named && s->n_unnamed >= VHOST_MAX_UNNAMED;
@@ -38,8 +37,9 @@ unsigned vhost_stats_series(struct vhost_proxy_stats *s, enum vhostmsg_channel c
 	}
 	if (!named && !other)
 		s->n_unnamed++;
-	s->requests[s->n_requests] = (struct vhost_request_series){
-		.request = request, .channel = (uint8_t)ch, .other = other };
+	s->requests[s->n_requests] = (struct vhost_request_series){ .request = request,
+								    .channel = (uint8_t)ch,
+								    .other = other };
 	return s->n_requests++;
 }
 

@@ -13,7 +13,7 @@
 /* Reasons of the tap's own, numbered after vhostmsg's for the `reason` label. */
 enum {
 	VHOST_REASON_TRUNCATED = VHOSTMSG_REASON__MAX, /* the peer closed mid-message */
-	VHOST_REASON_UNEXPECTED_REPLY, /* a reply to no pending request */
+	VHOST_REASON_UNEXPECTED_REPLY,                 /* a reply to no pending request */
 	VHOST_REASON__MAX,
 };
 
@@ -42,11 +42,11 @@ struct vhost_proxy_stats {
 	struct vhost_request_series requests[VHOST_MAX_REQUEST_SERIES];
 	unsigned n_requests;
 	unsigned n_unnamed;
-	uint64_t invalid[2][VHOST_REASON__MAX]; /* [channel][reason] */
+	uint64_t invalid[2][VHOST_REASON__MAX];                        /* [channel][reason] */
 	uint64_t refused[VHOST_MAX_REQUEST_SERIES][VHOST_REASON__MAX]; /* [series][reason] */
 	uint64_t ext_requests[VHOSTMSG_MAX_SHMEM_REGIONS];
 	uint64_t ext_bytes[VHOSTMSG_MAX_SHMEM_REGIONS];
-	uint64_t ext_replies[2]; /* success, failure */
+	uint64_t ext_replies[2];                              /* success, failure */
 	uint64_t shmid_seen[VHOSTMSG_MAX_SHMEM_REGIONS / 64]; /* bitmap: gauges to export */
 };
 

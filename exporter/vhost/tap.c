@@ -31,8 +31,7 @@ static bool socket_live(const struct sockaddr_un *sa)
 
 	if (fd < 0)
 		return true; /* cannot tell: do not remove it */
-	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ||
-	       errno != ECONNREFUSED;
+	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
 	close(fd);
 	return live;
 }
@@ -237,8 +236,9 @@ int vhost_taps_start(const struct vhost_proxy_config *cfgs, size_t n, enum vhost
 		return r;
 	}
 	for (size_t i = 0; i < n; i++)
-		log_info("vhost-user proxy listening", "proxy=%s listen=\"%s\" backend=\"%s\" policy=%s",
-			 cfgs[i].name, cfgs[i].listen, cfgs[i].backend, vhost_policy_name(policy));
+		log_info("vhost-user proxy listening",
+			 "proxy=%s listen=\"%s\" backend=\"%s\" policy=%s", cfgs[i].name,
+			 cfgs[i].listen, cfgs[i].backend, vhost_policy_name(policy));
 	*ret = t;
 	return 0;
 }

@@ -212,7 +212,7 @@ struct basicauth *basicauth_free(struct basicauth *a)
 
 /* HMAC(key, len(user) || user || password); false if GnuTLS refuses. */
 static bool cache_digest(struct basicauth *a, const char *user, const char *password,
-                         uint8_t digest[DIGEST_SIZE])
+			 uint8_t digest[DIGEST_SIZE])
 {
 	gnutls_hmac_hd_t h;
 	uint32_t ulen = (uint32_t)strlen(user);

@@ -72,8 +72,8 @@ int wc_get_string_list(struct parse_ctx *p, const yaml_node_t *n, const char *ke
 int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
 		    const struct key_rule *rules, size_t n_rules);
 /* A mapping whose pairs become an array of zeroed elements (what: the expected kind). */
-int wc_mapping_array(struct parse_ctx *p, yaml_node_t *value, const char *path,
-		     const char *what, size_t elem_size, void **ret);
+int wc_mapping_array(struct parse_ctx *p, yaml_node_t *value, const char *path, const char *what,
+		     size_t elem_size, void **ret);
 
 /* The reason a read_file_bounded() of a config file failed, for messages. */
 const char *wc_file_error(int r);

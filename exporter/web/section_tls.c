@@ -27,7 +27,6 @@ static char *join_dir(const char *base_dir, const char *path)
 	return s;
 }
 
-
 const char *wc_file_error(int r)
 {
 	switch (r) {
@@ -42,7 +41,7 @@ const char *wc_file_error(int r)
 
 /* Reads the PEM named by a *_file key (path already joined) into *ret. */
 static int load_pem(struct parse_ctx *p, const yaml_node_t *node, const char *key, const char *path,
-                    char **ret)
+		    char **ret)
 {
 	char *data;
 	int r;
@@ -62,23 +61,23 @@ static const struct {
 	const char *name;
 	enum webconfig_client_auth value;
 } client_auth_names[] = {
-        {"NoClientCert", WEBCONFIG_CLIENT_AUTH_NONE},
-        {"RequestClientCert", WEBCONFIG_CLIENT_AUTH_REQUEST},
-        {"RequireAnyClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY},
-        {"VerifyClientCertIfGiven", WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN},
-        {"RequireAndVerifyClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY},
-        /* The toolkit's old spelling of RequireAnyClientCert, kept for compatibility. */
-        {"RequireClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY},
+	{ "NoClientCert", WEBCONFIG_CLIENT_AUTH_NONE },
+	{ "RequestClientCert", WEBCONFIG_CLIENT_AUTH_REQUEST },
+	{ "RequireAnyClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY },
+	{ "VerifyClientCertIfGiven", WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN },
+	{ "RequireAndVerifyClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY },
+	/* The toolkit's old spelling of RequireAnyClientCert, kept for compatibility. */
+	{ "RequireClientCert", WEBCONFIG_CLIENT_AUTH_REQUIRE_ANY },
 };
 
 static const struct {
 	const char *name;
 	enum webconfig_tls_version value;
 } tls_versions[] = {
-        {"TLS10", WEBCONFIG_TLS10},
-        {"TLS11", WEBCONFIG_TLS11},
-        {"TLS12", WEBCONFIG_TLS12},
-        {"TLS13", WEBCONFIG_TLS13},
+	{ "TLS10", WEBCONFIG_TLS10 },
+	{ "TLS11", WEBCONFIG_TLS11 },
+	{ "TLS12", WEBCONFIG_TLS12 },
+	{ "TLS13", WEBCONFIG_TLS13 },
 };
 
 /* cert, key, client_ca and their *_file forms: kept raw until the whole file is read. */
@@ -90,12 +89,12 @@ static int tls_string(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 		char **dst;
 		yaml_node_t **node;
 	} fields[] = {
-	        {"cert_file", &p->cert_file, &p->cert_node},
-	        {"key_file", &p->key_file, &p->key_node},
-	        {"client_ca_file", &p->client_ca_file, &p->client_ca_node},
-	        {"cert", &p->cert_inline, &p->cert_node},
-	        {"key", &p->key_inline, &p->key_node},
-	        {"client_ca", &p->client_ca_inline, &p->client_ca_node},
+		{ "cert_file", &p->cert_file, &p->cert_node },
+		{ "key_file", &p->key_file, &p->key_node },
+		{ "client_ca_file", &p->client_ca_file, &p->client_ca_node },
+		{ "cert", &p->cert_inline, &p->cert_node },
+		{ "key", &p->key_inline, &p->key_node },
+		{ "client_ca", &p->client_ca_inline, &p->client_ca_node },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
@@ -117,7 +116,7 @@ static int tls_string(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 }
 
 static int tls_client_auth(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                           const char *path)
+			   const char *path)
 {
 	const char *s;
 	int r = wc_get_string(p, value, path, &s);
@@ -134,10 +133,10 @@ static int tls_client_auth(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *v
 			return 0;
 		}
 	return wc_fail_at(p, value, path,
-	               "unknown value \"%s\" (expected NoClientCert, RequestClientCert, "
-	               "RequireAnyClientCert, VerifyClientCertIfGiven or "
-	               "RequireAndVerifyClientCert)",
-	               s);
+			  "unknown value \"%s\" (expected NoClientCert, RequestClientCert, "
+			  "RequireAnyClientCert, VerifyClientCertIfGiven or "
+			  "RequireAndVerifyClientCert)",
+			  s);
 }
 
 static int tls_version(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -159,13 +158,13 @@ static int tls_version(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value
 			return 0;
 		}
 	return wc_fail_at(p, value, path,
-	               "unknown TLS version \"%s\" (expected TLS10, TLS11, TLS12 or TLS13)", s);
+			  "unknown TLS version \"%s\" (expected TLS10, TLS11, TLS12 or TLS13)", s);
 }
 
 /* Fails on the first name known() does not accept: 'unknown WHAT "NAME" (HINT)' at its index. */
 static int check_names(struct parse_ctx *p, yaml_node_t *value, const char *path,
-                       char *const *names, size_t n, bool (*known)(const char *),
-                       const char *what, const char *hint)
+		       char *const *names, size_t n, bool (*known)(const char *), const char *what,
+		       const char *hint)
 {
 	for (size_t i = 0; i < n; i++) {
 		char k[KEY_PATH_MAX];
@@ -179,7 +178,7 @@ static int check_names(struct parse_ctx *p, yaml_node_t *value, const char *path
 }
 
 static int tls_cipher_suites(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                             const char *path)
+			     const char *path)
 {
 	int r = wc_get_string_list(p, value, path, &p->cipher_suites, &p->n_cipher_suites);
 
@@ -187,9 +186,9 @@ static int tls_cipher_suites(struct parse_ctx *p, yaml_node_t *key, yaml_node_t 
 		return r;
 	p->cipher_node = value;
 	return check_names(p, value, path, p->cipher_suites, p->n_cipher_suites,
-	                   webconfig_tls_suite_known, "cipher suite",
-	                   "the names are Go's, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; "
-	                   "insecure suites are not accepted");
+			   webconfig_tls_suite_known, "cipher suite",
+			   "the names are Go's, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256; "
+			   "insecure suites are not accepted");
 }
 
 static int tls_curves(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -200,20 +199,21 @@ static int tls_curves(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 		return r;
 	p->curve_node = value;
 	return check_names(p, value, path, p->curves, p->n_curves, webconfig_tls_curve_known,
-	                   "curve", "expected CurveP256, CurveP384, CurveP521 or X25519");
+			   "curve", "expected CurveP256, CurveP384, CurveP521 or X25519");
 }
 
 static int tls_prefer_server(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                             const char *path)
+			     const char *path)
 {
 	return wc_get_bool(p, value, path, &p->prefer_server_cipher_suites);
 }
 
 static int tls_allowed_sans(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                            const char *path)
+			    const char *path)
 {
 	struct webconfig *c = p->c;
-	int r = wc_get_string_list(p, value, path, &c->client_allowed_sans, &c->n_client_allowed_sans);
+	int r = wc_get_string_list(p, value, path, &c->client_allowed_sans,
+				   &c->n_client_allowed_sans);
 
 	if (r < 0)
 		return r;
@@ -230,19 +230,19 @@ static int tls_allowed_sans(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *
 }
 
 static const struct key_rule tls_rules[] = {
-        {"cert", tls_string},
-        {"key", tls_string},
-        {"client_ca", tls_string},
-        {"cert_file", tls_string},
-        {"key_file", tls_string},
-        {"client_ca_file", tls_string},
-        {"client_auth_type", tls_client_auth},
-        {"cipher_suites", tls_cipher_suites},
-        {"curve_preferences", tls_curves},
-        {"min_version", tls_version},
-        {"max_version", tls_version},
-        {"prefer_server_cipher_suites", tls_prefer_server},
-        {"client_allowed_sans", tls_allowed_sans},
+	{ "cert", tls_string },
+	{ "key", tls_string },
+	{ "client_ca", tls_string },
+	{ "cert_file", tls_string },
+	{ "key_file", tls_string },
+	{ "client_ca_file", tls_string },
+	{ "client_auth_type", tls_client_auth },
+	{ "cipher_suites", tls_cipher_suites },
+	{ "curve_preferences", tls_curves },
+	{ "min_version", tls_version },
+	{ "max_version", tls_version },
+	{ "prefer_server_cipher_suites", tls_prefer_server },
+	{ "client_allowed_sans", tls_allowed_sans },
 };
 
 int wc_section_tls(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -263,34 +263,35 @@ static int check_tls_material(struct parse_ctx *p)
 		return wc_fail_oom(p);
 	if (r == WEBCONFIG_TLS_PAIR_BAD_CERT)
 		return wc_fail_at(p, p->cert_node,
-		               cert_file ? "tls_server_config.cert_file" : "tls_server_config.cert",
-		               "%s", why);
+				  cert_file ? "tls_server_config.cert_file"
+					    : "tls_server_config.cert",
+				  "%s", why);
 	if (r == WEBCONFIG_TLS_PAIR_BAD_KEY || r == WEBCONFIG_TLS_PAIR_KEY_MISMATCH)
 		return wc_fail_at(p, p->key_node,
-		               key_file ? "tls_server_config.key_file" : "tls_server_config.key",
-		               "%s%s", why,
-		               r == WEBCONFIG_TLS_PAIR_BAD_KEY ? ""
-		               : cert_file                     ? " in cert_file"
-		                                               : " in cert");
+				  key_file ? "tls_server_config.key_file" : "tls_server_config.key",
+				  "%s%s", why,
+				  r == WEBCONFIG_TLS_PAIR_BAD_KEY ? ""
+				  : cert_file                     ? " in cert_file"
+								  : " in cert");
 	if (c->client_ca_pem && webconfig_tls_check_certs(c->client_ca_pem, why, sizeof(why)) < 0)
 		return wc_fail_at(p, p->client_ca_node,
-		               p->client_ca_file && *p->client_ca_file
-		                       ? "tls_server_config.client_ca_file"
-		                       : "tls_server_config.client_ca",
-		               "%s", why);
+				  p->client_ca_file && *p->client_ca_file
+					  ? "tls_server_config.client_ca_file"
+					  : "tls_server_config.client_ca",
+				  "%s", why);
 	return 0;
 }
 
 static int build_priorities(struct parse_ctx *p)
 {
 	struct webconfig_tls_params params = {
-	        .cipher_suites = p->cipher_suites,
-	        .n_cipher_suites = p->n_cipher_suites,
-	        .curves = p->curves,
-	        .n_curves = p->n_curves,
-	        .min_version = p->c->min_version,
-	        .max_version = p->c->max_version,
-	        .prefer_server_cipher_suites = p->prefer_server_cipher_suites,
+		.cipher_suites = p->cipher_suites,
+		.n_cipher_suites = p->n_cipher_suites,
+		.curves = p->curves,
+		.n_curves = p->n_curves,
+		.min_version = p->c->min_version,
+		.max_version = p->c->max_version,
+		.prefer_server_cipher_suites = p->prefer_server_cipher_suites,
 	};
 	char why[512];
 	int r;
@@ -300,17 +301,18 @@ static int build_priorities(struct parse_ctx *p)
 		return wc_fail_oom(p);
 	if (r < 0)
 		return wc_fail_at(p, p->cipher_node,
-		               p->cipher_node ? "tls_server_config.cipher_suites"
-		                              : "tls_server_config",
-		               "%s", why);
+				  p->cipher_node ? "tls_server_config.cipher_suites"
+						 : "tls_server_config",
+				  "%s", why);
 	return 0;
 }
 
 /* As in the toolkit, a *_file (relative to the config's directory) wins over the inline value. */
 static int resolve_pem(struct parse_ctx *p, const char *file, char **inline_value,
-                       const yaml_node_t *node, const char *file_key, char **ret)
+		       const yaml_node_t *node, const char *file_key, char **ret)
 {
 	_cleanup_free_ char *path = NULL;
+	int r;
 
 	if (!file || !*file) {
 		*ret = TAKE_PTR(*inline_value);
@@ -319,7 +321,14 @@ static int resolve_pem(struct parse_ctx *p, const char *file, char **inline_valu
 	path = join_dir(p->base_dir, file);
 	if (!path)
 		return wc_fail_oom(p);
-	return load_pem(p, node, file_key, path, ret);
+	r = load_pem(p, node, file_key, path, ret);
+	/* Watched for changes (a rotated certificate) next to the config itself. */
+	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(p->c->tls_files); i++)
+		if (!p->c->tls_files[i]) {
+			p->c->tls_files[i] = TAKE_PTR(path);
+			break;
+		}
+	return r;
 }
 
 /* After the whole file: apply the toolkit's TLS rules and read the PEM material. */
@@ -329,7 +338,7 @@ int wc_finish_tls(struct parse_ctx *p)
 	bool has_cert = (p->cert_file && *p->cert_file) || (p->cert_inline && *p->cert_inline);
 	bool has_key = (p->key_file && *p->key_file) || (p->key_inline && *p->key_inline);
 	bool has_ca = (p->client_ca_file && *p->client_ca_file) ||
-	              (p->client_ca_inline && *p->client_ca_inline);
+		      (p->client_ca_inline && *p->client_ca_inline);
 	int r;
 
 	if (!p->tls_named) {
@@ -341,38 +350,38 @@ int wc_finish_tls(struct parse_ctx *p)
 	c->tls = true;
 	if (!has_cert)
 		return wc_fail_at(p, p->cert_node, "tls_server_config",
-		               "missing one of cert or cert_file");
+				  "missing one of cert or cert_file");
 	if (!has_key)
 		return wc_fail_at(p, p->key_node, "tls_server_config",
-		               "missing one of key or key_file");
+				  "missing one of key or key_file");
 	if (c->min_version > c->max_version)
 		return wc_fail_at(p, p->max_version_node, "tls_server_config.max_version",
-		               "%s is below min_version %s",
-		               webconfig_tls_version_to_string(c->max_version),
-		               webconfig_tls_version_to_string(c->min_version));
+				  "%s is below min_version %s",
+				  webconfig_tls_version_to_string(c->max_version),
+				  webconfig_tls_version_to_string(c->min_version));
 	if (has_ca && c->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
 		return wc_fail_at(p, p->client_ca_node, "tls_server_config.client_auth_type",
-		               "a client CA is configured but client_auth_type is NoClientCert; "
-		               "set one of RequestClientCert, RequireAnyClientCert, "
-		               "VerifyClientCertIfGiven or RequireAndVerifyClientCert");
+				  "a client CA is configured but client_auth_type is NoClientCert; "
+				  "set one of RequestClientCert, RequireAnyClientCert, "
+				  "VerifyClientCertIfGiven or RequireAndVerifyClientCert");
 	if (!has_ca && (c->client_auth == WEBCONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN ||
-	                c->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY))
+			c->client_auth == WEBCONFIG_CLIENT_AUTH_REQUIRE_VERIFY))
 		return wc_fail_at(p, p->client_auth_node, "tls_server_config.client_ca_file",
-		               "%s needs the CA to verify client certificates against "
-		               "(client_ca_file or client_ca)",
-		               webconfig_client_auth_to_string(c->client_auth));
+				  "%s needs the CA to verify client certificates against "
+				  "(client_ca_file or client_ca)",
+				  webconfig_client_auth_to_string(c->client_auth));
 	if (c->client_allowed_sans && c->client_auth == WEBCONFIG_CLIENT_AUTH_NONE)
 		return wc_fail_at(p, NULL, "tls_server_config.client_allowed_sans",
-		               "needs a client_auth_type that asks for client certificates");
+				  "needs a client_auth_type that asks for client certificates");
 
 	r = resolve_pem(p, p->cert_file, &p->cert_inline, p->cert_node,
-	                "tls_server_config.cert_file", &c->cert_pem);
+			"tls_server_config.cert_file", &c->cert_pem);
 	if (r >= 0)
 		r = resolve_pem(p, p->key_file, &p->key_inline, p->key_node,
-		                "tls_server_config.key_file", &c->key_pem);
+				"tls_server_config.key_file", &c->key_pem);
 	if (r >= 0 && has_ca)
 		r = resolve_pem(p, p->client_ca_file, &p->client_ca_inline, p->client_ca_node,
-		                "tls_server_config.client_ca_file", &c->client_ca_pem);
+				"tls_server_config.client_ca_file", &c->client_ca_pem);
 	if (r < 0)
 		return r;
 

@@ -36,11 +36,11 @@ static const struct {
 	const char *name;
 	const char *values[3];
 } allowed_headers[] = {
-        {"Strict-Transport-Security", {NULL}},
-        {"X-Content-Type-Options", {"nosniff", NULL}},
-        {"X-Frame-Options", {"deny", "sameorigin", NULL}},
-        {"X-XSS-Protection", {NULL}},
-        {"Content-Security-Policy", {NULL}},
+	{ "Strict-Transport-Security", { NULL } },
+	{ "X-Content-Type-Options", { "nosniff", NULL } },
+	{ "X-Frame-Options", { "deny", "sameorigin", NULL } },
+	{ "X-XSS-Protection", { NULL } },
+	{ "Content-Security-Policy", { NULL } },
 };
 
 static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -49,7 +49,7 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 	int r;
 
 	r = wc_mapping_array(p, value, path, "a mapping of header names to values",
-	                  sizeof(*c->headers), (void **)&c->headers);
+			     sizeof(*c->headers), (void **)&c->headers);
 	if (r < 0)
 		return r;
 
@@ -72,17 +72,19 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 		    strcasecmp(name, "Content-Encoding") == 0 ||
 		    strcasecmp(name, "Content-Length") == 0)
 			return wc_fail_at(p, k, full,
-			               "this header describes the response body and is set by the "
-			               "exporter; it cannot be configured");
+					  "this header describes the response body and is set by "
+					  "the "
+					  "exporter; it cannot be configured");
 		for (i = 0; i < ELEMENTSOF(allowed_headers); i++)
 			if (strcasecmp(name, allowed_headers[i].name) == 0)
 				break;
 		if (i == ELEMENTSOF(allowed_headers))
 			return wc_fail_at(p, k, full,
-			               "this header cannot be configured (allowed, as in the "
-			               "exporter-toolkit: Strict-Transport-Security, "
-			               "X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, "
-			               "Content-Security-Policy)");
+					  "this header cannot be configured (allowed, as in the "
+					  "exporter-toolkit: Strict-Transport-Security, "
+					  "X-Content-Type-Options, X-Frame-Options, "
+					  "X-XSS-Protection, "
+					  "Content-Security-Policy)");
 		for (size_t j = 0; j < c->n_headers; j++)
 			if (strcmp(c->headers[j].name, allowed_headers[i].name) == 0)
 				return wc_fail_at(p, k, full, "header given more than once");
@@ -95,12 +97,13 @@ static int http_headers(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 			for (size_t j = 0; allowed_headers[i].values[j] && !ok; j++)
 				ok = strcasecmp(val, allowed_headers[i].values[j]) == 0;
 			if (!ok)
-				return wc_fail_at(p, v, full, "invalid value \"%s\" (expected %s%s%s)",
-				               val, allowed_headers[i].values[0],
-				               allowed_headers[i].values[1] ? " or " : "",
-				               allowed_headers[i].values[1]
-				                       ? allowed_headers[i].values[1]
-				                       : "");
+				return wc_fail_at(p, v, full,
+						  "invalid value \"%s\" (expected %s%s%s)", val,
+						  allowed_headers[i].values[0],
+						  allowed_headers[i].values[1] ? " or " : "",
+						  allowed_headers[i].values[1]
+							  ? allowed_headers[i].values[1]
+							  : "");
 		}
 		c->headers[c->n_headers].name = strdup(allowed_headers[i].name);
 		c->headers[c->n_headers].value = strdup(val);
@@ -117,8 +120,8 @@ static int http_http2(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 }
 
 static const struct key_rule http_rules[] = {
-        {"http2", http_http2},
-        {"headers", http_headers},
+	{ "http2", http_http2 },
+	{ "headers", http_headers },
 };
 
 static int section_http(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -132,7 +135,7 @@ static int section_http(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 static bool bcrypt_hash_valid(const char *h)
 {
 	static const char alphabet[] =
-	        "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+		"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned cost;
 
 	if (strlen(h) != 60 || h[0] != '$' || h[1] != '2' || !strchr("aby", h[2]) || h[2] == '\0' ||
@@ -152,17 +155,17 @@ static bool bcrypt_hash_valid(const char *h)
 static int user_compare(const void *a, const void *b)
 {
 	return strcmp(((const struct webconfig_user *)a)->name,
-	              ((const struct webconfig_user *)b)->name);
+		      ((const struct webconfig_user *)b)->name);
 }
 
 static int section_users(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                         const char *path)
+			 const char *path)
 {
 	struct webconfig *c = p->c;
 	int r;
 
 	r = wc_mapping_array(p, value, path, "a mapping of user names to bcrypt hashes",
-	                  sizeof(*c->users), (void **)&c->users);
+			     sizeof(*c->users), (void **)&c->users);
 	if (r < 0)
 		return r;
 	for (yaml_node_pair_t *pair = value->data.mapping.pairs.start;
@@ -177,9 +180,9 @@ static int section_users(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *val
 		name = (const char *)k->data.scalar.value;
 		snprintf(full, sizeof(full), "%s.%s", path, name);
 		if (strlen(name) != k->data.scalar.length || !*name || strchr(name, ':'))
-			return wc_fail_at(
-			        p, k, full,
-			        "a user name must be non-empty, without ':' or NUL characters");
+			return wc_fail_at(p, k, full,
+					  "a user name must be non-empty, without ':' or NUL "
+					  "characters");
 		for (size_t j = 0; j < c->n_users; j++)
 			if (strcmp(c->users[j].name, name) == 0)
 				return wc_fail_at(p, k, full, "user given more than once");
@@ -188,9 +191,9 @@ static int section_users(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *val
 			return r;
 		if (!bcrypt_hash_valid(hash))
 			return wc_fail_at(
-			        p, v, full,
-			        "not a bcrypt hash (expected $2a$, $2b$ or $2y$, a cost from "
-			        "04 to 31 and 53 characters, e.g. from htpasswd -nBC 10)");
+				p, v, full,
+				"not a bcrypt hash (expected $2a$, $2b$ or $2y$, a cost from "
+				"04 to 31 and 53 characters, e.g. from htpasswd -nBC 10)");
 		c->users[c->n_users].name = strdup(name);
 		c->users[c->n_users].hash = strdup(hash);
 		c->n_users++;
@@ -217,10 +220,12 @@ static int rate_burst(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 		s++;
 	for (; *s; s++) {
 		if (*s < '0' || *s > '9')
-			return wc_fail_at(p, value, path, "expected a whole number from 0 to 1000000");
+			return wc_fail_at(p, value, path,
+					  "expected a whole number from 0 to 1000000");
 		v = v * 10 + (unsigned long)(*s - '0');
 		if (v > 1000000)
-			return wc_fail_at(p, value, path, "expected a whole number from 0 to 1000000");
+			return wc_fail_at(p, value, path,
+					  "expected a whole number from 0 to 1000000");
 	}
 	p->c->rate_limit_burst = (unsigned)v;
 	return 0;
@@ -228,7 +233,7 @@ static int rate_burst(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
 
 /* go-yaml's time.Duration: a Go duration string, or a bare integer of nanoseconds. */
 static int rate_interval(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
-                         const char *path)
+			 const char *path)
 {
 	const char *s;
 	bool digits = true;
@@ -255,14 +260,14 @@ static int rate_interval(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *val
 	r = parse_duration_usec(s, &usec);
 	if (r < 0)
 		return wc_fail_at(p, value, path,
-		               "expected a duration such as 100ms, 1s or 1m (not negative)");
+				  "expected a duration such as 100ms, 1s or 1m (not negative)");
 	p->c->rate_limit_interval_usec = usec;
 	return 0;
 }
 
 static const struct key_rule rate_rules[] = {
-        {"burst", rate_burst},
-        {"interval", rate_interval},
+	{ "burst", rate_burst },
+	{ "interval", rate_interval },
 };
 
 static int section_rate(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value, const char *path)
@@ -270,11 +275,40 @@ static int section_rate(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *valu
 	return wc_walk_mapping(p, value, path, rate_rules, ELEMENTSOF(rate_rules));
 }
 
+/* ---- auth_excluded_paths ------------------------------------------------------------------- */
+
+static int section_excluded(struct parse_ctx *p, yaml_node_t *key, yaml_node_t *value,
+			    const char *path)
+{
+	struct webconfig *c = p->c;
+	int r = wc_get_string_list(p, value, path, &c->auth_excluded_paths,
+				   &c->n_auth_excluded_paths);
+
+	if (r < 0)
+		return r;
+	if (c->n_auth_excluded_paths > WEBCONFIG_MAX_EXCLUDED_PATHS)
+		return wc_fail_at(p, value, path, "more than %d paths",
+				  WEBCONFIG_MAX_EXCLUDED_PATHS);
+	for (size_t i = 0; i < c->n_auth_excluded_paths; i++)
+		if (c->auth_excluded_paths[i][0] != '/')
+			return wc_fail_at(p, value, path,
+					  "\"%s\" is not a path (it must start with /)",
+					  c->auth_excluded_paths[i]);
+	return 0;
+}
+
+bool webconfig_auth_excluded(const struct webconfig *c, const char *path)
+{
+	for (size_t i = 0; c && path && i < c->n_auth_excluded_paths; i++)
+		if (strcmp(c->auth_excluded_paths[i], path) == 0)
+			return true;
+	return false;
+}
+
 static const struct key_rule root_rules[] = {
-        {"tls_server_config", wc_section_tls},
-        {"http_server_config", section_http},
-        {"basic_auth_users", section_users},
-        {"rate_limit", section_rate},
+	{ "tls_server_config", wc_section_tls },     { "http_server_config", section_http },
+	{ "basic_auth_users", section_users },       { "rate_limit", section_rate },
+	{ "auth_excluded_paths", section_excluded },
 };
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -299,13 +333,13 @@ static void parse_ctx_release(struct parse_ctx *p)
 }
 
 int webconfig_parse(const char *text, size_t len, const char *name, const char *base_dir,
-                    struct webconfig **ret, char *err, size_t errlen)
+		    struct webconfig **ret, char *err, size_t errlen)
 {
-	struct parse_ctx p = {.name = name,
-	                      .base_dir = base_dir,
-	                      .err = err,
-	                      .errlen = errlen,
-	                      .prefer_server_cipher_suites = true};
+	struct parse_ctx p = { .name = name,
+			       .base_dir = base_dir,
+			       .err = err,
+			       .errlen = errlen,
+			       .prefer_server_cipher_suites = true };
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
@@ -328,9 +362,9 @@ int webconfig_parse(const char *text, size_t len, const char *name, const char *
 			r = wc_fail_oom(&p);
 		else if (err && errlen > 0)
 			snprintf(err, errlen, "web config %s:%zu: invalid YAML: %s%s%s", name,
-			         (size_t)parser.problem_mark.line + 1,
-			         parser.problem ? parser.problem : "syntax error",
-			         parser.context ? " " : "", parser.context ? parser.context : "");
+				 (size_t)parser.problem_mark.line + 1,
+				 parser.problem ? parser.problem : "syntax error",
+				 parser.context ? " " : "", parser.context ? parser.context : "");
 		r = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
 		yaml_parser_delete(&parser);
 		webconfig_free(p.c);
@@ -342,7 +376,7 @@ int webconfig_parse(const char *text, size_t len, const char *name, const char *
 	root = yaml_document_get_root_node(&doc);
 	if (root && !wc_is_null(root) && root->type != YAML_MAPPING_NODE)
 		r = wc_fail_at(&p, root, NULL, "expected a mapping of settings at the top, got %s",
-		            wc_node_kind(root));
+			       wc_node_kind(root));
 	else
 		r = root ? wc_walk_mapping(&p, root, "", root_rules, ELEMENTSOF(root_rules)) : 0;
 	if (r >= 0)
@@ -368,7 +402,7 @@ int webconfig_load(const char *path, struct webconfig **ret, char *err, size_t e
 	if (r < 0) {
 		if (err && errlen > 0)
 			snprintf(err, errlen, "web config %s: cannot read it: %s", path,
-			         wc_file_error(r));
+				 wc_file_error(r));
 		return r;
 	}
 	slash = strrchr(path, '/');
@@ -400,6 +434,11 @@ struct webconfig *webconfig_free(struct webconfig *c)
 		for (size_t i = 0; i < c->n_client_allowed_sans; i++)
 			free(c->client_allowed_sans[i]);
 	free(c->client_allowed_sans);
+	for (size_t i = 0; i < c->n_auth_excluded_paths; i++)
+		free(c->auth_excluded_paths[i]);
+	free(c->auth_excluded_paths);
+	for (size_t i = 0; i < ELEMENTSOF(c->tls_files); i++)
+		free(c->tls_files[i]);
 	free(c->priorities);
 	for (size_t i = 0; i < c->n_headers; i++) {
 		free(c->headers[i].name);
@@ -417,7 +456,7 @@ struct webconfig *webconfig_free(struct webconfig *c)
 
 const struct webconfig_user *webconfig_find_user(const struct webconfig *c, const char *name)
 {
-	struct webconfig_user key = {.name = (char *)(uintptr_t)name};
+	struct webconfig_user key = { .name = (char *)(uintptr_t)name };
 
 	if (!c || c->n_users == 0)
 		return NULL;

@@ -60,7 +60,19 @@ struct webconfig {
 	/* rate_limit: at most burst requests at once, refilled one per interval; 0 = off */
 	uint64_t rate_limit_interval_usec;
 	unsigned rate_limit_burst;
+
+	/* auth_excluded_paths: request paths (exact) served without basic auth or client
+	 * certificate */
+	char **auth_excluded_paths;
+	size_t n_auth_excluded_paths;
+
+	/* The files the config was read from besides itself (cert_file, key_file, client_ca_file).
+	 */
+	char *tls_files[3];
 };
+
+/* At most this many auth_excluded_paths. */
+#define WEBCONFIG_MAX_EXCLUDED_PATHS 64
 
 /*
  * Reads and checks the file at path (relative paths inside it are relative to
@@ -71,12 +83,15 @@ int webconfig_load(const char *path, struct webconfig **ret, char *err, size_t e
 
 /* The same from a string; base_dir resolves relative paths, name stands for the file in errors. */
 int webconfig_parse(const char *text, size_t len, const char *name, const char *base_dir,
-                    struct webconfig **ret, char *err, size_t errlen);
+		    struct webconfig **ret, char *err, size_t errlen);
 
 /* Frees everything (wiping the key and the password hashes). Accepts NULL, returns NULL. */
 struct webconfig *webconfig_free(struct webconfig *c);
 
 /* The user of that name, or NULL. */
+/* Whether path is one of auth_excluded_paths. */
+bool webconfig_auth_excluded(const struct webconfig *c, const char *path);
+
 const struct webconfig_user *webconfig_find_user(const struct webconfig *c, const char *name);
 
 /* The YAML spelling of a client_auth_type or TLS version, for logs. */

@@ -26,23 +26,23 @@ static const struct {
 	const char *name;
 	uint8_t id[2];
 } go_cipher_suites[] = {
-        {"TLS_RSA_WITH_AES_128_CBC_SHA", {0x00, 0x2f}},
-        {"TLS_RSA_WITH_AES_256_CBC_SHA", {0x00, 0x35}},
-        {"TLS_RSA_WITH_AES_128_GCM_SHA256", {0x00, 0x9c}},
-        {"TLS_RSA_WITH_AES_256_GCM_SHA384", {0x00, 0x9d}},
-        {"TLS_AES_128_GCM_SHA256", {0x13, 0x01}},
-        {"TLS_AES_256_GCM_SHA384", {0x13, 0x02}},
-        {"TLS_CHACHA20_POLY1305_SHA256", {0x13, 0x03}},
-        {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", {0xc0, 0x09}},
-        {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", {0xc0, 0x0a}},
-        {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", {0xc0, 0x13}},
-        {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", {0xc0, 0x14}},
-        {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", {0xc0, 0x2b}},
-        {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", {0xc0, 0x2c}},
-        {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", {0xc0, 0x2f}},
-        {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", {0xc0, 0x30}},
-        {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", {0xcc, 0xa8}},
-        {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", {0xcc, 0xa9}},
+	{ "TLS_RSA_WITH_AES_128_CBC_SHA", { 0x00, 0x2f } },
+	{ "TLS_RSA_WITH_AES_256_CBC_SHA", { 0x00, 0x35 } },
+	{ "TLS_RSA_WITH_AES_128_GCM_SHA256", { 0x00, 0x9c } },
+	{ "TLS_RSA_WITH_AES_256_GCM_SHA384", { 0x00, 0x9d } },
+	{ "TLS_AES_128_GCM_SHA256", { 0x13, 0x01 } },
+	{ "TLS_AES_256_GCM_SHA384", { 0x13, 0x02 } },
+	{ "TLS_CHACHA20_POLY1305_SHA256", { 0x13, 0x03 } },
+	{ "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", { 0xc0, 0x09 } },
+	{ "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", { 0xc0, 0x0a } },
+	{ "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", { 0xc0, 0x13 } },
+	{ "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", { 0xc0, 0x14 } },
+	{ "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", { 0xc0, 0x2b } },
+	{ "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", { 0xc0, 0x2c } },
+	{ "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", { 0xc0, 0x2f } },
+	{ "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", { 0xc0, 0x30 } },
+	{ "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", { 0xcc, 0xa8 } },
+	{ "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", { 0xcc, 0xa9 } },
 };
 
 /* The toolkit's curve names and GnuTLS's groups. */
@@ -50,10 +50,10 @@ static const struct {
 	const char *name;
 	const char *gnutls;
 } go_curves[] = {
-        {"CurveP256", "GROUP-SECP256R1"},
-        {"CurveP384", "GROUP-SECP384R1"},
-        {"CurveP521", "GROUP-SECP521R1"},
-        {"X25519", "GROUP-X25519"},
+	{ "CurveP256", "GROUP-SECP256R1" },
+	{ "CurveP384", "GROUP-SECP384R1" },
+	{ "CurveP521", "GROUP-SECP521R1" },
+	{ "X25519", "GROUP-X25519" },
 };
 
 bool webconfig_tls_suite_known(const char *go_name)
@@ -75,7 +75,8 @@ bool webconfig_tls_curve_known(const char *go_name)
 /* A PEM certificate list; the number of certificates, or a negative GnuTLS error. */
 static int pem_count_certs(const char *pem)
 {
-	gnutls_datum_t d = {.data = (unsigned char *)(uintptr_t)pem, .size = (unsigned)strlen(pem)};
+	gnutls_datum_t d = { .data = (unsigned char *)(uintptr_t)pem,
+			     .size = (unsigned)strlen(pem) };
 	gnutls_x509_crt_t *certs = NULL;
 	unsigned n = 0;
 	int r;
@@ -96,16 +97,16 @@ int webconfig_tls_check_certs(const char *pem, char *why, size_t whylen)
 	if (r > 0)
 		return 0;
 	snprintf(why, whylen, "no valid PEM certificate found%s%s", r < 0 ? ": " : "",
-	         r < 0 ? gnutls_strerror(r) : "");
+		 r < 0 ? gnutls_strerror(r) : "");
 	return -EINVAL;
 }
 
 int webconfig_tls_check_pair(const char *cert_pem, const char *key_pem, char *why, size_t whylen)
 {
-	gnutls_datum_t cd = {.data = (unsigned char *)(uintptr_t)cert_pem,
-	                     .size = (unsigned)strlen(cert_pem)};
-	gnutls_datum_t kd = {.data = (unsigned char *)(uintptr_t)key_pem,
-	                     .size = (unsigned)strlen(key_pem)};
+	gnutls_datum_t cd = { .data = (unsigned char *)(uintptr_t)cert_pem,
+			      .size = (unsigned)strlen(cert_pem) };
+	gnutls_datum_t kd = { .data = (unsigned char *)(uintptr_t)key_pem,
+			      .size = (unsigned)strlen(key_pem) };
 	gnutls_certificate_credentials_t cred;
 	gnutls_x509_privkey_t key;
 	int r;
@@ -119,8 +120,8 @@ int webconfig_tls_check_pair(const char *cert_pem, const char *key_pem, char *wh
 	gnutls_x509_privkey_deinit(key);
 	if (r < 0) {
 		snprintf(why, whylen,
-		         "no usable PEM private key found (%s; encrypted keys are not supported)",
-		         gnutls_strerror(r));
+			 "no usable PEM private key found (%s; encrypted keys are not supported)",
+			 gnutls_strerror(r));
 		return WEBCONFIG_TLS_PAIR_BAD_KEY;
 	}
 
@@ -134,7 +135,7 @@ int webconfig_tls_check_pair(const char *cert_pem, const char *key_pem, char *wh
 	}
 	if (r < 0) {
 		snprintf(why, whylen, "GnuTLS cannot use this certificate and key: %s",
-		         gnutls_strerror(r));
+			 gnutls_strerror(r));
 		return WEBCONFIG_TLS_PAIR_BAD_CERT;
 	}
 	return WEBCONFIG_TLS_PAIR_OK;
@@ -179,8 +180,8 @@ static int prio_add(char **s, const char *sign, const char *name)
 
 /* The GnuTLS suite of a Go name: its number, key exchange, cipher, MAC and minimum version. */
 static bool suite_lookup(const char *go_name, uint8_t id[2], gnutls_kx_algorithm_t *kx,
-                         gnutls_cipher_algorithm_t *cipher, gnutls_mac_algorithm_t *mac,
-                         gnutls_protocol_t *min_version)
+			 gnutls_cipher_algorithm_t *cipher, gnutls_mac_algorithm_t *mac,
+			 gnutls_protocol_t *min_version)
 {
 	const uint8_t *want = NULL;
 	unsigned char sid[2];
@@ -200,7 +201,7 @@ static bool suite_lookup(const char *go_name, uint8_t id[2], gnutls_kx_algorithm
 
 /* The versions, suites and groups asked for, as priority-string tokens. */
 static int priorities_compose(const struct webconfig_tls_params *pp, uint8_t (*wanted)[2],
-                              size_t *n_wanted, char **ret, char *why, size_t whylen)
+			      size_t *n_wanted, char **ret, char *why, size_t whylen)
 {
 	_cleanup_free_ char *s = NULL;
 	int r;
@@ -237,9 +238,9 @@ static int priorities_compose(const struct webconfig_tls_params *pp, uint8_t (*w
 			gnutls_protocol_t minv;
 
 			if (!suite_lookup(pp->cipher_suites[i], wanted[*n_wanted], &kx, &ci, &mac,
-			                  &minv)) {
+					  &minv)) {
 				snprintf(why, whylen, "%s is not available in this GnuTLS",
-				         pp->cipher_suites[i]);
+					 pp->cipher_suites[i]);
 				return -EINVAL;
 			}
 			(*n_wanted)++;
@@ -266,7 +267,7 @@ static int priorities_compose(const struct webconfig_tls_params *pp, uint8_t (*w
 }
 
 int webconfig_tls_priorities(const struct webconfig_tls_params *pp, char **ret, char *why,
-                             size_t whylen)
+			     size_t whylen)
 {
 	_cleanup_free_ uint8_t(*wanted)[2] = NULL;
 	_cleanup_free_ char *s = NULL;
@@ -286,8 +287,8 @@ int webconfig_tls_priorities(const struct webconfig_tls_params *pp, char **ret, 
 	r = gnutls_priority_init(&prio, s, &errpos);
 	if (r < 0) {
 		snprintf(why, whylen,
-		         "GnuTLS rejects the settings (priority string \"%s\" at \"%s\"): %s", s,
-		         errpos ? errpos : "", gnutls_strerror(r));
+			 "GnuTLS rejects the settings (priority string \"%s\" at \"%s\"): %s", s,
+			 errpos ? errpos : "", gnutls_strerror(r));
 		return -EINVAL;
 	}
 	/* Which suites that really turns on. */
@@ -315,11 +316,11 @@ int webconfig_tls_priorities(const struct webconfig_tls_params *pp, char **ret, 
 		if (pp->n_cipher_suites > 0 &&
 		    !suite_in((const uint8_t(*)[2])wanted, n_wanted, sid)) {
 			snprintf(why, whylen,
-			         "GnuTLS enables suites by key exchange, cipher and MAC, and this "
-			         "list "
-			         "would also enable %s; add it to the list or drop the suites that "
-			         "share its parts",
-			         suite_go_name(sid, name));
+				 "GnuTLS enables suites by key exchange, cipher and MAC, and this "
+				 "list "
+				 "would also enable %s; add it to the list or drop the suites that "
+				 "share its parts",
+				 suite_go_name(sid, name));
 			gnutls_priority_deinit(prio);
 			return -EINVAL;
 		}
@@ -327,9 +328,9 @@ int webconfig_tls_priorities(const struct webconfig_tls_params *pp, char **ret, 
 	gnutls_priority_deinit(prio);
 	if (pp->max_version >= WEBCONFIG_TLS13 && n13 == 0) {
 		snprintf(why, whylen,
-		         "leaves no cipher for TLS 1.3: add TLS_AES_128_GCM_SHA256, "
-		         "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, or set "
-		         "max_version: TLS12");
+			 "leaves no cipher for TLS 1.3: add TLS_AES_128_GCM_SHA256, "
+			 "TLS_AES_256_GCM_SHA384 or TLS_CHACHA20_POLY1305_SHA256, or set "
+			 "max_version: TLS12");
 		return -EINVAL;
 	}
 	*ret = TAKE_PTR(s);

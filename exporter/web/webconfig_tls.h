@@ -46,4 +46,4 @@ struct webconfig_tls_params {
  * reason in why if GnuTLS cannot honour them exactly, or -ENOMEM.
  */
 int webconfig_tls_priorities(const struct webconfig_tls_params *params, char **ret, char *why,
-                             size_t whylen);
+			     size_t whylen);

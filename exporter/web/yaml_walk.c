@@ -12,7 +12,7 @@
 #include "web/parse.h"
 
 _printf_(4, 5) int wc_fail_at(struct parse_ctx *p, const yaml_node_t *node, const char *key,
-                                  const char *fmt, ...)
+			      const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -24,10 +24,10 @@ _printf_(4, 5) int wc_fail_at(struct parse_ctx *p, const yaml_node_t *node, cons
 		return -EINVAL;
 	if (node && key)
 		snprintf(p->err, p->errlen, "web config %s:%zu: %s: %s", p->name,
-		         (size_t)node->start_mark.line + 1, key, msg);
+			 (size_t)node->start_mark.line + 1, key, msg);
 	else if (node)
 		snprintf(p->err, p->errlen, "web config %s:%zu: %s", p->name,
-		         (size_t)node->start_mark.line + 1, msg);
+			 (size_t)node->start_mark.line + 1, msg);
 	else if (key)
 		snprintf(p->err, p->errlen, "web config %s: %s: %s", p->name, key, msg);
 	else
@@ -58,7 +58,7 @@ const char *wc_node_kind(const yaml_node_t *n)
 
 bool wc_is_null(const yaml_node_t *n)
 {
-	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
 	const char *v;
 
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
@@ -104,10 +104,10 @@ int wc_dup_string(struct parse_ctx *p, const yaml_node_t *n, const char *key, ch
 /* YAML 1.1 booleans, as go-yaml v2 resolves them; quoted text is a string, not a bool. */
 int wc_get_bool(struct parse_ctx *p, const yaml_node_t *n, const char *key, bool *ret)
 {
-	static const char *const yes[] = {"y",    "Y",    "yes", "Yes", "YES", "true",
-	                                  "True", "TRUE", "on",  "On",  "ON"};
-	static const char *const no[] = {"n",     "N",     "no",  "No",  "NO", "false",
-	                                 "False", "FALSE", "off", "Off", "OFF"};
+	static const char *const yes[] = { "y",    "Y",    "yes", "Yes", "YES", "true",
+					   "True", "TRUE", "on",  "On",  "ON" };
+	static const char *const no[] = { "n",     "N",     "no",  "No",  "NO", "false",
+					  "False", "FALSE", "off", "Off", "OFF" };
 	const char *v;
 
 	if (wc_is_null(n)) {
@@ -132,7 +132,7 @@ int wc_get_bool(struct parse_ctx *p, const yaml_node_t *n, const char *key, bool
 
 /* A list of strings (null is empty). */
 int wc_get_string_list(struct parse_ctx *p, const yaml_node_t *n, const char *key, char ***ret,
-                           size_t *ret_n)
+		       size_t *ret_n)
 {
 	size_t count;
 	char **v;
@@ -169,15 +169,15 @@ int wc_get_string_list(struct parse_ctx *p, const yaml_node_t *n, const char *ke
  * counts as absent. path is the mapping's own key path ("" at the top).
  */
 int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
-                        const struct key_rule *rules, size_t n_rules)
+		    const struct key_rule *rules, size_t n_rules)
 {
-	bool seen[16] = {false};
+	bool seen[16] = { false };
 
 	if (wc_is_null(map))
 		return 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return wc_fail_at(p, map, *path ? path : NULL, "expected a mapping, got %s",
-		               wc_node_kind(map));
+				  wc_node_kind(map));
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
@@ -189,7 +189,7 @@ int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
 
 		if (!k || !v || k->type != YAML_SCALAR_NODE)
 			return wc_fail_at(p, k ? k : map, *path ? path : NULL,
-			               "keys must be plain names");
+					  "keys must be plain names");
 		name = (const char *)k->data.scalar.value;
 		snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", name);
 		for (i = 0; i < n_rules && i < ELEMENTSOF(seen); i++)
@@ -213,8 +213,8 @@ int wc_walk_mapping(struct parse_ctx *p, yaml_node_t *map, const char *path,
  * A mapping node whose pairs become an array: checks the node kind (saying
  * `what` was expected) and allocates one zeroed element per pair.
  */
-int wc_mapping_array(struct parse_ctx *p, yaml_node_t *value, const char *path,
-                         const char *what, size_t elem_size, void **ret)
+int wc_mapping_array(struct parse_ctx *p, yaml_node_t *value, const char *path, const char *what,
+		     size_t elem_size, void **ret)
 {
 	size_t count;
 

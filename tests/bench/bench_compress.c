@@ -280,8 +280,10 @@ int main(int argc, char **argv)
 				double t = now_us() - t0;
 				if (r < 2) { /* warm-up; check the output once */
 					if (!round_trips(out, len, in, n, scratch)) {
-						fprintf(stderr, "bench_compress: %s: output does not "
-							"inflate back to the input\n", e->name);
+						fprintf(stderr,
+							"bench_compress: %s: output does not "
+							"inflate back to the input\n",
+							e->name);
 						status = 1;
 					}
 					continue;
@@ -291,8 +293,8 @@ int main(int argc, char **argv)
 			}
 		}
 		printf("%s: %zu bytes, %u rounds\n", argv[a], n, rounds);
-		printf("%-14s %10s %10s %8s %10s %7s %9s\n", "encoder", "median us", "p90 us", "MB/s",
-		       "out bytes", "ratio", "x zlib 1");
+		printf("%-14s %10s %10s %8s %10s %7s %9s\n", "encoder", "median us", "p90 us",
+		       "MB/s", "out bytes", "ratio", "x zlib 1");
 		double zlib1 = pct(enc[0].t, rounds, 0.5);
 		for (size_t i = 0; i < n_enc; i++) {
 			double med = pct(enc[i].t, rounds, 0.5);

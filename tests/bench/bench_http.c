@@ -325,7 +325,8 @@ static double proc_cpu_s(pid_t pid)
 		fail("%s: %s", path, strerror(errno));
 	fclose(f);
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		fail("%s: unexpected format", path);
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -395,14 +396,29 @@ int main(int argc, char **argv)
 		c.keep_sock[i] = -1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': c.port = parse_uint(optarg, "--port"); break;
-		case 'h': c.host = optarg; break;
-		case 'P': c.path = optarg; break;
-		case 'e': c.exporter = (pid_t)parse_uint(optarg, "--exporter-pid"); break;
-		case 'f': pids_file = optarg; break;
-		case 'r': rounds = parse_uint(optarg, "--rounds"); break;
-		case 'k': cpu_scrapes = parse_uint(optarg, "--cpu-scrapes"); break;
-		default: fail("see the comment at the top of bench_http.c");
+		case 'p':
+			c.port = parse_uint(optarg, "--port");
+			break;
+		case 'h':
+			c.host = optarg;
+			break;
+		case 'P':
+			c.path = optarg;
+			break;
+		case 'e':
+			c.exporter = (pid_t)parse_uint(optarg, "--exporter-pid");
+			break;
+		case 'f':
+			pids_file = optarg;
+			break;
+		case 'r':
+			rounds = parse_uint(optarg, "--rounds");
+			break;
+		case 'k':
+			cpu_scrapes = parse_uint(optarg, "--cpu-scrapes");
+			break;
+		default:
+			fail("see the comment at the top of bench_http.c");
 		}
 	}
 	if (!c.port || !c.exporter || !pids_file || rounds > MAX_ROUNDS)
@@ -488,8 +504,7 @@ int main(int argc, char **argv)
 			    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
 			    (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6) /
 			   n_floor;
-	printf("floor cpu per read of every fd %8.3f ms  (%u reads)\n", floor_cpu * 1e3,
-	       n_floor);
+	printf("floor cpu per read of every fd %8.3f ms  (%u reads)\n", floor_cpu * 1e3, n_floor);
 	/* Exporter CPU per scrape, per form, back to back (kept alive when possible). */
 	for (int f = 0; f < N_FORMS; f++) {
 		double cpu0 = proc_cpu_s(c.exporter), t0 = now_us();
@@ -505,7 +520,8 @@ int main(int argc, char **argv)
 	printf("exporter rss %ld KiB, hwm %ld KiB\n", proc_status_kib(c.exporter, "VmRSS"),
 	       proc_status_kib(c.exporter, "VmHWM"));
 	if (floor_cpu > 0)
-		printf("cpu ratio om+gzip/pread = %.2f, text+gzip/pread = %.2f, plain/pread = %.2f\n",
+		printf("cpu ratio om+gzip/pread = %.2f, text+gzip/pread = %.2f, plain/pread = "
+		       "%.2f\n",
 		       cpu_form[F_OM_GZIP] / floor_cpu, cpu_form[F_TEXT_GZIP] / floor_cpu,
 		       cpu_form[F_PLAIN] / floor_cpu);
 	printf("ratio om+gzip/pread = %.2f\n", pct(&rows[ROW_NEW + F_OM_GZIP], 0.5) / floor_med);

@@ -44,9 +44,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCHES     5
-#define MAX_ROUNDS  101
-#define SHIM_NAME   "libkvmstats_preload"
+#define BATCHES    5
+#define MAX_ROUNDS 101
+#define SHIM_NAME  "libkvmstats_preload"
 
 extern char **environ;
 
@@ -60,10 +60,8 @@ enum measure {
 };
 
 static const char *const measure_labels[M__MAX] = {
-	[M_EBADF] = "ioctl(-1, FIONREAD) [EBADF]",
-	[M_PIPE] = "ioctl(pipe, FIONREAD)",
-	[M_KVM] = "ioctl(kvm, KVM_CHECK_EXTENSION)",
-	[M_CREATE_VM] = "KVM_CREATE_VM",
+	[M_EBADF] = "ioctl(-1, FIONREAD) [EBADF]",     [M_PIPE] = "ioctl(pipe, FIONREAD)",
+	[M_KVM] = "ioctl(kvm, KVM_CHECK_EXTENSION)",   [M_CREATE_VM] = "KVM_CREATE_VM",
 	[M_CREATE_VCPU] = "KVM_CREATE_VCPU, per vCPU",
 };
 
@@ -115,7 +113,8 @@ static double time_ioctl(int fd, unsigned long request, unsigned long arg, long 
 			int n;
 
 			/* The result is used so that no call can be dropped. */
-			if (ioctl(fd, request, request == FIONREAD ? (unsigned long)&n : arg) == INT_MIN)
+			if (ioctl(fd, request, request == FIONREAD ? (unsigned long)&n : arg) ==
+			    INT_MIN)
 				abort();
 		}
 		batch[b] = (double)(now_ns() - t0) / (double)per;
@@ -176,7 +175,8 @@ static int child(long calls, int vcpus)
 			if (made == vcpus)
 				r.ns[M_CREATE_VCPU] = (double)(now_ns() - t0) / vcpus;
 			else
-				fprintf(stderr, "bench_preload: made %d of %d vCPUs\n", made, vcpus);
+				fprintf(stderr, "bench_preload: made %d of %d vCPUs\n", made,
+					vcpus);
 		} else {
 			r.ns[M_CREATE_VM] = -1;
 			perror("bench_preload: KVM_CREATE_VM");
@@ -325,7 +325,8 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			if (res[with_shim][i].shim_loaded != with_shim) {
-				fprintf(stderr, "bench_preload: the shim is %sloaded in a run %s it\n",
+				fprintf(stderr,
+					"bench_preload: the shim is %sloaded in a run %s it\n",
 					with_shim ? "not " : "", with_shim ? "with" : "without");
 				return 1;
 			}
@@ -351,8 +352,8 @@ int main(int argc, char **argv)
 		ms = median(with, (size_t)rounds);
 		md = median(diff, (size_t)rounds);
 		/* median() sorted diff: its ends are the range. */
-		printf("%-34s %10.1f %10.1f %+12.1f %+10.1f..%+.1f\n", measure_labels[m], mp, ms, md,
-		       diff[0], diff[rounds - 1]);
+		printf("%-34s %10.1f %10.1f %+12.1f %+10.1f..%+.1f\n", measure_labels[m], mp, ms,
+		       md, diff[0], diff[rounds - 1]);
 		if (!(mp > 0) || !(ms > 0)) {
 			fprintf(stderr, "bench_preload: %s: non-positive median\n",
 				measure_labels[m]);
@@ -363,8 +364,9 @@ int main(int argc, char **argv)
 		int want = res[1][i].ns[M_CREATE_VCPU] >= 0 ? 1 + vcpus : 0;
 
 		if (res[0][i].stats_fds != 0 || res[1][i].stats_fds != want) {
-			fprintf(stderr, "bench_preload: round %d: %d stats fds without the shim, %d "
-					"with (expected 0 and %d)\n",
+			fprintf(stderr,
+				"bench_preload: round %d: %d stats fds without the shim, %d "
+				"with (expected 0 and %d)\n",
 				i, res[0][i].stats_fds, res[1][i].stats_fds, want);
 			ok = false;
 		}

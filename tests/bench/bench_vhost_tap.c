@@ -99,7 +99,9 @@ static bool recv_exact(int fd, void *buf, size_t n, int *ret_fd)
 			char buf[CMSG_SPACE(sizeof(int) * 8)];
 		} control;
 		struct iovec iov = { .iov_base = (char *)buf + got, .iov_len = n - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = control.buf,
 				     .msg_controllen = sizeof(control.buf) };
 		ssize_t k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 
@@ -198,9 +200,9 @@ static int cmp_double(const void *a, const void *b)
 }
 
 struct figures {
-	double rtt_median, rtt_p99;   /* ns, main channel */
-	double bc_median, bc_p99;     /* ns, backend channel (EXTERNAL_MAP) */
-	double stream_rate, fd_rate;  /* messages per second */
+	double rtt_median, rtt_p99;  /* ns, main channel */
+	double bc_median, bc_p99;    /* ns, backend channel (EXTERNAL_MAP) */
+	double stream_rate, fd_rate; /* messages per second */
 };
 
 static bool expect_reply(int fd, uint32_t request)
@@ -334,8 +336,9 @@ int main(int argc, char **argv)
 	unsigned rounds = arg_uint(argc, argv, "--rounds", 7);
 	unsigned cpu = arg_uint(argc, argv, "--cpu", UINT32_MAX);
 	char dir[] = "/tmp/bench-vhost-XXXXXX", backend[128], tap[128], why[256], name[] = "bench";
-	struct vhost_proxy_config cfg = { .name = name, .listen = tap, .backend = backend,
-					  .trusted = true };
+	struct vhost_proxy_config cfg = {
+		.name = name, .listen = tap, .backend = backend, .trusted = true
+	};
 	struct vhost_region region = { .shmid = 0, .size = 1ull << 30 };
 	struct figures *fig[2];
 	double *lat, *col;
@@ -385,8 +388,7 @@ int main(int argc, char **argv)
 	/* Interleaved: both paths see the same machine state, round by round. */
 	for (unsigned r = 0; r < rounds && ok; r++)
 		for (int path = 0; path < 2 && ok; path++)
-			ok = measure(conn[path], be[path], round_trips, stream, lat,
-				     &fig[path][r]);
+			ok = measure(conn[path], be[path], round_trips, stream, lat, &fig[path][r]);
 	if (!ok) {
 		fprintf(stderr, "bench_vhost_tap: a reply was missing or wrong\n");
 		return 1;
@@ -395,19 +397,19 @@ int main(int argc, char **argv)
 	printf("vhost-user tap: %u rounds, %u round trips and %u streamed messages per round, %s\n",
 	       rounds, round_trips, stream, cpu != UINT32_MAX ? "one CPU" : "not pinned");
 	printf("%-44s %12s %12s %12s\n", "median over rounds", "direct", "tap", "tap added");
-#define ROW(label, field, scale, unit)                                                          \
-	do {                                                                                   \
-		double d, t;                                                                   \
-		for (unsigned r = 0; r < rounds; r++)                                          \
-			col[r] = fig[0][r].field;                                              \
-		d = median_of(col, rounds) / (scale);                                          \
-		for (unsigned r = 0; r < rounds; r++)                                          \
-			col[r] = fig[1][r].field;                                              \
-		t = median_of(col, rounds) / (scale);                                          \
-		printf("%-44s %9.2f %s %9.2f %s %+9.2f %s\n", label, d, unit, t, unit, t - d,  \
-		       unit);                                                                  \
-		if (!(d > 0 && t > 0))                                                         \
-			ok = false;                                                            \
+#define ROW(label, field, scale, unit)                                                             \
+	do {                                                                                       \
+		double d, t;                                                                       \
+		for (unsigned r = 0; r < rounds; r++)                                              \
+			col[r] = fig[0][r].field;                                                  \
+		d = median_of(col, rounds) / (scale);                                              \
+		for (unsigned r = 0; r < rounds; r++)                                              \
+			col[r] = fig[1][r].field;                                                  \
+		t = median_of(col, rounds) / (scale);                                              \
+		printf("%-44s %9.2f %s %9.2f %s %+9.2f %s\n", label, d, unit, t, unit, t - d,      \
+		       unit);                                                                      \
+		if (!(d > 0 && t > 0))                                                             \
+			ok = false;                                                                \
 	} while (0)
 	ROW("round trip, main channel (median)", rtt_median, 1e3, "us");
 	ROW("round trip, main channel (p99)", rtt_p99, 1e3, "us");
@@ -417,7 +419,8 @@ int main(int argc, char **argv)
 	ROW("stream, one eventfd each (kmsg/s)", fd_rate, 1e3, "k ");
 #undef ROW
 	for (unsigned r = 0; r < rounds; r++)
-		if (fig[0][r].rtt_median > fig[0][r].rtt_p99 || fig[1][r].rtt_median > fig[1][r].rtt_p99)
+		if (fig[0][r].rtt_median > fig[0][r].rtt_p99 ||
+		    fig[1][r].rtt_median > fig[1][r].rtt_p99)
 			ok = false;
 
 	for (int path = 0; path < 2; path++) {

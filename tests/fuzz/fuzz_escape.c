@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "expo/escape.h"
 #include "utf8_ref.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 /* Unescapes into out (at most n bytes); aborts on anything the mode must never emit. */
 static size_t unescape_checked(const char *s, size_t n, enum escape_mode mode, char *out)
@@ -65,9 +58,9 @@ static bool label_name_valid_ref(const uint8_t *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum escape_mode modes[] = {
-	    ESCAPE_LABEL_VALUE,
-	    ESCAPE_HELP_TEXT,
-	    ESCAPE_HELP_OPENMETRICS,
+		ESCAPE_LABEL_VALUE,
+		ESCAPE_HELP_TEXT,
+		ESCAPE_HELP_OPENMETRICS,
 	};
 	/* Reused like the exporter reuses its buffer across scrapes. */
 	static struct outbuf b;

@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "expo/escape.h"
 #include "sources/handoff_msg.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 static void check_accepted(const struct handoff_msg *m, bool registered)
 {
@@ -36,11 +29,14 @@ static void check_accepted(const struct handoff_msg *m, bool registered)
 		CHECK(escape_label_name_valid(m->labels[i].name));
 		CHECK(strlen(m->labels[i].name) <= HANDOFF_MAX_LABEL_NAME);
 		CHECK(handoff_text_valid(m->labels[i].value, strlen(m->labels[i].value),
-		                         HANDOFF_MAX_LABEL_VALUE));
+					 HANDOFF_MAX_LABEL_VALUE));
 		CHECK(i == 0 || strcmp(m->labels[i - 1].name, m->labels[i].name) < 0);
 	}
-	CHECK(m->n_roles <=
-	      (m->kind == HANDOFF_MSG_REMOVE ? HANDOFF_MAX_FDS_PER_VM : HANDOFF_MAX_FDS_PER_MSG));
+	CHECK(m->n_roles <= (m->kind == HANDOFF_MSG_REMOVE    ? HANDOFF_MAX_FDS_PER_VM
+			     : m->kind == HANDOFF_MSG_THREADS ? HANDOFF_MAX_FDS_PER_VM - 1
+							      : HANDOFF_MAX_FDS_PER_MSG));
+	for (size_t i = 0; m->kind == HANDOFF_MSG_THREADS && i < m->n_roles; i++)
+		CHECK(m->roles[i] >= 0 && m->tids[i] >= 1);
 	for (size_t i = 0; i < m->n_roles; i++) {
 		CHECK(m->roles[i] == HANDOFF_ROLE_VM ||
 		      (m->roles[i] >= 0 && m->roles[i] <= HANDOFF_MAX_VCPU_INDEX));

@@ -14,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "scale.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 #define U128_MAX (~(kvmstats_u128)0)
 
@@ -70,7 +63,7 @@ static void u128_to_str(kvmstats_u128 v, char *buf, size_t len)
 
 	if (hi)
 		snprintf(buf, len, "%llu%019llu%019llu", (unsigned long long)hi,
-		         (unsigned long long)mid, (unsigned long long)lo);
+			 (unsigned long long)mid, (unsigned long long)lo);
 	else if (mid)
 		snprintf(buf, len, "%llu%019llu", (unsigned long long)mid, (unsigned long long)lo);
 	else
@@ -135,7 +128,7 @@ static void check_shape(const char *s, size_t n)
 /* N / 10^f == v * base^e, where N is the string without its point and f its fraction length. */
 static void check_exact(const char *s, kvmstats_u128 v, unsigned base, int e)
 {
-	struct big lhs = {0}, rhs;
+	struct big lhs = { 0 }, rhs;
 	const char *dot = strchr(s, '.');
 	int frac = dot ? (int)strlen(dot + 1) : 0;
 
@@ -153,7 +146,7 @@ static void check_exact(const char *s, kvmstats_u128 v, unsigned base, int e)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t in[19] = {0};
+	uint8_t in[19] = { 0 };
 	char buf[KVMSTATS_SCALED_BUFSIZE], want[KVMSTATS_SCALED_BUFSIZE];
 	kvmstats_u128 v = 0;
 	unsigned base;

@@ -22,15 +22,8 @@
 #include <string.h>
 
 /* The harness is not in the library's directory; its header is found from here. */
+#include "fuzz.h"
 #include "../../vhostmsg/vhostmsg.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			abort();                                                                   \
-	} while (0)
 
 enum record_kind {
 	RECORD_MESSAGE,
@@ -167,7 +160,7 @@ static void run_message(struct vhostmsg_shmem *s, enum vhostmsg_channel ch, bool
 	unsigned min, max;
 	uint64_t result;
 	struct vhostmsg_map m;
-	struct learnt l = {.s = s};
+	struct learnt l = { .s = s };
 	int ret;
 
 	(void)vhostmsg_request_name(ch, h->request);
@@ -214,15 +207,15 @@ static void run_message(struct vhostmsg_shmem *s, enum vhostmsg_channel ch, bool
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct input in = {data, size};
+	struct input in = { data, size };
 	struct vhostmsg_shmem *s = vhostmsg_shmem_new();
 	uint8_t ctl;
 
 	if (!s)
 		return 0;
 	while (take(&in, &ctl, 1)) {
-		enum vhostmsg_channel ch = (ctl & 1) ? VHOSTMSG_CHANNEL_BACKEND
-						     : VHOSTMSG_CHANNEL_FRONTEND;
+		enum vhostmsg_channel ch =
+			(ctl & 1) ? VHOSTMSG_CHANNEL_BACKEND : VHOSTMSG_CHANNEL_FRONTEND;
 		bool in_process = ctl & 2;
 		enum record_kind kind = (enum record_kind)((ctl >> 2) & 3);
 		uint8_t raw[VHOSTMSG_HEADER_SIZE], back[VHOSTMSG_HEADER_SIZE], fds;

@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "web/webconfig.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	/* Relative paths point into a directory that does not exist: no file is ever read. */
-	r = webconfig_parse((const char *)data, size, "fuzz.yml", "/nonexistent-fuzz-dir", &c,
-			    err, sizeof(err));
+	r = webconfig_parse((const char *)data, size, "fuzz.yml", "/nonexistent-fuzz-dir", &c, err,
+			    sizeof(err));
 	if (r < 0) {
 		if (c || err[0] == '\0' || strchr(err, '\n'))
 			abort();

@@ -48,8 +48,8 @@ static void same_as_syscall(int fd, unsigned long request, unsigned long arg, co
 	got = ioctl(fd, request, arg);
 	got_errno = errno;
 	if (got != want || got_errno != want_errno) {
-		printf("error %s: ioctl gave %d errno %d, the system call %ld errno %d\n", what, got,
-		       got_errno, want, want_errno);
+		printf("error %s: ioctl gave %d errno %d, the system call %ld errno %d\n", what,
+		       got, got_errno, want, want_errno);
 		exit(1);
 	}
 }
@@ -114,7 +114,8 @@ int main(void)
 			int n = 0;
 			same_as_syscall(p[0], FIONREAD, (unsigned long)&n, "FIONREAD on a pipe");
 			same_as_syscall(-1, FIONREAD, (unsigned long)&n, "FIONREAD on fd -1");
-			same_as_syscall(kvm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY, "CHECK_EXTENSION");
+			same_as_syscall(kvm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY,
+					"CHECK_EXTENSION");
 			/* Failing creates: the shim must change nothing. */
 			same_as_syscall(p[0], KVM_CREATE_VM, 0, "KVM_CREATE_VM on a pipe");
 			same_as_syscall(kvm, KVM_CREATE_VM, 0xdead, "KVM_CREATE_VM, bad type");

@@ -75,7 +75,7 @@ def check_info(expo, dumps):
             problems.append(f'kvm_vm_info{{vm="{vm}"}}: {len(mine)} series, expected 1')
             continue
         ld, v = mine[0]
-        want = {'vm': vm, 'uuid': '', 'pid': str(d['pid']), 'vmm': 'kvmtest_vmm',
+        want = {'vm': vm, 'pid': str(d['pid']), 'vmm': 'kvmtest_vmm',  # no uuid: left out
                 'kvm_id': f'kvm-{d["pid"]}', 'source': SOURCE, **LABELS}
         if ld != want or v[0] != 1:
             problems.append(f'kvm_vm_info{{vm="{vm}"}}: {ld} {v[1]}, expected {want} 1')

@@ -106,13 +106,8 @@ def main():
         inside()
         return
     json_on_stderr()
-    if os.geteuid() != 0 or not shutil.which('unshare'):
-        kc.skip('the journal part needs root and unshare(1) for a private mount namespace')
-    r = subprocess.run(['unshare', '--mount', '--propagation', 'private', sys.executable,
-                        os.path.abspath(__file__), '--inside'], env=os.environ, timeout=60)
-    if r.returncode != 0:
-        sys.exit(r.returncode)
-    print('PASS')
+    kc.run_in_mount_namespace(
+        __file__, 'the journal part needs root and unshare(1) for a private mount namespace')
 
 
 if __name__ == '__main__':

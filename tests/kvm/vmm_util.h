@@ -31,8 +31,7 @@ static inline int vmm_vcpu_real_mode(int vcpu_fd, uint64_t rip, uint64_t rcx)
 }
 
 /* One datagram of len bytes with n_fds fds (at most VMM_FDS_PER_MSG) as SCM_RIGHTS. */
-static inline int vmm_send_fds(int sock, const void *msg, size_t len, const int *fds,
-			       size_t n_fds)
+static inline int vmm_send_fds(int sock, const void *msg, size_t len, const int *fds, size_t n_fds)
 {
 	char control[CMSG_SPACE(VMM_FDS_PER_MSG * sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };

@@ -13,7 +13,7 @@
  * source finds them in /proc/PID/fd. With --handoff each VM is also handed to
  * the exporter over its hand-off socket (docs/handoff.md), one connection per
  * VM kept open for the VM's life, with the messages built by the LD_PRELOAD
- * shim's own code (contrib/preload/preload_msg.c), i.e. what the shim sends.
+ * shim's own code (exporter/proto/handoff.c), i.e. what the shim sends.
  *
  * Guest code (real mode at 0x1000):
  *   halt: every vCPU runs `out 0x11, al; hlt` once: one I/O exit and one halt
@@ -59,16 +59,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "preload_msg.h"
+#include "proto/handoff.h"
 #include "vmm_util.h"
 
 #define GUEST_MEM_SIZE 0x10000u
 #define GUEST_CODE_GPA 0x1000u
-#define MAX_VCPUS 256
-#define FDS_PER_MSG VMM_FDS_PER_MSG
-#define EXIT_SKIP 77
+#define MAX_VCPUS      256
+#define FDS_PER_MSG    VMM_FDS_PER_MSG
+#define EXIT_SKIP      77
 
-static const uint8_t guest_halt[] = { 0xfa, 0xe6, 0x11, 0xf4 };       /* cli; out; hlt */
+static const uint8_t guest_halt[] = { 0xfa, 0xe6, 0x11, 0xf4 };      /* cli; out; hlt */
 static const uint8_t guest_run[] = { 0xfa, 0xe6, 0x11, 0xeb, 0xfc }; /* cli; 1: out; jmp 1b */
 
 struct opts {
@@ -99,7 +99,6 @@ static void die(int status, const char *fmt, ...)
 	exit(status);
 }
 
-/* Sends one hand-off message with its fds and insists on {"ok":true}. */
 /* Ends every child (they die of SIGTERM; the parent ignores it). */
 static void kill_children(void)
 {
@@ -107,6 +106,7 @@ static void kill_children(void)
 	kill(0, SIGTERM);
 }
 
+/* Sends one hand-off message with its fds and insists on {"ok":true}. */
 static void handoff_send(int sock, const char *msg, size_t len, const int *fds, size_t n_fds)
 {
 	char answer[4096], why[256];
@@ -117,7 +117,7 @@ static void handoff_send(int sock, const char *msg, size_t len, const int *fds, 
 	n = recv(sock, answer, sizeof(answer), 0);
 	if (n < 0)
 		die(1, "hand-off: no answer");
-	if (preload_msg_parse_answer(answer, (size_t)n, why, sizeof(why)) != 1) {
+	if (handoff_parse_answer(answer, (size_t)n, why, sizeof(why)) != 1) {
 		errno = EPROTO;
 		die(1, "hand-off refused (%s)", why);
 	}
@@ -145,14 +145,15 @@ static void handoff_vm(struct vm *vm, const struct opts *o, unsigned global_inde
 		die(1, "connect %s", o->handoff);
 	snprintf(name, sizeof(name), "%s-%u", o->name, global_index);
 
-	roles[n] = PRELOAD_ROLE_VM;
+	roles[n] = HANDOFF_ROLE_VM;
 	fds[n++] = vm->stats_fd;
 	for (unsigned i = 0; i <= o->vcpus; i++) {
 		if (n == FDS_PER_MSG || (i == o->vcpus && n > 0)) {
 			if (!registered)
-				len = preload_msg_register(msg, sizeof(msg), name, NULL, roles, n);
+				len = handoff_build_register(msg, sizeof(msg), name, NULL, roles,
+							     n);
 			else
-				len = preload_msg_add_fds(msg, sizeof(msg), roles, n);
+				len = handoff_build_add(msg, sizeof(msg), roles, n);
 			if (len < 0) {
 				errno = -len;
 				die(1, "hand-off message");
@@ -198,8 +199,8 @@ static void setup_vm(struct vm *vm, const struct opts *o, int kvm_fd, size_t run
 		vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
 		if (vm->vcpu_fd[i] < 0)
 			die(1, "KVM_CREATE_VCPU %u", i);
-		vm->run[i] = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				  vm->vcpu_fd[i], 0);
+		vm->run[i] =
+			mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd[i], 0);
 		if (vm->run[i] == MAP_FAILED)
 			die(1, "mmap kvm_run");
 		if (vmm_vcpu_real_mode(vm->vcpu_fd[i], GUEST_CODE_GPA, 0) < 0)
@@ -232,8 +233,8 @@ static uint64_t now_ms(void)
 }
 
 /* A VMM process: makes its VMs, reports ready on ready_fd, then runs or idles until killed. */
-static void __attribute__((noreturn)) vmm_main(const struct opts *o, unsigned first_vm,
-					      unsigned n_vms, int ready_fd)
+static void __attribute__((noreturn))
+vmm_main(const struct opts *o, unsigned first_vm, unsigned n_vms, int ready_fd)
 {
 	struct vm *vms = calloc(n_vms, sizeof(*vms));
 	int kvm_fd, run_size;
@@ -336,7 +337,8 @@ static void wait_ready(int ready_rd, unsigned n)
 		dead = waitpid(-1, &st, WNOHANG);
 		if (dead > 0) {
 			int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-			fprintf(stderr, "kvmfleet: process %d failed before it was ready\n", (int)dead);
+			fprintf(stderr, "kvmfleet: process %d failed before it was ready\n",
+				(int)dead);
 			kill_children();
 			exit(code ? code : 1);
 		}
@@ -377,28 +379,56 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	};
 	int c;
 
-	*o = (struct opts){ .vms = 1, .vcpus = 1, .per_process = 1, .run_interval_ms = 100,
-			    .idle_files = 16, .churn_hz = 10, .name = "fleet" };
+	*o = (struct opts){ .vms = 1,
+			    .vcpus = 1,
+			    .per_process = 1,
+			    .run_interval_ms = 100,
+			    .idle_files = 16,
+			    .churn_hz = 10,
+			    .name = "fleet" };
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': o->vms = parse_uint(optarg, "--vms", 0, 100000); break;
-		case 'c': o->vcpus = parse_uint(optarg, "--vcpus", 1, MAX_VCPUS); break;
-		case 'k': o->per_process = parse_uint(optarg, "--vms-per-process", 1, 1000); break;
+		case 'n':
+			o->vms = parse_uint(optarg, "--vms", 0, 100000);
+			break;
+		case 'c':
+			o->vcpus = parse_uint(optarg, "--vcpus", 1, MAX_VCPUS);
+			break;
+		case 'k':
+			o->per_process = parse_uint(optarg, "--vms-per-process", 1, 1000);
+			break;
 		case 'g':
 			if (strcmp(optarg, "halt") && strcmp(optarg, "run")) {
-				fprintf(stderr, "kvmfleet: --guest is halt or run, not '%s'\n", optarg);
+				fprintf(stderr, "kvmfleet: --guest is halt or run, not '%s'\n",
+					optarg);
 				exit(2);
 			}
 			o->run = strcmp(optarg, "run") == 0;
 			break;
-		case 'r': o->run_interval_ms = parse_uint(optarg, "--run-interval", 1, 60000); break;
-		case 'H': o->handoff = optarg; break;
-		case 'N': o->name = optarg; break;
-		case 'i': o->idle = parse_uint(optarg, "--idle", 0, 100000); break;
-		case 'f': o->idle_files = parse_uint(optarg, "--idle-files", 0, 1000); break;
-		case 'p': o->pids_file = optarg; break;
-		case 'C': o->churn = parse_uint(optarg, "--churn", 0, 10000000); break;
-		case 'z': o->churn_hz = parse_uint(optarg, "--churn-hz", 1, 1000); break;
+		case 'r':
+			o->run_interval_ms = parse_uint(optarg, "--run-interval", 1, 60000);
+			break;
+		case 'H':
+			o->handoff = optarg;
+			break;
+		case 'N':
+			o->name = optarg;
+			break;
+		case 'i':
+			o->idle = parse_uint(optarg, "--idle", 0, 100000);
+			break;
+		case 'f':
+			o->idle_files = parse_uint(optarg, "--idle-files", 0, 1000);
+			break;
+		case 'p':
+			o->pids_file = optarg;
+			break;
+		case 'C':
+			o->churn = parse_uint(optarg, "--churn", 0, 10000000);
+			break;
+		case 'z':
+			o->churn_hz = parse_uint(optarg, "--churn-hz", 1, 1000);
+			break;
 		default:
 			fprintf(stderr, "kvmfleet: see the comment at the top of kvmfleet.c\n");
 			exit(2);
@@ -473,7 +503,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n_vmms;) {
 		unsigned batch = 0;
 		for (; i < n_vmms && batch < 64; i++, batch++) {
-			unsigned n = o.vms - next_vm < o.per_process ? o.vms - next_vm : o.per_process;
+			unsigned n =
+				o.vms - next_vm < o.per_process ? o.vms - next_vm : o.per_process;
 			vmm_pids[i] = spawn(&o, true, next_vm, n, ready[1], ready[0]);
 			next_vm += n;
 		}
@@ -490,7 +521,8 @@ int main(int argc, char **argv)
 	printf("ready vmms=%u vms=%u vcpus=%u idle=%u\n", n_vmms, o.vms, o.vms * o.vcpus, o.idle);
 	fflush(stdout);
 
-	/* Churn: on a line from stdin, kill the oldest VMM process and make a new one, at churn_hz. */
+	/* Churn: on a line from stdin, kill the oldest VMM process and make a new one, at churn_hz.
+	 */
 	if (o.churn) {
 		char go[64];
 		if (!fgets(go, sizeof(go), stdin))

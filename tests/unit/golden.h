@@ -80,7 +80,7 @@ static inline void compare_golden(const char *name, const char *got)
 {
 	char path[4096];
 	const char *update = getenv("UPDATE_GOLDEN");
-	struct blob want = {0};
+	struct blob want = { 0 };
 	int r;
 
 	snprintf(path, sizeof(path), "%s/data/%s", source_dir(), name);
@@ -108,7 +108,7 @@ static inline void compare_golden(const char *name, const char *got)
 		while (a > (const char *)want.data && a[-1] != '\n')
 			a--, b--;
 		print_error("%s differs at line %u:\n  want: %.*s\n  got:  %.*s\n", name, line,
-		            (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
+			    (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
 		free(want.data);
 		fail_msg("output differs from %s (deliberate change: UPDATE_GOLDEN=1)", path);
 	}

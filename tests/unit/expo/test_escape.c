@@ -17,21 +17,21 @@
 #define FFFD "\xef\xbf\xbd"
 
 static const enum escape_mode all_modes[] = {
-    ESCAPE_LABEL_VALUE,
-    ESCAPE_HELP_TEXT,
-    ESCAPE_HELP_OPENMETRICS,
+	ESCAPE_LABEL_VALUE,
+	ESCAPE_HELP_TEXT,
+	ESCAPE_HELP_OPENMETRICS,
 };
 
 /* Escapes in into a fresh buffer and compares with want. */
 static void check_n(const char *in, size_t n, enum escape_mode mode, const char *want)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	escape_put(&b, in, n, mode);
 	assert_false(b.failed);
 	if (b.len != strlen(want) || (b.len > 0 && memcmp(b.data, want, b.len) != 0))
 		fail_msg("mode %d: got \"%.*s\", want \"%s\"", (int)mode, (int)b.len,
-		         b.len ? b.data : "", want);
+			 b.len ? b.data : "", want);
 	outbuf_release(&b);
 }
 
@@ -118,7 +118,7 @@ static void test_help_openmetrics(void **state)
 
 static void test_nul(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	(void)state;
 	check_all("\0", FFFD);
@@ -139,22 +139,22 @@ static void test_nul(void **state)
 static void test_valid_utf8(void **state)
 {
 	static const char *const valid[] = {
-	    "\xc2\x80",         /* U+0080 */
-	    "\xc3\xa9",         /* é */
-	    "\xdf\xbf",         /* U+07FF */
-	    "\xe0\xa0\x80",     /* U+0800 */
-	    "\xe2\x82\xac",     /* € */
-	    "\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
-	    "\xee\x80\x80",     /* U+E000, just above them */
-	    "\xef\xbb\xbf",     /* BOM */
-	    "\xef\xbf\xbd",     /* U+FFFD itself */
-	    "\xef\xbf\xbf",     /* U+FFFF */
-	    "\xf0\x90\x80\x80", /* U+10000 */
-	    "\xf0\x9f\x98\x80", /* 😀 */
-	    "\xf3\xbf\xbf\xbf", /* U+FFFFF */
-	    "\xf4\x8f\xbf\xbf", /* U+10FFFF */
-	    ("Gr\xc3\xbc\xc3\x9f"
-	     "e \xe6\x97\xa5\xe6\x9c\xac"),
+		"\xc2\x80",         /* U+0080 */
+		"\xc3\xa9",         /* é */
+		"\xdf\xbf",         /* U+07FF */
+		"\xe0\xa0\x80",     /* U+0800 */
+		"\xe2\x82\xac",     /* € */
+		"\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+		"\xee\x80\x80",     /* U+E000, just above them */
+		"\xef\xbb\xbf",     /* BOM */
+		"\xef\xbf\xbd",     /* U+FFFD itself */
+		"\xef\xbf\xbf",     /* U+FFFF */
+		"\xf0\x90\x80\x80", /* U+10000 */
+		"\xf0\x9f\x98\x80", /* 😀 */
+		"\xf3\xbf\xbf\xbf", /* U+FFFFF */
+		"\xf4\x8f\xbf\xbf", /* U+10FFFF */
+		("Gr\xc3\xbc\xc3\x9f"
+		 "e \xe6\x97\xa5\xe6\x9c\xac"),
 	};
 
 	(void)state;
@@ -224,14 +224,14 @@ static void test_invalid_truncated(void **state)
 	check_all("\xf0\x9f", FFFD);
 	check_all("\xf0", FFFD);
 	check_all("\xc3"
-	          "A",
-	          FFFD "A");
+		  "A",
+		  FFFD "A");
 	check_all("\xe2\x82"
-	          "A",
-	          FFFD "A");
+		  "A",
+		  FFFD "A");
 	check_all("\xf0\x9f\x98"
-	          "A",
-	          FFFD "A");
+		  "A",
+		  FFFD "A");
 	check_all("\xe2\x82\xe2\x82\xac", FFFD "\xe2\x82\xac");
 	check_all("\xf0\x9f\x98\xc3\xa9", FFFD "\xc3\xa9");
 	check("\xe2\x82\"", ESCAPE_LABEL_VALUE, FFFD "\\\"");
@@ -242,7 +242,7 @@ static void test_invalid_truncated(void **state)
 
 static void test_out_of_space(void **state)
 {
-	struct outbuf b = {.max = 8};
+	struct outbuf b = { .max = 8 };
 
 	(void)state;
 	escape_puts(&b, "\"\"\"\"\"", ESCAPE_LABEL_VALUE);
@@ -254,11 +254,11 @@ static void test_out_of_space(void **state)
 static void test_label_name_valid(void **state)
 {
 	static const char *const good[] = {
-	    "a", "_", "_a", "vm", "vcpu", "le", "A_1", "kvm_id", "Z9", "_9", "a__b",
+		"a", "_", "_a", "vm", "vcpu", "le", "A_1", "kvm_id", "Z9", "_9", "a__b",
 	};
 	static const char *const bad[] = {
-	    "",    "1a",  "9",   "__",       "__name__",  "__a", "a-b",
-	    "a b", "a.b", "a:b", "\xc3\xa9", "a\xc3\xa9", "a\n", "-",
+		"",    "1a",  "9",   "__",       "__name__",  "__a", "a-b",
+		"a b", "a.b", "a:b", "\xc3\xa9", "a\xc3\xa9", "a\n", "-",
 	};
 
 	(void)state;
@@ -308,9 +308,9 @@ static size_t put_utf8(char *p, uint32_t cp)
 
 static uint32_t random_code_point(void)
 {
-	static const uint32_t specials[] = {'\\',   '"',    '\n',    '\t',    0x7f,
-	                                    0x80,   0x7ff,  0x800,   0xd7ff,  0xe000,
-	                                    0xfffd, 0xffff, 0x10000, 0x10ffff};
+	static const uint32_t specials[] = { '\\',   '"',    '\n',    '\t',    0x7f,
+					     0x80,   0x7ff,  0x800,   0xd7ff,  0xe000,
+					     0xfffd, 0xffff, 0x10000, 0x10ffff };
 	uint32_t cp;
 
 	switch (rnd() % 4) {
@@ -339,7 +339,7 @@ static void test_property_valid_roundtrip(void **state)
 		assert_true(utf8_valid((const unsigned char *)in, n));
 
 		for (size_t i = 0; i < ELEMENTSOF(all_modes); i++) {
-			struct outbuf b = {0};
+			struct outbuf b = { 0 };
 
 			escape_put(&b, in, n, all_modes[i]);
 			assert_false(b.failed);
@@ -355,8 +355,8 @@ static void test_property_valid_roundtrip(void **state)
 
 static void test_property_random_bytes(void **state)
 {
-	static const unsigned char interesting[] = {0x00, '\n', '"',  '\\', 0x80, 0xbf, 0xc0, 0xc2,
-	                                            0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+	static const unsigned char interesting[] = { 0x00, '\n', '"',  '\\', 0x80, 0xbf, 0xc0, 0xc2,
+						     0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
 	unsigned char in[512];
 	char out[sizeof(in) * 3];
 
@@ -366,10 +366,10 @@ static void test_property_random_bytes(void **state)
 
 		for (size_t k = 0; k < n; k++)
 			in[k] = rnd() % 3 ? (unsigned char)rnd()
-			                  : interesting[rnd() % ELEMENTSOF(interesting)];
+					  : interesting[rnd() % ELEMENTSOF(interesting)];
 
 		for (size_t i = 0; i < ELEMENTSOF(all_modes); i++) {
-			struct outbuf b = {0};
+			struct outbuf b = { 0 };
 
 			escape_put(&b, (const char *)in, n, all_modes[i]);
 			assert_false(b.failed);
@@ -392,21 +392,21 @@ static void test_property_random_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_passthrough),
-	    cmocka_unit_test(test_label_value),
-	    cmocka_unit_test(test_help_text),
-	    cmocka_unit_test(test_help_openmetrics),
-	    cmocka_unit_test(test_nul),
-	    cmocka_unit_test(test_valid_utf8),
-	    cmocka_unit_test(test_invalid_continuation),
-	    cmocka_unit_test(test_invalid_overlong),
-	    cmocka_unit_test(test_invalid_surrogates),
-	    cmocka_unit_test(test_invalid_above_max),
-	    cmocka_unit_test(test_invalid_truncated),
-	    cmocka_unit_test(test_out_of_space),
-	    cmocka_unit_test(test_label_name_valid),
-	    cmocka_unit_test(test_property_valid_roundtrip),
-	    cmocka_unit_test(test_property_random_bytes),
+		cmocka_unit_test(test_plain_passthrough),
+		cmocka_unit_test(test_label_value),
+		cmocka_unit_test(test_help_text),
+		cmocka_unit_test(test_help_openmetrics),
+		cmocka_unit_test(test_nul),
+		cmocka_unit_test(test_valid_utf8),
+		cmocka_unit_test(test_invalid_continuation),
+		cmocka_unit_test(test_invalid_overlong),
+		cmocka_unit_test(test_invalid_surrogates),
+		cmocka_unit_test(test_invalid_above_max),
+		cmocka_unit_test(test_invalid_truncated),
+		cmocka_unit_test(test_out_of_space),
+		cmocka_unit_test(test_label_name_valid),
+		cmocka_unit_test(test_property_valid_roundtrip),
+		cmocka_unit_test(test_property_random_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

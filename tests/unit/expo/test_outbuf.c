@@ -23,7 +23,7 @@
 
 static void test_empty(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	(void)state;
 	assert_int_equal(b.len, 0);
@@ -38,7 +38,7 @@ static void test_empty(void **state)
 
 static void test_put_variants(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	(void)state;
 	outbuf_put(&b, "abcdef", 3);
@@ -54,7 +54,7 @@ static void test_put_variants(void **state)
 
 static void test_growth_many_writes(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 	size_t total = 0, cap_changes = 0, last_cap = 0;
 	char chunk[64];
 
@@ -91,7 +91,7 @@ static void test_growth_many_writes(void **state)
 
 static void test_big_single_write(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 	size_t n = 1u << 20;
 	_cleanup_free_ char *big = malloc(n);
 
@@ -111,7 +111,7 @@ static void test_big_single_write(void **state)
 
 static void test_reset_keeps_memory(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 	char *data;
 	size_t cap;
 
@@ -131,7 +131,7 @@ static void test_reset_keeps_memory(void **state)
 
 static void test_reserve(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	(void)state;
 	assert_int_equal(outbuf_reserve(&b, 0), 0);
@@ -153,7 +153,7 @@ static void test_reserve(void **state)
 
 static void test_max_exact_fill(void **state)
 {
-	struct outbuf b = {.max = 16};
+	struct outbuf b = { .max = 16 };
 
 	(void)state;
 	outbuf_puts(&b, "0123456789abcdef");
@@ -171,7 +171,7 @@ static void test_max_exact_fill(void **state)
 
 static void test_failure_is_sticky(void **state)
 {
-	struct outbuf b = {.max = 16};
+	struct outbuf b = { .max = 16 };
 
 	(void)state;
 	outbuf_puts(&b, "0123456789");
@@ -201,7 +201,7 @@ static void test_failure_is_sticky(void **state)
 
 static void test_max_respected_by_growth(void **state)
 {
-	struct outbuf b = {.max = 5000};
+	struct outbuf b = { .max = 5000 };
 
 	(void)state;
 	for (int i = 0; i < 5000; i++)
@@ -217,7 +217,7 @@ static void test_max_respected_by_growth(void **state)
 
 static void check_u64(uint64_t v, const char *want)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	outbuf_putc(&b, '[');
 	outbuf_put_u64(&b, v);
@@ -246,7 +246,7 @@ static void test_put_u64(void **state)
 
 static void test_put_u128(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 	kvmstats_u128 max = ~(kvmstats_u128)0;
 
 	(void)state;
@@ -259,13 +259,13 @@ static void test_put_u128(void **state)
 	outbuf_put_u128(&b, max);
 	assert_false(b.failed);
 	assert_outbuf_equal(&b, "0 18446744073709551615 18446744073709551616 "
-	                        "340282366920938463463374607431768211455");
+				"340282366920938463463374607431768211455");
 	outbuf_release(&b);
 }
 
 static void test_printf(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	(void)state;
 	outbuf_printf(&b, "%s", "");
@@ -280,7 +280,7 @@ static void test_printf(void **state)
 
 static void test_printf_grows(void **state)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 	size_t n = 100000;
 	_cleanup_free_ char *big = malloc(n + 1);
 
@@ -315,7 +315,7 @@ static void test_printf_grows(void **state)
 
 static void test_printf_exactly_to_max(void **state)
 {
-	struct outbuf b = {.max = 10};
+	struct outbuf b = { .max = 10 };
 
 	(void)state;
 	/* The text fits to the byte but vsnprintf's NUL would not. */
@@ -340,7 +340,7 @@ static void test_printf_exactly_to_max(void **state)
 
 static void test_release_reuse(void **state)
 {
-	struct outbuf b = {.max = 100};
+	struct outbuf b = { .max = 100 };
 
 	(void)state;
 	outbuf_puts(&b, "abc");
@@ -356,21 +356,21 @@ static void test_release_reuse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_empty),
-	    cmocka_unit_test(test_put_variants),
-	    cmocka_unit_test(test_growth_many_writes),
-	    cmocka_unit_test(test_big_single_write),
-	    cmocka_unit_test(test_reset_keeps_memory),
-	    cmocka_unit_test(test_reserve),
-	    cmocka_unit_test(test_max_exact_fill),
-	    cmocka_unit_test(test_failure_is_sticky),
-	    cmocka_unit_test(test_max_respected_by_growth),
-	    cmocka_unit_test(test_put_u64),
-	    cmocka_unit_test(test_put_u128),
-	    cmocka_unit_test(test_printf),
-	    cmocka_unit_test(test_printf_grows),
-	    cmocka_unit_test(test_printf_exactly_to_max),
-	    cmocka_unit_test(test_release_reuse),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_put_variants),
+		cmocka_unit_test(test_growth_many_writes),
+		cmocka_unit_test(test_big_single_write),
+		cmocka_unit_test(test_reset_keeps_memory),
+		cmocka_unit_test(test_reserve),
+		cmocka_unit_test(test_max_exact_fill),
+		cmocka_unit_test(test_failure_is_sticky),
+		cmocka_unit_test(test_max_respected_by_growth),
+		cmocka_unit_test(test_put_u64),
+		cmocka_unit_test(test_put_u128),
+		cmocka_unit_test(test_printf),
+		cmocka_unit_test(test_printf_grows),
+		cmocka_unit_test(test_printf_exactly_to_max),
+		cmocka_unit_test(test_release_reuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

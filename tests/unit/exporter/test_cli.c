@@ -122,7 +122,7 @@ static void parse_args(struct parsed *p, const char *const *args)
 	p->out = capture_stop(&out);
 }
 
-#define PARSE(p, ...) parse_args((p), (const char *const[]){__VA_ARGS__, NULL})
+#define PARSE(p, ...) parse_args((p), (const char *const[]){ __VA_ARGS__, NULL })
 
 static void parsed_release(struct parsed *p)
 {
@@ -135,7 +135,7 @@ static void test_defaults(void **state)
 {
 	struct parsed p;
 
-	parse_args(&p, (const char *const[]){NULL});
+	parse_args(&p, (const char *const[]){ NULL });
 	assert_int_equal(p.r, CLI_RUN);
 	assert_string_equal(p.out, "");
 	assert_string_equal(p.err, "");
@@ -159,6 +159,8 @@ static void test_defaults(void **state)
 		assert_int_equal(p.o.handoff_allow_uids[1], geteuid());
 	assert_int_equal(p.o.n_handoff_allow_gids, 0);
 	assert_int_equal(p.o.handoff_max_connections, 256);
+	assert_null(p.o.stats_include);
+	assert_null(p.o.stats_exclude);
 	parsed_release(&p);
 
 	/* Released options are empty and may be released again. */
@@ -174,8 +176,11 @@ static void test_every_flag_equals_form(void **state)
 
 	PARSE(&p, "--web.listen-address=127.0.0.1:9100", "--web.telemetry-path=/kvm/metrics",
 	      "--once", "--kvm.stats-file=/tmp/vm.bin", "--kvm.per-vcpu", "--no-kvm.procfs",
-	      "--kvm.rescan-interval=1m30s", "--kvm.canary", "--log.level=debug");
+	      "--kvm.rescan-interval=1m30s", "--kvm.canary", "--log.level=debug",
+	      "--kvm.stats-include=kvm_vcpu_.*", "--kvm.stats-exclude=kvm_vcpu_halt_.*_seconds");
 	assert_string_equal(p.err, "");
+	assert_string_equal(p.o.stats_include, "kvm_vcpu_.*");
+	assert_string_equal(p.o.stats_exclude, "kvm_vcpu_halt_.*_seconds");
 	assert_int_equal(p.r, CLI_RUN);
 	assert_int_equal(p.o.n_listen, 1);
 	assert_string_equal(p.o.listen[0], "127.0.0.1:9100");
@@ -220,24 +225,24 @@ static void test_boolean_forms(void **state)
 		size_t offset;
 		bool expect;
 	} cases[] = {
-	        {"--once", offsetof(struct options, once), true},
-	        {"--no-once", offsetof(struct options, once), false},
-	        {"--once=true", offsetof(struct options, once), true},
-	        {"--once=false", offsetof(struct options, once), false},
-	        {"--once=1", offsetof(struct options, once), true},
-	        {"--once=0", offsetof(struct options, once), false},
-	        {"--once=TRUE", offsetof(struct options, once), true},
-	        {"--once=f", offsetof(struct options, once), false},
-	        {"--kvm.procfs", offsetof(struct options, procfs), true},
-	        {"--no-kvm.procfs", offsetof(struct options, procfs), false},
-	        {"--kvm.procfs=false", offsetof(struct options, procfs), false},
-	        {"--kvm.procfs=true", offsetof(struct options, procfs), true},
-	        {"--kvm.per-vcpu", offsetof(struct options, per_vcpu), true},
-	        {"--no-kvm.per-vcpu", offsetof(struct options, per_vcpu), false},
-	        {"--kvm.per-vcpu=false", offsetof(struct options, per_vcpu), false},
-	        {"--kvm.canary", offsetof(struct options, canary), true},
-	        {"--no-kvm.canary", offsetof(struct options, canary), false},
-	        {"--kvm.canary=true", offsetof(struct options, canary), true},
+		{ "--once", offsetof(struct options, once), true },
+		{ "--no-once", offsetof(struct options, once), false },
+		{ "--once=true", offsetof(struct options, once), true },
+		{ "--once=false", offsetof(struct options, once), false },
+		{ "--once=1", offsetof(struct options, once), true },
+		{ "--once=0", offsetof(struct options, once), false },
+		{ "--once=TRUE", offsetof(struct options, once), true },
+		{ "--once=f", offsetof(struct options, once), false },
+		{ "--kvm.procfs", offsetof(struct options, procfs), true },
+		{ "--no-kvm.procfs", offsetof(struct options, procfs), false },
+		{ "--kvm.procfs=false", offsetof(struct options, procfs), false },
+		{ "--kvm.procfs=true", offsetof(struct options, procfs), true },
+		{ "--kvm.per-vcpu", offsetof(struct options, per_vcpu), true },
+		{ "--no-kvm.per-vcpu", offsetof(struct options, per_vcpu), false },
+		{ "--kvm.per-vcpu=false", offsetof(struct options, per_vcpu), false },
+		{ "--kvm.canary", offsetof(struct options, canary), true },
+		{ "--no-kvm.canary", offsetof(struct options, canary), false },
+		{ "--kvm.canary=true", offsetof(struct options, canary), true },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -273,90 +278,163 @@ static void test_repeatable(void **state)
 	parsed_release(&p);
 }
 
+#define BIT(c) (1u << (c))
+
+/* --collector.NAME: which collectors run, and the --kvm and --web options they agree with. */
+static void test_collectors(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse_args(&p, (const char *const[]){ NULL });
+	assert_int_equal(p.o.collectors, CLI_DEFAULT_COLLECTORS);
+	assert_false(p.o.collectors & BIT(COLLECTOR_CANARY));
+	parsed_release(&p);
+
+	/* The --kvm.* flags still work and turn their collector off or on. */
+	PARSE(&p, "--no-kvm.procfs", "--kvm.canary", "--web.disable-exporter-metrics");
+	assert_int_equal(p.r, CLI_RUN);
+	assert_int_equal(p.o.collectors, (CLI_DEFAULT_COLLECTORS & ~BIT(COLLECTOR_PROCFS) &
+					  ~BIT(COLLECTOR_EXPORTER)) |
+						 BIT(COLLECTOR_CANARY));
+	assert_true(p.o.canary);
+	parsed_release(&p);
+
+	/* --no-collector.X stands for the source's own switch. */
+	PARSE(&p, "--no-collector.procfs", "--no-collector.handoff", "--no-collector.exporter");
+	assert_false(p.o.procfs);
+	assert_string_equal(p.o.handoff_socket, "");
+	assert_true(p.o.disable_exporter_metrics);
+	assert_int_equal(p.o.collectors, BIT(COLLECTOR_FILE) | BIT(COLLECTOR_VHOST));
+	parsed_release(&p);
+
+	/* Only what is named, after --collector.disable-defaults. */
+	PARSE(&p, "--collector.disable-defaults", "--collector.file", "--collector.canary=false",
+	      "--collector.procfs=true");
+	assert_string_equal(p.err, "");
+	assert_int_equal(p.o.collectors, BIT(COLLECTOR_FILE) | BIT(COLLECTOR_PROCFS));
+	assert_true(p.o.procfs);
+	assert_false(p.o.canary);
+	assert_string_equal(p.o.handoff_socket, "");
+	assert_true(p.o.disable_exporter_metrics);
+	parsed_release(&p);
+
+	/* Off in either place is off; the canary's collector flag turns it on. */
+	PARSE(&p, "--collector.procfs", "--no-kvm.procfs", "--collector.canary");
+	assert_false(p.o.procfs);
+	assert_true(p.o.canary);
+	parsed_release(&p);
+	PARSE(&p, "--kvm.canary", "--no-collector.canary");
+	assert_false(p.o.canary);
+	parsed_release(&p);
+
+	PARSE(&p, "--collector.bogus");
+	assert_int_equal(p.r, -EINVAL);
+	assert_non_null(strstr(p.err, "unknown flag \"--collector.bogus\""));
+	parsed_release(&p);
+	PARSE(&p, "--collector.vhost=maybe");
+	assert_int_equal(p.r, -EINVAL);
+	assert_non_null(strstr(p.err, "expected true or false"));
+	parsed_release(&p);
+}
+
 static void test_errors(void **state)
 {
 	static const struct {
 		const char *args[4];
 		const char *expect; /* in the message */
 	} cases[] = {
-	        {{"--bogus"}, "unknown flag \"--bogus\""},
-	        {{"--bogus=1"}, "unknown flag \"--bogus=1\""},
-	        {{"-x"}, "unknown flag \"-x\""},
-	        {{"--no-"}, "unknown flag \"--no-\""},
-	        {{"--no-bogus"}, "unknown flag \"--no-bogus\""},
-	        {{"foo"}, "unexpected argument \"foo\""},
-	        {{"-"}, "unexpected argument \"-\""},
-	        {{"--", "foo"}, "unexpected argument \"foo\""},
-	        {{"--once", "true"}, "unexpected argument \"true\""},
-	        {{"--web.telemetry-path"}, "flag --web.telemetry-path needs a value"},
-	        {{"--web.listen-address", "--once"}, "flag --web.listen-address needs a value"},
-	        {{"--kvm.stats-file"}, "flag --kvm.stats-file needs a value"},
-	        {{"--web.telemetry-path=metrics"},
-	         "invalid value \"metrics\" for --web.telemetry-path: must start with \"/\""},
-	        {{"--web.telemetry-path=/"}, "invalid value \"/\" for --web.telemetry-path"},
-	        {{"--web.telemetry-path="}, "invalid value \"\" for --web.telemetry-path"},
-	        {{"--web.telemetry-path=/-/healthy"},
-	         "invalid value \"/-/healthy\" for --web.telemetry-path"},
-	        {{"--web.telemetry-path=/a b"}, "invalid value \"/a b\" for --web.telemetry-path"},
-	        {{"--web.telemetry-path=/m?x=1"},
-	         "invalid value \"/m?x=1\" for --web.telemetry-path"},
-	        {{"--web.listen-address=abc"}, "invalid value \"abc\" for --web.listen-address"},
-	        {{"--web.listen-address=:99999"},
-	         "invalid value \":99999\" for --web.listen-address"},
-	        {{"--web.listen-address="}, "invalid value \"\" for --web.listen-address"},
-	        {{"--web.listen-address", "[::1"},
-	         "invalid value \"[::1\" for --web.listen-address"},
-	        {{"--kvm.stats-file="},
-	         "invalid value \"\" for --kvm.stats-file: must not be empty"},
-	        {{"--kvm.rescan-interval=5"}, "invalid value \"5\" for --kvm.rescan-interval"},
-	        {{"--kvm.rescan-interval=abc"}, "invalid value \"abc\" for --kvm.rescan-interval"},
-	        {{"--kvm.rescan-interval=-5s"}, "invalid value \"-5s\" for --kvm.rescan-interval"},
-	        {{"--kvm.rescan-interval=99ms"},
-	         "invalid value \"99ms\" for --kvm.rescan-interval: must be from 100ms to 1h"},
-	        {{"--kvm.rescan-interval=1h1us"},
-	         "invalid value \"1h1us\" for --kvm.rescan-interval: must be from 100ms to 1h"},
-	        {{"--kvm.rescan-interval=0"}, "invalid value \"0\" for --kvm.rescan-interval"},
-	        {{"--kvm.rescan-interval=99999999999999999999s"},
-	         "for --kvm.rescan-interval: out of range"},
-	        {{"--log.level=verbose"},
-	         "invalid value \"verbose\" for --log.level: expected debug, info, warn or error"},
-	        {{"--log.level", "INFO"}, "invalid value \"INFO\" for --log.level"},
-	        {{"--kvm.handoff-allow-uid=-1"},
-	         "invalid value \"-1\" for --kvm.handoff-allow-uid: expected a user id or the name"},
-	        {{"--kvm.handoff-allow-uid=4294967295"},
-	         "--kvm.handoff-allow-uid: out of range (at most 4294967294)"},
-	        {{"--kvm.handoff-allow-uid=no-such-user-kvmstats"},
-	         "expected a user id or the name of an existing user"},
-	        {{"--kvm.handoff-allow-uid="}, "invalid value \"\" for --kvm.handoff-allow-uid"},
-	        {{"--kvm.handoff-allow-gid=no-such-group-kvmstats"},
-	         "expected a group id or the name of an existing group"},
-	        {{"--kvm.handoff-allow-gid=99999999999999999999"},
-	         "--kvm.handoff-allow-gid: out of range"},
-	        {{"--kvm.handoff-max-connections=0"},
-	         "--kvm.handoff-max-connections: expected a number from 1 to 65536"},
-	        {{"--kvm.handoff-max-connections=65537"},
-	         "invalid value \"65537\" for --kvm.handoff-max-connections"},
-	        {{"--kvm.handoff-max-connections=1k"},
-	         "invalid value \"1k\" for --kvm.handoff-max-connections"},
-	        {{"--kvm.handoff-socket"}, "flag --kvm.handoff-socket needs a value"},
-	        {{"--kvm.handoff-socket=/a", "--kvm.handoff-socket=/b"},
-	         "flag --kvm.handoff-socket given more than once"},
-	        {{"--no-kvm.handoff-socket"}, "flag --kvm.handoff-socket is not a boolean"},
-	        {{"--once=maybe"}, "invalid value \"maybe\" for --once: expected true or false"},
-	        {{"--once="}, "invalid value \"\" for --once"},
-	        {{"--no-once=true"}, "flag --no-once does not take a value (got \"true\")"},
-	        {{"--no-web.telemetry-path"}, "flag --web.telemetry-path is not a boolean"},
-	        {{"--no-help"}, "flag --help is not a boolean"},
-	        {{"--help=yes"}, "flag --help does not take a value"},
-	        {{"--version=1"}, "flag --version does not take a value"},
-	        {{"--once", "--once"}, "flag --once given more than once"},
-	        {{"--kvm.procfs", "--no-kvm.procfs"}, "flag --kvm.procfs given more than once"},
-	        {{"--log.level=info", "--log.level=warn"}, "flag --log.level given more than once"},
-	        {{"--web.telemetry-path=/a", "--web.telemetry-path=/b"},
-	         "flag --web.telemetry-path given more than once"},
-	        /* Hostile bytes are shown escaped and cannot break the one-line rule. */
-	        {{"--log.level=bad\nline"}, "invalid value \"bad\\x0aline\" for --log.level"},
-	        {{"--bo\x1b[31mgus"}, "unknown flag \"--bo\\x1b[31mgus\""},
+		{ { "--bogus" }, "unknown flag \"--bogus\"" },
+		{ { "--kvm.stats-include=kvm_(vcpu" },
+		  "invalid value \"kvm_(vcpu\" for --kvm.stats-include: " },
+		{ { "--kvm.stats-exclude", "*x" },
+		  "invalid value \"*x\" for --kvm.stats-exclude: " },
+		{ { "--bogus=1" }, "unknown flag \"--bogus=1\"" },
+		{ { "-x" }, "unknown flag \"-x\"" },
+		{ { "--no-" }, "unknown flag \"--no-\"" },
+		{ { "--no-bogus" }, "unknown flag \"--no-bogus\"" },
+		{ { "foo" }, "unexpected argument \"foo\"" },
+		{ { "-" }, "unexpected argument \"-\"" },
+		{ { "--", "foo" }, "unexpected argument \"foo\"" },
+		{ { "--once", "true" }, "unexpected argument \"true\"" },
+		{ { "--web.telemetry-path" }, "flag --web.telemetry-path needs a value" },
+		{ { "--web.listen-address", "--once" }, "flag --web.listen-address needs a value" },
+		{ { "--kvm.stats-file" }, "flag --kvm.stats-file needs a value" },
+		{ { "--web.telemetry-path=metrics" },
+		  "invalid value \"metrics\" for --web.telemetry-path: must start with \"/\"" },
+		{ { "--web.telemetry-path=/" }, "invalid value \"/\" for --web.telemetry-path" },
+		{ { "--web.telemetry-path=" }, "invalid value \"\" for --web.telemetry-path" },
+		{ { "--web.telemetry-path=/-/healthy" },
+		  "invalid value \"/-/healthy\" for --web.telemetry-path" },
+		{ { "--web.telemetry-path=/a b" },
+		  "invalid value \"/a b\" for --web.telemetry-path" },
+		{ { "--web.telemetry-path=/m?x=1" },
+		  "invalid value \"/m?x=1\" for --web.telemetry-path" },
+		{ { "--web.listen-address=abc" },
+		  "invalid value \"abc\" for --web.listen-address" },
+		{ { "--web.listen-address=:99999" },
+		  "invalid value \":99999\" for --web.listen-address" },
+		{ { "--web.listen-address=" }, "invalid value \"\" for --web.listen-address" },
+		{ { "--web.listen-address", "[::1" },
+		  "invalid value \"[::1\" for --web.listen-address" },
+		{ { "--kvm.stats-file=" },
+		  "invalid value \"\" for --kvm.stats-file: must not be empty" },
+		{ { "--kvm.rescan-interval=5" }, "invalid value \"5\" for --kvm.rescan-interval" },
+		{ { "--kvm.rescan-interval=abc" },
+		  "invalid value \"abc\" for --kvm.rescan-interval" },
+		{ { "--kvm.rescan-interval=-5s" },
+		  "invalid value \"-5s\" for --kvm.rescan-interval" },
+		{ { "--kvm.rescan-interval=99ms" },
+		  "invalid value \"99ms\" for --kvm.rescan-interval: must be from 100ms to 1h" },
+		{ { "--kvm.rescan-interval=1h1us" },
+		  "invalid value \"1h1us\" for --kvm.rescan-interval: must be from 100ms to 1h" },
+		{ { "--kvm.rescan-interval=0" }, "invalid value \"0\" for --kvm.rescan-interval" },
+		{ { "--kvm.rescan-interval=99999999999999999999s" },
+		  "for --kvm.rescan-interval: out of range" },
+		{ { "--log.level=verbose" },
+		  "invalid value \"verbose\" for --log.level: expected debug, info, warn or "
+		  "error" },
+		{ { "--log.level", "INFO" }, "invalid value \"INFO\" for --log.level" },
+		{ { "--kvm.handoff-allow-uid=-1" },
+		  "invalid value \"-1\" for --kvm.handoff-allow-uid: expected a user id or the "
+		  "name" },
+		{ { "--kvm.handoff-allow-uid=4294967295" },
+		  "--kvm.handoff-allow-uid: out of range (at most 4294967294)" },
+		{ { "--kvm.handoff-allow-uid=no-such-user-kvmstats" },
+		  "expected a user id or the name of an existing user" },
+		{ { "--kvm.handoff-allow-uid=" },
+		  "invalid value \"\" for --kvm.handoff-allow-uid" },
+		{ { "--kvm.handoff-allow-gid=no-such-group-kvmstats" },
+		  "expected a group id or the name of an existing group" },
+		{ { "--kvm.handoff-allow-gid=99999999999999999999" },
+		  "--kvm.handoff-allow-gid: out of range" },
+		{ { "--kvm.handoff-max-connections=0" },
+		  "--kvm.handoff-max-connections: expected a number from 1 to 65536" },
+		{ { "--kvm.handoff-max-connections=65537" },
+		  "invalid value \"65537\" for --kvm.handoff-max-connections" },
+		{ { "--kvm.handoff-max-connections=1k" },
+		  "invalid value \"1k\" for --kvm.handoff-max-connections" },
+		{ { "--kvm.handoff-socket" }, "flag --kvm.handoff-socket needs a value" },
+		{ { "--kvm.handoff-socket=/a", "--kvm.handoff-socket=/b" },
+		  "flag --kvm.handoff-socket given more than once" },
+		{ { "--no-kvm.handoff-socket" }, "flag --kvm.handoff-socket is not a boolean" },
+		{ { "--once=maybe" },
+		  "invalid value \"maybe\" for --once: expected true or false" },
+		{ { "--once=" }, "invalid value \"\" for --once" },
+		{ { "--no-once=true" }, "flag --no-once does not take a value (got \"true\")" },
+		{ { "--no-web.telemetry-path" }, "flag --web.telemetry-path is not a boolean" },
+		{ { "--no-help" }, "flag --help is not a boolean" },
+		{ { "--help=yes" }, "flag --help does not take a value" },
+		{ { "--version=1" }, "flag --version does not take a value" },
+		{ { "--once", "--once" }, "flag --once given more than once" },
+		{ { "--kvm.procfs", "--no-kvm.procfs" }, "flag --kvm.procfs given more than once" },
+		{ { "--log.level=info", "--log.level=warn" },
+		  "flag --log.level given more than once" },
+		{ { "--web.telemetry-path=/a", "--web.telemetry-path=/b" },
+		  "flag --web.telemetry-path given more than once" },
+		/* Hostile bytes are shown escaped and cannot break the one-line rule. */
+		{ { "--log.level=bad\nline" }, "invalid value \"bad\\x0aline\" for --log.level" },
+		{ { "--bo\x1b[31mgus" }, "unknown flag \"--bo\\x1b[31mgus\"" },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -370,7 +448,7 @@ static void test_errors(void **state)
 		    count_char(p.err, '\n') != 1 || p.err[strlen(p.err) - 1] != '\n' ||
 		    !strstr(p.err, cases[i].expect))
 			fail_msg("case %zu: expected one line with '%s', got '%s'", i,
-			         cases[i].expect, p.err);
+				 cases[i].expect, p.err);
 		/* On error the options are empty and releasable. */
 		assert_null(p.o.listen);
 		assert_null(p.o.telemetry_path);
@@ -392,36 +470,36 @@ static void test_error_after_allocations_does_not_leak(void **state)
 static void test_help(void **state)
 {
 	static const char *const expect[] = {
-	        "usage: kvmstats_exporter [<flags>]",
-	        "-h, --help",
-	        "--version",
-	        "--web.listen-address=ADDR",
-	        "Default: \":9977\"",
-	        "--web.telemetry-path=PATH",
-	        "Default: \"/metrics\"",
-	        "--[no-]once",
-	        "stdout",
-	        "non-zero",
-	        "--[no-]kvm.procfs",
-	        "CAP_SYS_PTRACE",
-	        "--kvm.stats-file=PATH",
-	        "saved KVM stats blob",
-	        "--[no-]kvm.canary",
-	        "--kvm.rescan-interval=DURATION",
-	        "Default: 5s",
-	        "--[no-]kvm.per-vcpu",
-	        "--log.level=LEVEL",
-	        "Default: info",
-	        "--no-<flag>",
-	        "--kvm.handoff-socket=PATH",
-	        "Default:\n          \"/run/kvmstats_exporter/handoff.sock\"",
-	        "docs/handoff.md",
-	        "--kvm.handoff-allow-uid=UID",
-	        "--kvm.handoff-allow-gid=GID",
-	        "--kvm.handoff-max-connections=N",
-	        "Default: 256",
+		"usage: kvmstats_exporter [<flags>]",
+		"-h, --help",
+		"--version",
+		"--web.listen-address=ADDR",
+		"Default: \":9977\"",
+		"--web.telemetry-path=PATH",
+		"Default: \"/metrics\"",
+		"--[no-]once",
+		"stdout",
+		"non-zero",
+		"--[no-]kvm.procfs",
+		"CAP_SYS_PTRACE",
+		"--kvm.stats-file=PATH",
+		"saved KVM stats blob",
+		"--[no-]kvm.canary",
+		"--kvm.rescan-interval=DURATION",
+		"Default: 5s",
+		"--[no-]kvm.per-vcpu",
+		"--log.level=LEVEL",
+		"Default: info",
+		"--no-<flag>",
+		"--kvm.handoff-socket=PATH",
+		"Default:\n          \"/run/kvmstats_exporter/handoff.sock\"",
+		"docs/handoff.md",
+		"--kvm.handoff-allow-uid=UID",
+		"--kvm.handoff-allow-gid=GID",
+		"--kvm.handoff-max-connections=N",
+		"Default: 256",
 	};
-	const char *const forms[] = {"--help", "-h"};
+	const char *const forms[] = { "--help", "-h" };
 
 	for (size_t f = 0; f < ELEMENTSOF(forms); f++) {
 		struct parsed p;
@@ -463,7 +541,7 @@ static void test_version(void **state)
 	PARSE(&p, "--version");
 	assert_int_equal(p.r, CLI_EXIT_OK);
 	assert_string_equal(p.out, "kvmstats_exporter version " PROJECT_VERSION
-	                           " (revision " PROJECT_REVISION ")\n");
+				   " (revision " PROJECT_REVISION ")\n");
 	assert_string_equal(p.err, "");
 	parsed_release(&p);
 }
@@ -524,52 +602,52 @@ static void test_durations(void **state)
 		int r;
 		uint64_t usec;
 	} cases[] = {
-	        {"0", 0, 0},
-	        {"0s", 0, 0},
-	        {"5s", 0, 5000000},
-	        {"500ms", 0, 500000},
-	        {"1m", 0, 60000000},
-	        {"1m30s", 0, 90000000},
-	        {"250us", 0, 250},
-	        {"250\xc2\xb5s", 0, 250}, /* micro sign */
-	        {"250\xce\xbcs", 0, 250}, /* Greek mu */
-	        {"2h", 0, UINT64_C(7200000000)},
-	        {"1.5s", 0, 1500000},
-	        {".5s", 0, 500000},
-	        {"1.s", 0, 1000000},
-	        {"0.001ms", 0, 1},
-	        {"1500ns", 0, 1},
-	        {"999ns", 0, 0},
-	        {"1h2m3s4ms5us6ns", 0, UINT64_C(3723004005)},
-	        {"1.25h", 0, UINT64_C(4500000000)},
-	        {"0.000000000000000000000001h", 0, 0},
-	        {"3s3s", 0, 6000000},
-	        {"18446744073709551615ns", 0, UINT64_C(18446744073709551)},
-	        {"18446744073709551616ns", -ERANGE, 0},
-	        {"5124095h", 0, UINT64_C(18446742000000000)},
-	        {"5124095h1h", -ERANGE, 0},
-	        {"5124096h", -ERANGE, 0},
-	        {"99999999999999999999s", -ERANGE, 0},
-	        {"9999999999h", -ERANGE, 0},
-	        {"", -EINVAL, 0},
-	        {"5", -EINVAL, 0},
-	        {"s", -EINVAL, 0},
-	        {".s", -EINVAL, 0},
-	        {".", -EINVAL, 0},
-	        {"-5s", -EINVAL, 0},
-	        {"+5s", -EINVAL, 0},
-	        {"5 s", -EINVAL, 0},
-	        {" 5s", -EINVAL, 0},
-	        {"5s ", -EINVAL, 0},
-	        {"5sec", -EINVAL, 0},
-	        {"5S", -EINVAL, 0},
-	        {"5d", -EINVAL, 0},
-	        {"1m30", -EINVAL, 0},
-	        {"1..5s", -EINVAL, 0},
-	        {"abc", -EINVAL, 0},
-	        {"0x10s", -EINVAL, 0},
-	        {"1e3s", -EINVAL, 0},
-	        {"\xc2s", -EINVAL, 0},
+		{ "0", 0, 0 },
+		{ "0s", 0, 0 },
+		{ "5s", 0, 5000000 },
+		{ "500ms", 0, 500000 },
+		{ "1m", 0, 60000000 },
+		{ "1m30s", 0, 90000000 },
+		{ "250us", 0, 250 },
+		{ "250\xc2\xb5s", 0, 250 }, /* micro sign */
+		{ "250\xce\xbcs", 0, 250 }, /* Greek mu */
+		{ "2h", 0, UINT64_C(7200000000) },
+		{ "1.5s", 0, 1500000 },
+		{ ".5s", 0, 500000 },
+		{ "1.s", 0, 1000000 },
+		{ "0.001ms", 0, 1 },
+		{ "1500ns", 0, 1 },
+		{ "999ns", 0, 0 },
+		{ "1h2m3s4ms5us6ns", 0, UINT64_C(3723004005) },
+		{ "1.25h", 0, UINT64_C(4500000000) },
+		{ "0.000000000000000000000001h", 0, 0 },
+		{ "3s3s", 0, 6000000 },
+		{ "18446744073709551615ns", 0, UINT64_C(18446744073709551) },
+		{ "18446744073709551616ns", -ERANGE, 0 },
+		{ "5124095h", 0, UINT64_C(18446742000000000) },
+		{ "5124095h1h", -ERANGE, 0 },
+		{ "5124096h", -ERANGE, 0 },
+		{ "99999999999999999999s", -ERANGE, 0 },
+		{ "9999999999h", -ERANGE, 0 },
+		{ "", -EINVAL, 0 },
+		{ "5", -EINVAL, 0 },
+		{ "s", -EINVAL, 0 },
+		{ ".s", -EINVAL, 0 },
+		{ ".", -EINVAL, 0 },
+		{ "-5s", -EINVAL, 0 },
+		{ "+5s", -EINVAL, 0 },
+		{ "5 s", -EINVAL, 0 },
+		{ " 5s", -EINVAL, 0 },
+		{ "5s ", -EINVAL, 0 },
+		{ "5sec", -EINVAL, 0 },
+		{ "5S", -EINVAL, 0 },
+		{ "5d", -EINVAL, 0 },
+		{ "1m30", -EINVAL, 0 },
+		{ "1..5s", -EINVAL, 0 },
+		{ "abc", -EINVAL, 0 },
+		{ "0x10s", -EINVAL, 0 },
+		{ "1e3s", -EINVAL, 0 },
+		{ "\xc2s", -EINVAL, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -580,12 +658,12 @@ static void test_durations(void **state)
 			fail_msg("\"%s\": r=%d, expected %d", cases[i].s, r, cases[i].r);
 		if (r == 0 && usec != cases[i].usec)
 			fail_msg("\"%s\": %" PRIu64 "us, expected %" PRIu64, cases[i].s, usec,
-			         cases[i].usec);
+				 cases[i].usec);
 		/* Written only on success. */
 		if (r < 0 && usec != UINT64_C(0xdeadbeef))
 			fail_msg("\"%s\": output written on failure", cases[i].s);
 	}
-	assert_int_equal(parse_duration_usec(NULL, &(uint64_t){0}), -EINVAL);
+	assert_int_equal(parse_duration_usec(NULL, &(uint64_t){ 0 }), -EINVAL);
 }
 
 /* ---- listen addresses ------------------------------------------------------------------ */
@@ -598,43 +676,43 @@ static void test_listen_addresses(void **state)
 		const char *host; /* NULL: all addresses */
 		unsigned port;
 	} cases[] = {
-	        {":9977", 0, NULL, 9977},
-	        {":0", 0, NULL, 0},
-	        {":65535", 0, NULL, 65535},
-	        {"127.0.0.1:9977", 0, "127.0.0.1", 9977},
-	        {"0.0.0.0:80", 0, "0.0.0.0", 80},
-	        {"[::1]:9977", 0, "::1", 9977},
-	        {"[::]:9977", 0, "::", 9977},
-	        {"[fe80::1%eth0]:9977", 0, "fe80::1%eth0", 9977},
-	        {"[::ffff:127.0.0.1]:1", 0, "::ffff:127.0.0.1", 1},
-	        {"localhost:9977", 0, "localhost", 9977},
-	        {"my-host.example.com:9100", 0, "my-host.example.com", 9100},
-	        {"localhost:09977", 0, "localhost", 9977},
-	        {"", -EINVAL, NULL, 0},
-	        {"abc", -EINVAL, NULL, 0},
-	        {"9977", -EINVAL, NULL, 0},
-	        {":", -EINVAL, NULL, 0},
-	        {":99999", -EINVAL, NULL, 0},
-	        {":65536", -EINVAL, NULL, 0},
-	        {":123456", -EINVAL, NULL, 0},
-	        {":-1", -EINVAL, NULL, 0},
-	        {":+80", -EINVAL, NULL, 0},
-	        {": 80", -EINVAL, NULL, 0},
-	        {":80 ", -EINVAL, NULL, 0},
-	        {":0x50", -EINVAL, NULL, 0},
-	        {":http", -EINVAL, NULL, 0},
-	        {"host:", -EINVAL, NULL, 0},
-	        {"[::1", -EINVAL, NULL, 0},
-	        {"[::1]", -EINVAL, NULL, 0},
-	        {"[::1]:", -EINVAL, NULL, 0},
-	        {"[::1]9977", -EINVAL, NULL, 0},
-	        {"[]:80", -EINVAL, NULL, 0},
-	        {"[localhost]:80", -EINVAL, NULL, 0},
-	        {"[::1]]:80", -EINVAL, NULL, 0},
-	        {"::1:9977", -EINVAL, NULL, 0},
-	        {"a b:80", -EINVAL, NULL, 0},
-	        {"host/x:80", -EINVAL, NULL, 0},
-	        {"http://host:80", -EINVAL, NULL, 0},
+		{ ":9977", 0, NULL, 9977 },
+		{ ":0", 0, NULL, 0 },
+		{ ":65535", 0, NULL, 65535 },
+		{ "127.0.0.1:9977", 0, "127.0.0.1", 9977 },
+		{ "0.0.0.0:80", 0, "0.0.0.0", 80 },
+		{ "[::1]:9977", 0, "::1", 9977 },
+		{ "[::]:9977", 0, "::", 9977 },
+		{ "[fe80::1%eth0]:9977", 0, "fe80::1%eth0", 9977 },
+		{ "[::ffff:127.0.0.1]:1", 0, "::ffff:127.0.0.1", 1 },
+		{ "localhost:9977", 0, "localhost", 9977 },
+		{ "my-host.example.com:9100", 0, "my-host.example.com", 9100 },
+		{ "localhost:09977", 0, "localhost", 9977 },
+		{ "", -EINVAL, NULL, 0 },
+		{ "abc", -EINVAL, NULL, 0 },
+		{ "9977", -EINVAL, NULL, 0 },
+		{ ":", -EINVAL, NULL, 0 },
+		{ ":99999", -EINVAL, NULL, 0 },
+		{ ":65536", -EINVAL, NULL, 0 },
+		{ ":123456", -EINVAL, NULL, 0 },
+		{ ":-1", -EINVAL, NULL, 0 },
+		{ ":+80", -EINVAL, NULL, 0 },
+		{ ": 80", -EINVAL, NULL, 0 },
+		{ ":80 ", -EINVAL, NULL, 0 },
+		{ ":0x50", -EINVAL, NULL, 0 },
+		{ ":http", -EINVAL, NULL, 0 },
+		{ "host:", -EINVAL, NULL, 0 },
+		{ "[::1", -EINVAL, NULL, 0 },
+		{ "[::1]", -EINVAL, NULL, 0 },
+		{ "[::1]:", -EINVAL, NULL, 0 },
+		{ "[::1]9977", -EINVAL, NULL, 0 },
+		{ "[]:80", -EINVAL, NULL, 0 },
+		{ "[localhost]:80", -EINVAL, NULL, 0 },
+		{ "[::1]]:80", -EINVAL, NULL, 0 },
+		{ "::1:9977", -EINVAL, NULL, 0 },
+		{ "a b:80", -EINVAL, NULL, 0 },
+		{ "host/x:80", -EINVAL, NULL, 0 },
+		{ "http://host:80", -EINVAL, NULL, 0 },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -655,7 +733,8 @@ static void test_listen_addresses(void **state)
 		assert_int_equal(port, cases[i].port);
 		free(host);
 	}
-	assert_int_equal(http_parse_listen_address(NULL, &(char *){NULL}, &(unsigned){0}), -EINVAL);
+	assert_int_equal(http_parse_listen_address(NULL, &(char *){ NULL }, &(unsigned){ 0 }),
+			 -EINVAL);
 }
 
 /* ---- logging --------------------------------------------------------------------------- */
@@ -692,7 +771,7 @@ static void test_log_format(void **state)
 	log_set_level(LOG_LEVEL_DEBUG);
 	capture_start(&c, STDERR_FILENO);
 	log_info("hello \"world\"\nsecond\\line\t\x01", "a=%d b=\"%s\" path=%s", 1, "two\nlines",
-	         "/x\\y");
+		 "/x\\y");
 	log_debug("plain", NULL);
 	log_warn("empty tail", "%s", "");
 	log_error("error", "err=\"%s\"", strerror(ENOENT));
@@ -704,11 +783,11 @@ static void test_log_format(void **state)
 	assert_int_equal(s[strlen(s) - 1], '\n');
 	assert_int_equal(log_lines(s, lines, ELEMENTSOF(lines)), 5);
 	assert_string_equal(lines[0], "level=info msg=\"hello \\\"world\\\"\\nsecond\\\\line\\t"
-	                              "\\u0001\" a=1 b=\"two\\nlines\" path=/x\\y");
+				      "\\u0001\" a=1 b=\"two\\nlines\" path=/x\\y");
 	assert_string_equal(lines[1], "level=debug msg=\"plain\"");
 	assert_string_equal(lines[2], "level=warn msg=\"empty tail\"");
 	assert_string_equal(lines[3],
-	                    "level=error msg=\"error\" err=\"No such file or directory\"");
+			    "level=error msg=\"error\" err=\"No such file or directory\"");
 	assert_string_equal(lines[4], "level=info msg=\"\"");
 	free(s);
 }
@@ -720,14 +799,14 @@ static void test_log_levels(void **state)
 		int r;
 		enum log_level level;
 	} cases[] = {
-	        {"debug", 0, LOG_LEVEL_DEBUG},
-	        {"info", 0, LOG_LEVEL_INFO},
-	        {"warn", 0, LOG_LEVEL_WARN},
-	        {"error", 0, LOG_LEVEL_ERROR},
-	        {"", -EINVAL, 0},
-	        {"Info", -EINVAL, 0},
-	        {"warning", -EINVAL, 0},
-	        {"info ", -EINVAL, 0},
+		{ "debug", 0, LOG_LEVEL_DEBUG },
+		{ "info", 0, LOG_LEVEL_INFO },
+		{ "warn", 0, LOG_LEVEL_WARN },
+		{ "error", 0, LOG_LEVEL_ERROR },
+		{ "", -EINVAL, 0 },
+		{ "Info", -EINVAL, 0 },
+		{ "warning", -EINVAL, 0 },
+		{ "info ", -EINVAL, 0 },
 	};
 	struct capture c;
 	char *s;
@@ -739,7 +818,7 @@ static void test_log_levels(void **state)
 		if (cases[i].r == 0)
 			assert_int_equal(l, cases[i].level);
 	}
-	assert_int_equal(log_level_parse(NULL, &(enum log_level){0}), -EINVAL);
+	assert_int_equal(log_level_parse(NULL, &(enum log_level){ 0 }), -EINVAL);
 
 	log_set_level(LOG_LEVEL_WARN);
 	capture_start(&c, STDERR_FILENO);
@@ -771,7 +850,7 @@ static void test_log_long_line(void **state)
 	s = capture_stop(&c);
 	assert_int_equal(count_char(s, '\n'), 1);
 	assert_int_equal(strlen(skip_timestamp(s)),
-	                 strlen("level=info msg=\"\" k=\n") + strlen(msg) + strlen(tail));
+			 strlen("level=info msg=\"\" k=\n") + strlen(msg) + strlen(tail));
 	free(s);
 }
 
@@ -828,8 +907,10 @@ struct fake {
 
 static struct fake fake;
 
-static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			uint32_t collectors)
 {
+	(void)collectors;
 	struct fake *f = userdata;
 
 	atomic_fetch_add(&f->calls, 1);
@@ -863,19 +944,19 @@ struct http_reply {
 static void http_reply_release(struct http_reply *r)
 {
 	free(r->raw);
-	*r = (struct http_reply){0};
+	*r = (struct http_reply){ 0 };
 }
 
 /* One request on a fresh connection ("Connection: close"), read to EOF. */
 static void http_request(unsigned port, const char *method, const char *path,
-                         struct http_reply *ret)
+			 struct http_reply *ret)
 {
 	struct sockaddr_in sin = {
-	        .sin_family = AF_INET,
-	        .sin_port = htons((uint16_t)port),
-	        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
-	struct timeval tv = {.tv_sec = 10};
+	struct timeval tv = { .tv_sec = 10 };
 	size_t len = 0, cap = 4096;
 	char req[512], *raw, *end;
 	int fd, n;
@@ -885,9 +966,9 @@ static void http_request(unsigned port, const char *method, const char *path,
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	n = snprintf(req, sizeof(req),
-	             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-	             "Content-Length: 0\r\n\r\n",
-	             method, path);
+		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+		     "Content-Length: 0\r\n\r\n",
+		     method, path);
 	assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
 
 	raw = malloc(cap + 1);
@@ -913,10 +994,10 @@ static void http_request(unsigned port, const char *method, const char *path,
 	assert_non_null(end);
 	*end = '\0';
 	*ret = (struct http_reply){
-	        .raw = raw,
-	        .headers = raw,
-	        .body = end + 4,
-	        .body_len = len - (size_t)(end + 4 - raw),
+		.raw = raw,
+		.headers = raw,
+		.body = end + 4,
+		.body_len = len - (size_t)(end + 4 - raw),
 	};
 	assert_int_equal(sscanf(raw, "HTTP/1.1 %d ", &ret->status), 1);
 }
@@ -946,7 +1027,8 @@ static const char *http_header(const struct http_reply *r, const char *name, cha
 /* A port that was free a moment ago (bind to 0, read it, close). */
 static unsigned free_port(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -959,14 +1041,14 @@ static unsigned free_port(void)
 
 static struct http_server *start_server(const char *addr, char **ret_log)
 {
-	char *listen[] = {(char *)addr};
+	char *listen[] = { (char *)addr };
 	struct http_config cfg = {
-	        .listen = listen,
-	        .n_listen = 1,
-	        .telemetry_path = "/metrics",
-	        .collect = fake_collect,
-	        .ready = fake_ready,
-	        .userdata = &fake,
+		.listen = listen,
+		.n_listen = 1,
+		.telemetry_path = "/metrics",
+		.collect = fake_collect,
+		.ready = fake_ready,
+		.userdata = &fake,
 	};
 	struct http_server *s = NULL;
 	char err[256] = "";
@@ -996,7 +1078,7 @@ static void test_http_routes(void **state)
 	struct outbuf *first_out;
 	char *first_data;
 
-	fake = (struct fake){.body = "# HELP x X.\n# TYPE x gauge\nx 1\n", .ready = true};
+	fake = (struct fake){ .body = "# HELP x X.\n# TYPE x gauge\nx 1\n", .ready = true };
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 	s = start_server(addr, &log);
 	/* The bound address is logged, in the form tests and operators look for. */
@@ -1008,7 +1090,7 @@ static void test_http_routes(void **state)
 	http_request(port, "GET", "/metrics", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
-	                    "text/plain; version=0.0.4; charset=utf-8");
+			    "text/plain; version=0.0.4; charset=utf-8");
 	assert_int_equal(r.body_len, strlen(fake.body));
 	assert_string_equal(r.body, fake.body);
 	http_reply_release(&r);
@@ -1030,10 +1112,10 @@ static void test_http_routes(void **state)
 	http_request(port, "HEAD", "/metrics", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
-	                    "text/plain; version=0.0.4; charset=utf-8");
+			    "text/plain; version=0.0.4; charset=utf-8");
 	assert_int_equal(r.body_len, 0);
 	assert_int_equal(atoi(http_header(&r, "Content-Length", h, sizeof(h))),
-	                 (int)strlen(fake.body));
+			 (int)strlen(fake.body));
 	http_reply_release(&r);
 
 	/* The query string does not change the route. */
@@ -1045,7 +1127,7 @@ static void test_http_routes(void **state)
 	http_request(port, "GET", "/", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
-	                    "text/html; charset=utf-8");
+			    "text/html; charset=utf-8");
 	assert_non_null(strstr(r.body, "<title>kvmstats_exporter</title>"));
 	assert_non_null(strstr(r.body, "href=\"./metrics\""));
 	assert_non_null(strstr(r.body, PROJECT_VERSION));
@@ -1126,7 +1208,7 @@ static void test_http_large_body(void **state)
 	for (size_t i = 0; i < SIZE; i++)
 		body[i] = (i % 64 == 63) ? '\n' : (char)('a' + i % 26);
 	body[SIZE] = '\0';
-	fake = (struct fake){.body = body, .ready = true};
+	fake = (struct fake){ .body = body, .ready = true };
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 	s = start_server(addr, NULL);
 
@@ -1161,7 +1243,7 @@ static void test_http_ephemeral_ports(void **state)
 	unsigned port;
 	char *log;
 
-	fake = (struct fake){.body = "x 1\n", .ready = true};
+	fake = (struct fake){ .body = "x 1\n", .ready = true };
 
 	s = start_server("127.0.0.1:0", &log);
 	port = port_from_log(log, "127.0.0.1:");
@@ -1176,7 +1258,7 @@ static void test_http_ephemeral_ports(void **state)
 	/* ":0": all addresses; dual-stack [::] where IPv6 exists, else 0.0.0.0. */
 	s = start_server(":0", &log);
 	port = strstr(log, "address=[::]:") ? port_from_log(log, "[::]:")
-	                                    : port_from_log(log, "0.0.0.0:");
+					    : port_from_log(log, "0.0.0.0:");
 	assert_true(port > 0);
 	http_request(port, "GET", "/-/healthy", &r); /* IPv4 reaches it too */
 	assert_int_equal(r.status, 200);
@@ -1200,11 +1282,11 @@ static void test_http_start_errors(void **state)
 {
 	char addr[64], err[256], *listen[2];
 	struct http_config cfg = {
-	        .listen = listen,
-	        .n_listen = 1,
-	        .telemetry_path = "/metrics",
-	        .collect = fake_collect,
-	        .userdata = &fake,
+		.listen = listen,
+		.n_listen = 1,
+		.telemetry_path = "/metrics",
+		.collect = fake_collect,
+		.userdata = &fake,
 	};
 	struct http_server *s, *s2 = NULL;
 	struct capture c;
@@ -1257,26 +1339,27 @@ static void test_http_start_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),
-	        cmocka_unit_test(test_every_flag_equals_form),
-	        cmocka_unit_test(test_every_flag_separate_form),
-	        cmocka_unit_test(test_boolean_forms),
-	        cmocka_unit_test(test_repeatable),
-	        cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_error_after_allocations_does_not_leak),
-	        cmocka_unit_test(test_help),
-	        cmocka_unit_test(test_version),
-	        cmocka_unit_test(test_handoff_flags),
-	        cmocka_unit_test(test_durations),
-	        cmocka_unit_test(test_listen_addresses),
-	        cmocka_unit_test(test_log_format),
-	        cmocka_unit_test(test_log_levels),
-	        cmocka_unit_test(test_log_long_line),
-	        cmocka_unit_test(test_log_threads),
-	        cmocka_unit_test(test_http_routes),
-	        cmocka_unit_test(test_http_large_body),
-	        cmocka_unit_test(test_http_ephemeral_ports),
-	        cmocka_unit_test(test_http_start_errors),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_flag_equals_form),
+		cmocka_unit_test(test_every_flag_separate_form),
+		cmocka_unit_test(test_boolean_forms),
+		cmocka_unit_test(test_repeatable),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_collectors),
+		cmocka_unit_test(test_error_after_allocations_does_not_leak),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_handoff_flags),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_listen_addresses),
+		cmocka_unit_test(test_log_format),
+		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_log_long_line),
+		cmocka_unit_test(test_log_threads),
+		cmocka_unit_test(test_http_routes),
+		cmocka_unit_test(test_http_large_body),
+		cmocka_unit_test(test_http_ephemeral_ports),
+		cmocka_unit_test(test_http_start_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

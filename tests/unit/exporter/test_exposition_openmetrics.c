@@ -26,6 +26,7 @@
 #include "collector.h"
 #include "expo/exposition.h"
 #include "golden.h"
+#include "lines.h"
 #include "macro.h"
 #include "expo/outbuf.h"
 #include "sources/file.h"
@@ -47,7 +48,7 @@ static void load_data_file(struct collector *c, const char *name)
 /* One whole scrape, as a new string. */
 static char *collect(struct collector *c, bool per_vcpu, enum exposition_format fmt)
 {
-	struct outbuf out = {0};
+	struct outbuf out = { 0 };
 	char *text;
 
 	c->per_vcpu = per_vcpu;
@@ -71,22 +72,6 @@ static char *kvm_part(const char *text, const char *mark)
 	kvm = strndup(text, (size_t)(self - text));
 	assert_non_null(kvm);
 	return kvm;
-}
-
-static bool has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = text; (p = strstr(p, line)); p++)
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-static void assert_line(const char *text, const char *line)
-{
-	if (!has_line(text, line))
-		fail_msg("missing line: %s", line);
 }
 
 /* ---- the rules of OpenMetrics text ------------------------------------------------------- */
@@ -149,20 +134,20 @@ struct om_state {
 static void om_metadata(struct om_state *st, const char *line, const char *eol)
 {
 	const char *kind = line + 2, *name = line + 7,
-	           *sp = memchr(name, ' ', (size_t)(eol - name));
+		   *sp = memchr(name, ' ', (size_t)(eol - name));
 	size_t name_len;
 
 	if (!sp || (strncmp(kind, "TYPE ", 5) != 0 && strncmp(kind, "UNIT ", 5) != 0 &&
-	            strncmp(kind, "HELP ", 5) != 0))
+		    strncmp(kind, "HELP ", 5) != 0))
 		fail_msg("a '#' line that is not TYPE, UNIT, HELP or the final EOF: %.*s",
-		         (int)(eol - line), line);
+			 (int)(eol - line), line);
 	name_len = (size_t)(sp - name);
 	assert_true(valid_name(name, name_len));
 	if (strncmp(kind, "TYPE ", 5) == 0) {
 		snprintf(st->family, sizeof(st->family), "%.*s", (int)name_len, name);
 		snprintf(st->type, sizeof(st->type), "%.*s", (int)(eol - sp - 1), sp + 1);
 		assert_true(strcmp(st->type, "counter") == 0 || strcmp(st->type, "gauge") == 0 ||
-		            strcmp(st->type, "histogram") == 0);
+			    strcmp(st->type, "histogram") == 0);
 		/* A counter family is named without the sample's suffix. */
 		if (strcmp(st->type, "counter") == 0 && name_len > 6 &&
 		    strcmp(st->family + name_len - 6, "_total") == 0)
@@ -197,7 +182,7 @@ static void om_metadata(struct om_state *st, const char *line, const char *eol)
 }
 
 static void om_bucket(struct om_state *st, const char *line, const char *brace, const char *val,
-                      const char *eol)
+		      const char *eol)
 {
 	const char *le = strstr(brace, "le=\""), *end;
 	size_t series_len;
@@ -211,7 +196,7 @@ static void om_bucket(struct om_state *st, const char *line, const char *brace, 
 		/* A new series: the previous one ended at +Inf. */
 		assert_true(st->bucket_series[0] == '\0' || st->inf_value[0] != '\0');
 		snprintf(st->bucket_series, sizeof(st->bucket_series), "%.*s", (int)series_len,
-		         line);
+			 line);
 		st->last_le = -1.0;
 		st->inf_value[0] = '\0';
 	}
@@ -223,7 +208,7 @@ static void om_bucket(struct om_state *st, const char *line, const char *brace, 
 	/* A float: with a point or an exponent, strictly increasing. */
 	bound = strtod(le + 4, NULL);
 	assert_true(memchr(le + 4, '.', (size_t)(end - le - 4)) ||
-	            memchr(le + 4, 'e', (size_t)(end - le - 4)));
+		    memchr(le + 4, 'e', (size_t)(end - le - 4)));
 	assert_true(bound > st->last_le);
 	st->last_le = bound;
 }
@@ -250,7 +235,7 @@ static void om_sample(struct om_state *st, const char *line, const char *eol)
 	} else if (strcmp(st->type, "gauge") == 0) {
 		assert_ptr_equal(brace, suffix);
 	} else if ((brace - suffix == 7 && strncmp(suffix, "_bucket", 7) == 0) ||
-	           (brace - suffix == 6 && strncmp(suffix, "_count", 6) == 0)) {
+		   (brace - suffix == 6 && strncmp(suffix, "_count", 6) == 0)) {
 		integer = true;
 	} else {
 		assert_int_equal(brace - suffix, 4);
@@ -286,7 +271,7 @@ static void om_sample(struct om_state *st, const char *line, const char *eol)
 	if (strncmp(suffix, "_bucket", 7) == 0)
 		om_bucket(st, line, brace, val, eol);
 	else if (strncmp(suffix, "_count", 6) == 0 && strcmp(st->type, "histogram") == 0 &&
-	         (size_t)(eol - val) != strlen(st->inf_value))
+		 (size_t)(eol - val) != strlen(st->inf_value))
 		fail_msg("_count is not the +Inf bucket: %.*s", (int)len, line);
 }
 
@@ -350,7 +335,7 @@ static void check_same_samples(const char *text004, const char *om)
 				assert_memory_equal(la, lb, 10);
 			} else if (strtod(la + 4, NULL) != strtod(lb + 4, NULL)) {
 				fail_msg("le %.*s and %.*s differ", (int)(qa - la - 4), la + 4,
-				         (int)(qb - lb - 4), lb + 4);
+					 (int)(qb - lb - 4), lb + 4);
 			}
 			buckets++;
 		} else {
@@ -394,11 +379,11 @@ static void test_golden(void **state)
 	char *om = collect(&c, false, EXPOSITION_OPENMETRICS_100);
 	assert_line(om, "# TYPE kvm_vcpu_exits counter");
 	assert_line(om, "# HELP kvm_vcpu_exits VM exits of the vCPU, of every reason. (KVM vCPU "
-	                "stat exits)");
+			"stat exits)");
 	assert_line(om, "kvm_vcpu_exits_total{vm=\"pid-5702\"} 101");
 	assert_non_null(strstr(om, "# TYPE kvm_vcpu_halt_wait_seconds histogram\n"
-	                           "# UNIT kvm_vcpu_halt_wait_seconds seconds\n"
-	                           "# HELP kvm_vcpu_halt_wait_seconds "));
+				   "# UNIT kvm_vcpu_halt_wait_seconds seconds\n"
+				   "# HELP kvm_vcpu_halt_wait_seconds "));
 	assert_line(om, "kvm_vcpu_halt_wait_seconds_bucket{vm=\"pid-5702\",le=\"0.0\"} 0");
 	assert_line(om, "kvm_vcpu_halt_wait_seconds_bucket{vm=\"pid-5702\",le=\"1e-09\"} 0");
 	assert_line(om, "kvm_vcpu_halt_wait_seconds_bucket{vm=\"pid-5702\",le=\"1.6383e-05\"} 0");
@@ -439,7 +424,7 @@ static void test_empty(void **state)
 /* Without "# EOF" an OpenMetrics parser rejects the scrape; text 0.0.4 has none. */
 static void test_end(void **state)
 {
-	struct outbuf out = {0};
+	struct outbuf out = { 0 };
 
 	(void)state;
 	exposition_write_end(&out, EXPOSITION_TEXT_004);
@@ -449,17 +434,17 @@ static void test_end(void **state)
 	assert_memory_equal(out.data, "# EOF\n", 6);
 	outbuf_release(&out);
 	assert_string_equal(exposition_content_type(EXPOSITION_TEXT_004),
-	                    "text/plain; version=0.0.4; charset=utf-8");
+			    "text/plain; version=0.0.4; charset=utf-8");
 	assert_string_equal(exposition_content_type(EXPOSITION_OPENMETRICS_100),
-	                    "application/openmetrics-text; version=1.0.0; charset=utf-8");
+			    "application/openmetrics-text; version=1.0.0; charset=utf-8");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_golden),
-	        cmocka_unit_test(test_empty),
-	        cmocka_unit_test(test_end),
+		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,7 @@
 /* Inflates a whole gzip member; returns the output (caller frees) and its length. */
 static char *gunzip(const struct outbuf *gz, size_t *ret_len)
 {
-	z_stream z = {0};
+	z_stream z = { 0 };
 	size_t cap = 4096, len = 0;
 	char *out = malloc(cap);
 	int r;
@@ -70,11 +70,11 @@ static void round_trip(struct gzip_encoder *g, struct outbuf *gz, const char *in
 /* An exposition-like text of about n bytes. */
 static char *exposition_text(size_t n, size_t *ret_len)
 {
-	struct outbuf b = {0};
+	struct outbuf b = { 0 };
 
 	for (unsigned i = 0; b.len < n; i++)
 		outbuf_printf(&b, "kvm_vcpu_exits_total{vm=\"vm-%u\",vcpu=\"%u\"} %u\n", i / 16,
-		              i % 16, i * 7919u);
+			      i % 16, i * 7919u);
 	assert_false(b.failed);
 	*ret_len = b.len;
 	return b.data;
@@ -83,7 +83,7 @@ static char *exposition_text(size_t n, size_t *ret_len)
 static void test_round_trip(void **state)
 {
 	struct gzip_encoder *g = NULL;
-	struct outbuf gz = {0};
+	struct outbuf gz = { 0 };
 	size_t n;
 	char *text = exposition_text(4u << 20, &n);
 
@@ -108,7 +108,7 @@ static void test_round_trip(void **state)
 static void test_reuse(void **state)
 {
 	struct gzip_encoder *g = NULL;
-	struct outbuf gz = {0};
+	struct outbuf gz = { 0 };
 	size_t n, cap;
 	char *text = exposition_text(256u << 10, &n), *data, *first;
 
@@ -139,7 +139,7 @@ static void test_reuse(void **state)
 static void test_limit(void **state)
 {
 	struct gzip_encoder *g = NULL;
-	struct outbuf gz = {.max = 64};
+	struct outbuf gz = { .max = 64 };
 	size_t n;
 	char *text = exposition_text(64u << 10, &n);
 
@@ -159,9 +159,9 @@ static void test_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_round_trip),
-	        cmocka_unit_test(test_reuse),
-	        cmocka_unit_test(test_limit),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_reuse),
+		cmocka_unit_test(test_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

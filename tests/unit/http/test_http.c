@@ -53,10 +53,13 @@ static struct {
 	unsigned inside; /* collections in progress */
 	atomic_uint calls;
 	atomic_int last_fmt;
-} fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	atomic_uint last_collectors;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt)
+static int fake_collect(void *userdata, struct outbuf *out, enum exposition_format fmt,
+			uint32_t collectors)
 {
+	atomic_store(&fake.last_collectors, collectors);
 	pthread_mutex_lock(&fake.lock);
 	fake.inside++;
 	pthread_cond_broadcast(&fake.cond);
@@ -98,25 +101,25 @@ static void fake_wait_inside(unsigned n)
 struct http_reply {
 	int status;
 	char *raw;
-	char *headers; /* into raw */
-	char *body;    /* into raw */
+	char *headers;   /* into raw */
+	char *body;      /* into raw */
 	size_t body_len; /* gzip bodies have NUL bytes */
 };
 
 static void http_reply_release(struct http_reply *r)
 {
 	free(r->raw);
-	*r = (struct http_reply){0};
+	*r = (struct http_reply){ 0 };
 }
 
 static int connect_loopback(unsigned port)
 {
 	struct sockaddr_in sin = {
-	        .sin_family = AF_INET,
-	        .sin_port = htons((uint16_t)port),
-	        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
-	struct timeval tv = {.tv_sec = 10};
+	struct timeval tv = { .tv_sec = 10 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -134,14 +137,16 @@ static void parse_reply(char *raw, size_t len, struct http_reply *ret)
 	if (!end)
 		fail_msg("no complete reply: \"%s\"", raw);
 	*end = '\0';
-	*ret = (struct http_reply){
-	        .raw = raw, .headers = raw, .body = end + 4, .body_len = len - (size_t)(end + 4 - raw)};
+	*ret = (struct http_reply){ .raw = raw,
+				    .headers = raw,
+				    .body = end + 4,
+				    .body_len = len - (size_t)(end + 4 - raw) };
 	assert_int_equal(sscanf(raw, "HTTP/1.1 %d ", &ret->status), 1);
 }
 
 /* One request on a fresh connection; extra is more header lines ("Name: value\r\n..."). */
 static void http_request(unsigned port, const char *method, const char *path, const char *extra,
-                         struct http_reply *ret)
+			 struct http_reply *ret)
 {
 	size_t len = 0, cap = 4096, n;
 	char *req, *raw;
@@ -149,8 +154,8 @@ static void http_request(unsigned port, const char *method, const char *path, co
 
 	fd = connect_loopback(port);
 	assert_true(asprintf(&req,
-	                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
-	                     method, path, extra ? extra : "") > 0);
+			     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
+			     method, path, extra ? extra : "") > 0);
 	n = strlen(req);
 	/* The server may answer (and close) before reading a huge request to its end. */
 	(void)!send(fd, req, n, MSG_NOSIGNAL);
@@ -206,7 +211,8 @@ static const char *http_header(const struct http_reply *r, const char *name, cha
 /* The port of the one listener, found by binding 0 and reading the log line. */
 static unsigned free_port(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -217,17 +223,23 @@ static unsigned free_port(void)
 	return ntohs(sin.sin_port);
 }
 
+static const char *const collector_names[] = { "alpha", "beta", "gamma" };
+
 static struct http_server *start(unsigned port, unsigned max_requests, struct webconfig *web)
 {
 	char addr[64], err[256] = "";
-	char *listen[] = {addr};
+	char *listen[] = { addr };
 	struct http_config cfg = {
-	        .listen = listen,
-	        .n_listen = 1,
-	        .telemetry_path = "/metrics",
-	        .collect = fake_collect,
-	        .max_requests = max_requests,
-	        .web = web,
+		.listen = listen,
+		.n_listen = 1,
+		.telemetry_path = "/metrics",
+		.collect = fake_collect,
+		/* gamma exists but is not enabled */
+		.collectors = collector_names,
+		.n_collectors = 3,
+		.collectors_enabled = 0x3,
+		.max_requests = max_requests,
+		.web = web,
 	};
 	struct http_server *s = NULL;
 	int r;
@@ -268,7 +280,7 @@ static void *bg_request_run(void *arg)
 
 static void bg_request_start(struct bg_request *b, unsigned port, const char *path)
 {
-	*b = (struct bg_request){.port = port, .path = path};
+	*b = (struct bg_request){ .port = port, .path = path };
 	assert_int_equal(pthread_create(&b->thread, NULL, bg_request_run, b), 0);
 }
 
@@ -289,7 +301,7 @@ static void test_max_requests(void **state)
 	assert_int_equal(r.status, 503);
 	assert_string_equal(r.body, "Limit of concurrent requests reached (2), try again later.\n");
 	assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
-	                    "text/plain; charset=utf-8");
+			    "text/plain; charset=utf-8");
 	http_reply_release(&r);
 
 	/* Other endpoints are not counted, and are answered while scrapes are stuck. */
@@ -370,7 +382,7 @@ static void test_request_size_limit(void **state)
 
 static void test_basic_auth(void **state)
 {
-	static const char *const paths[] = {"/metrics", "/", "/-/healthy", "/-/ready", "/nope"};
+	static const char *const paths[] = { "/metrics", "/", "/-/healthy", "/-/ready", "/nope" };
 	unsigned port = free_port();
 	struct webconfig *w;
 	struct http_server *s;
@@ -379,19 +391,19 @@ static void test_basic_auth(void **state)
 
 	/* alice:secret at cost 4, $2y$ as htpasswd -B writes it. */
 	w = web("basic_auth_users:\n"
-	        "  alice: " ALICE_HASH "\n"
-	        "http_server_config:\n"
-	        "  headers:\n"
-	        "    X-Frame-Options: deny\n"
-	        "    Content-Security-Policy: default-src 'none'\n",
-	        "/");
+		"  alice: " ALICE_HASH "\n"
+		"http_server_config:\n"
+		"  headers:\n"
+		"    X-Frame-Options: deny\n"
+		"    Content-Security-Policy: default-src 'none'\n",
+		"/");
 	s = start(port, 0, w);
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		http_get(port, paths[i], NULL, &r);
 		assert_int_equal(r.status, 401);
 		assert_string_equal(http_header(&r, "WWW-Authenticate", h, sizeof(h)),
-		                    "Basic realm=\"kvmstats_exporter\"");
+				    "Basic realm=\"kvmstats_exporter\"");
 		/* The configured headers are on every response, errors included. */
 		assert_string_equal(http_header(&r, "X-Frame-Options", h, sizeof(h)), "deny");
 		http_reply_release(&r);
@@ -413,9 +425,9 @@ static void test_basic_auth(void **state)
 		assert_null(http_header(&r, "WWW-Authenticate", h, sizeof(h)));
 		assert_string_equal(http_header(&r, "X-Frame-Options", h, sizeof(h)), "deny");
 		assert_string_equal(http_header(&r, "Content-Security-Policy", h, sizeof(h)),
-		                    "default-src 'none'");
+				    "default-src 'none'");
 		assert_string_equal(http_header(&r, "Content-Type", h, sizeof(h)),
-		                    "text/plain; version=0.0.4; charset=utf-8");
+				    "text/plain; version=0.0.4; charset=utf-8");
 		http_reply_release(&r);
 	}
 	http_get(port, "/nope", "Authorization: " AUTH_GOOD "\r\n", &r);
@@ -466,17 +478,18 @@ struct pki {
 
 /* A P-256 certificate: a CA when issuer is NULL, else a leaf for purpose with one DNS SAN. */
 static void pki_make(struct pki *p, const char *cn, struct pki *issuer, const char *purpose,
-                     const char *dns)
+		     const char *dns)
 {
 	gnutls_datum_t d;
 	time_t now = time(NULL);
 	static unsigned char serial = 1;
 
 	assert_int_equal(gnutls_x509_privkey_init(&p->key), 0);
-	assert_int_equal(
-	        gnutls_x509_privkey_generate(p->key, GNUTLS_PK_ECDSA,
-	                                     GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-	        0);
+	assert_int_equal(gnutls_x509_privkey_generate(p->key, GNUTLS_PK_ECDSA,
+						      GNUTLS_CURVE_TO_BITS(
+							      GNUTLS_ECC_CURVE_SECP256R1),
+						      0),
+			 0);
 	assert_int_equal(gnutls_x509_crt_init(&p->crt), 0);
 	gnutls_x509_crt_set_version(p->crt, 3);
 	serial++;
@@ -484,21 +497,22 @@ static void pki_make(struct pki *p, const char *cn, struct pki *issuer, const ch
 	gnutls_x509_crt_set_activation_time(p->crt, now - 60);
 	gnutls_x509_crt_set_expiration_time(p->crt, now + 3600);
 	gnutls_x509_crt_set_dn_by_oid(p->crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
-	                              (unsigned)strlen(cn));
+				      (unsigned)strlen(cn));
 	gnutls_x509_crt_set_key(p->crt, p->key);
 	if (!issuer) {
 		gnutls_x509_crt_set_basic_constraints(p->crt, 1, -1);
 		gnutls_x509_crt_set_key_usage(p->crt, GNUTLS_KEY_KEY_CERT_SIGN);
-		assert_int_equal(
-		        gnutls_x509_crt_sign2(p->crt, p->crt, p->key, GNUTLS_DIG_SHA256, 0), 0);
+		assert_int_equal(gnutls_x509_crt_sign2(p->crt, p->crt, p->key, GNUTLS_DIG_SHA256,
+						       0),
+				 0);
 	} else {
 		gnutls_x509_crt_set_basic_constraints(p->crt, 0, -1);
 		gnutls_x509_crt_set_key_purpose_oid(p->crt, purpose, 0);
 		gnutls_x509_crt_set_subject_alt_name(p->crt, GNUTLS_SAN_DNSNAME, dns,
-		                                     (unsigned)strlen(dns), GNUTLS_FSAN_SET);
+						     (unsigned)strlen(dns), GNUTLS_FSAN_SET);
 		assert_int_equal(gnutls_x509_crt_sign2(p->crt, issuer->crt, issuer->key,
-		                                       GNUTLS_DIG_SHA256, 0),
-		                 0);
+						       GNUTLS_DIG_SHA256, 0),
+				 0);
 	}
 	assert_int_equal(gnutls_x509_crt_export2(p->crt, GNUTLS_X509_FMT_PEM, &d), 0);
 	p->crt_pem = datum_to_string(&d);
@@ -526,8 +540,8 @@ static struct {
  * (a failed handshake, or in TLS 1.3 the server's alert on the first read).
  */
 static int tls_get(unsigned port, const struct pki *ca, const struct pki *client,
-                   const char *priority, const char *extra, struct http_reply *ret,
-                   gnutls_alert_description_t *ret_alert)
+		   const char *priority, const char *extra, struct http_reply *ret,
+		   gnutls_alert_description_t *ret_alert)
 {
 	gnutls_certificate_credentials_t cred;
 	gnutls_session_t session;
@@ -537,28 +551,29 @@ static int tls_get(unsigned port, const struct pki *ca, const struct pki *client
 	int fd, r;
 
 	assert_int_equal(gnutls_certificate_allocate_credentials(&cred), 0);
-	ad = (gnutls_datum_t){(unsigned char *)ca->crt_pem, (unsigned)strlen(ca->crt_pem)};
+	ad = (gnutls_datum_t){ (unsigned char *)ca->crt_pem, (unsigned)strlen(ca->crt_pem) };
 	assert_int_equal(gnutls_certificate_set_x509_trust_mem(cred, &ad, GNUTLS_X509_FMT_PEM), 1);
 	if (client) {
-		cd = (gnutls_datum_t){(unsigned char *)client->crt_pem,
-		                      (unsigned)strlen(client->crt_pem)};
-		kd = (gnutls_datum_t){(unsigned char *)client->key_pem,
-		                      (unsigned)strlen(client->key_pem)};
-		assert_int_equal(
-		        gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM),
-		        0);
+		cd = (gnutls_datum_t){ (unsigned char *)client->crt_pem,
+				       (unsigned)strlen(client->crt_pem) };
+		kd = (gnutls_datum_t){ (unsigned char *)client->key_pem,
+				       (unsigned)strlen(client->key_pem) };
+		assert_int_equal(gnutls_certificate_set_x509_key_mem(cred, &cd, &kd,
+								     GNUTLS_X509_FMT_PEM),
+				 0);
 	}
 	assert_int_equal(gnutls_init(&session, GNUTLS_CLIENT), 0);
 	assert_int_equal(gnutls_priority_set_direct(session, priority ? priority : "NORMAL", NULL),
-	                 0);
+			 0);
 	assert_int_equal(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred), 0);
 	gnutls_session_set_verify_cert(session, "localhost", 0);
 	fd = connect_loopback(port);
 	gnutls_transport_set_int(session, fd);
 	gnutls_handshake_set_timeout(session, 10000);
 	if (resume.use && resume.data.data)
-		assert_int_equal(
-		        gnutls_session_set_data(session, resume.data.data, resume.data.size), 0);
+		assert_int_equal(gnutls_session_set_data(session, resume.data.data,
+							 resume.data.size),
+				 0);
 
 	do
 		r = gnutls_handshake(session);
@@ -567,9 +582,9 @@ static int tls_get(unsigned port, const struct pki *ca, const struct pki *client
 		goto out;
 
 	assert_true(
-	        asprintf(&req,
-	                 "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s\r\n",
-	                 extra ? extra : "") > 0);
+		asprintf(&req,
+			 "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s\r\n",
+			 extra ? extra : "") > 0);
 	r = (int)gnutls_record_send(session, req, strlen(req));
 	free(req);
 	if (r < 0) {
@@ -612,7 +627,7 @@ static int tls_get(unsigned port, const struct pki *ca, const struct pki *client
 	resume.resumed = gnutls_session_is_resumed(session);
 	if (resume.save) {
 		gnutls_free(resume.data.data);
-		resume.data = (gnutls_datum_t){NULL, 0};
+		resume.data = (gnutls_datum_t){ NULL, 0 };
 		assert_int_equal(gnutls_session_get_data2(session, &resume.data), 0);
 	}
 out:
@@ -630,7 +645,7 @@ out:
  * request was already on its way.
  */
 static void assert_refused(int r, const gnutls_alert_description_t *alert,
-                           gnutls_alert_description_t want)
+			   gnutls_alert_description_t want)
 {
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
 		assert_int_equal(*alert, want);
@@ -638,7 +653,8 @@ static void assert_refused(int r, const gnutls_alert_description_t *alert,
 	}
 	if (r != GNUTLS_E_PUSH_ERROR && r != GNUTLS_E_PULL_ERROR &&
 	    r != GNUTLS_E_PREMATURE_TERMINATION)
-		fail_msg("expected the certificate to be refused, got %d (%s)", r, gnutls_strerror(r));
+		fail_msg("expected the certificate to be refused, got %d (%s)", r,
+			 gnutls_strerror(r));
 }
 
 /* Appends "  key: |" and the PEM, indented by four, as a YAML block scalar. */
@@ -688,9 +704,9 @@ static void test_tls(void **state)
 
 	n = yaml_pem_blocks(yaml, sizeof(yaml), &server, &ca);
 	snprintf(yaml + n, sizeof(yaml) - n,
-	         "  client_auth_type: RequireAndVerifyClientCert\n"
-	         "  client_allowed_sans: [scraper.example]\n"
-	         "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=60\n");
+		 "  client_auth_type: RequireAndVerifyClientCert\n"
+		 "  client_allowed_sans: [scraper.example]\n"
+		 "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=60\n");
 	w = web(yaml, "/");
 	port = free_port();
 	s = start(port, 0, w);
@@ -700,10 +716,11 @@ static void test_tls(void **state)
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, BODY);
 	assert_string_equal(http_header(&r, "Strict-Transport-Security", h, sizeof(h)),
-	                    "max-age=60");
+			    "max-age=60");
 	http_reply_release(&r);
-	assert_int_equal(
-	        tls_get(port, &ca, &client, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r, NULL), 0);
+	assert_int_equal(tls_get(port, &ca, &client, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r,
+				 NULL),
+			 0);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 
@@ -723,25 +740,25 @@ static void test_tls(void **state)
 		assert_int_equal(r.status, 200);
 		if (!resume.resumed)
 			print_message("note: the server did not resume the %s session\n",
-			              v ? "TLS 1.2" : "TLS 1.3");
+				      v ? "TLS 1.2" : "TLS 1.3");
 		http_reply_release(&r);
 		resume.use = false;
 		gnutls_free(resume.data.data);
-		resume.data = (gnutls_datum_t){NULL, 0};
+		resume.data = (gnutls_datum_t){ NULL, 0 };
 	}
 
 	/* No certificate: TLS 1.3 "certificate required", TLS 1.2 a handshake failure. */
 	assert_refused(tls_get(port, &ca, NULL, NULL, NULL, &r, &alert), &alert,
-	               GNUTLS_A_CERTIFICATE_REQUIRED);
-	assert_int_equal(
-	        tls_get(port, &ca, NULL, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r, &alert),
-	        GNUTLS_E_FATAL_ALERT_RECEIVED);
+		       GNUTLS_A_CERTIFICATE_REQUIRED);
+	assert_int_equal(tls_get(port, &ca, NULL, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r,
+				 &alert),
+			 GNUTLS_E_FATAL_ALERT_RECEIVED);
 	assert_int_equal(alert, GNUTLS_A_HANDSHAKE_FAILURE);
 	/* Another CA's certificate, or one not meant for clients: "bad certificate". */
 	assert_refused(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert), &alert,
-	               GNUTLS_A_BAD_CERTIFICATE);
+		       GNUTLS_A_BAD_CERTIFICATE);
 	assert_refused(tls_get(port, &ca, &server_only, NULL, NULL, &r, &alert), &alert,
-	               GNUTLS_A_BAD_CERTIFICATE);
+		       GNUTLS_A_BAD_CERTIFICATE);
 	http_server_stop(s);
 	webconfig_free(w);
 
@@ -756,32 +773,34 @@ static void test_tls(void **state)
 	port = free_port();
 	s = start(port, 0, w);
 	assert_refused(tls_get(port, &ca, &client, NULL, NULL, &r, &alert), &alert,
-	               GNUTLS_A_BAD_CERTIFICATE);
+		       GNUTLS_A_BAD_CERTIFICATE);
 	http_server_stop(s);
 	webconfig_free(w);
 
 	/* VerifyClientCertIfGiven: none is fine, a bad one is not. min_version TLS13. */
 	n = yaml_pem_blocks(yaml, sizeof(yaml), &server, &ca);
 	snprintf(yaml + n, sizeof(yaml) - n,
-	         "  client_auth_type: VerifyClientCertIfGiven\n  min_version: TLS13\n"
-	         "basic_auth_users:\n  alice: %s\n",
-	         ALICE_HASH);
+		 "  client_auth_type: VerifyClientCertIfGiven\n  min_version: TLS13\n"
+		 "basic_auth_users:\n  alice: %s\n",
+		 ALICE_HASH);
 	w = web(yaml, "/");
 	port = free_port();
 	s = start(port, 0, w);
-	assert_int_equal(
-	        tls_get(port, &ca, NULL, NULL, "Authorization: " AUTH_GOOD "\r\n", &r, NULL), 0);
+	assert_int_equal(tls_get(port, &ca, NULL, NULL, "Authorization: " AUTH_GOOD "\r\n", &r,
+				 NULL),
+			 0);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 	assert_int_equal(tls_get(port, &ca, NULL, NULL, NULL, &r, NULL), 0);
 	assert_int_equal(r.status, 401);
 	http_reply_release(&r);
-	assert_int_equal(
-	        tls_get(port, &ca, &client, NULL, "Authorization: " AUTH_GOOD "\r\n", &r, NULL), 0);
+	assert_int_equal(tls_get(port, &ca, &client, NULL, "Authorization: " AUTH_GOOD "\r\n", &r,
+				 NULL),
+			 0);
 	assert_int_equal(r.status, 200);
 	http_reply_release(&r);
 	assert_refused(tls_get(port, &ca, &stranger, NULL, NULL, &r, &alert), &alert,
-	               GNUTLS_A_BAD_CERTIFICATE);
+		       GNUTLS_A_BAD_CERTIFICATE);
 	/* A TLS 1.2 client is refused. */
 	assert_true(tls_get(port, &ca, NULL, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL, &r, NULL) < 0);
 	/* Plain HTTP on the TLS port gets no HTTP answer. */
@@ -810,7 +829,7 @@ static void test_tls(void **state)
 /* What a client's inflate makes of a gzip body, NUL-terminated (caller frees). */
 static char *gunzip(const char *in, size_t n)
 {
-	z_stream z = {0};
+	z_stream z = { 0 };
 	size_t cap = 1024;
 	char *out = malloc(cap);
 
@@ -827,15 +846,15 @@ static char *gunzip(const char *in, size_t n)
 	return out;
 }
 
-#define ACCEPT_PROMETHEUS                                                                        \
-	"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"      \
+#define ACCEPT_PROMETHEUS                                                                          \
+	"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"         \
 	"version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
 #define CONTENT_TYPE_OM  "application/openmetrics-text; version=1.0.0; charset=utf-8"
 #define CONTENT_TYPE_004 "text/plain; version=0.0.4; charset=utf-8"
 
 /* Checks a 200 of /metrics: content type, Vary, encoding, and the body after decoding. */
 static void check_exposition(const struct http_reply *r, const char *content_type, bool gzip,
-                             const char *body)
+			     const char *body)
 {
 	char h[256];
 
@@ -879,7 +898,8 @@ static void test_negotiation(void **state)
 	assert_int_equal(atomic_load(&fake.last_fmt), EXPOSITION_OPENMETRICS_100);
 	http_reply_release(&r);
 
-	/* gzip: a body any inflate reads back; the same bytes scrape after scrape (reused state). */
+	/* gzip: a body any inflate reads back; the same bytes scrape after scrape (reused state).
+	 */
 	http_get(port, "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip\r\n", &r);
 	check_exposition(&r, CONTENT_TYPE_OM, true, BODY_OM);
 	first_len = r.body_len;
@@ -889,7 +909,7 @@ static void test_negotiation(void **state)
 	http_reply_release(&r);
 	for (int i = 0; i < 3; i++) {
 		http_get(port, "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip, deflate\r\n",
-		         &r);
+			 &r);
 		check_exposition(&r, CONTENT_TYPE_OM, true, BODY_OM);
 		assert_int_equal(r.body_len, first_len);
 		assert_memory_equal(r.body, first, first_len);
@@ -901,7 +921,7 @@ static void test_negotiation(void **state)
 
 	/* HEAD: the headers GET would send, Content-Length of the gzip body included; no body. */
 	http_request(port, "HEAD", "/metrics", ACCEPT_PROMETHEUS "Accept-Encoding: gzip\r\n",
-	             &head);
+		     &head);
 	assert_int_equal(head.status, 200);
 	assert_int_equal(head.body_len, 0);
 	assert_string_equal(http_header(&head, "Content-Type", h, sizeof(h)), CONTENT_TYPE_OM);
@@ -925,15 +945,96 @@ static void test_negotiation(void **state)
 	http_server_stop(s);
 }
 
+/* collect[]/exclude[]: the mask handed to collect(), or a one-line 400. */
+static void test_collect_params(void **state)
+{
+	static const struct {
+		const char *path;
+		int status;
+		uint32_t mask;      /* for 200 */
+		const char *reason; /* for 400, the whole body */
+	} cases[] = {
+		{ "/metrics", 200, 0x3, NULL },
+		{ "/metrics?collect[]=alpha", 200, 0x1, NULL },
+		{ "/metrics?collect%5B%5D=beta&collect%5B%5D=alpha", 200, 0x3, NULL },
+		{ "/metrics?exclude[]=alpha", 200, 0x2, NULL },
+		{ "/metrics?other=1&exclude[]=beta", 200, 0x1, NULL },
+		{ "/metrics?collect[]=alpha&exclude[]=beta", 400, 0,
+		  "collect[] and exclude[] cannot be combined\n" },
+		{ "/metrics?collect[]=delta", 400, 0,
+		  "collect[]: unknown collector \"delta\" (enabled: alpha, beta)\n" },
+		{ "/metrics?exclude[]=gamma", 400, 0,
+		  "exclude[]: disabled collector \"gamma\" (enabled: alpha, beta)\n" },
+		/* A client's newline never splits the one-line reason. */
+		{ "/metrics?collect[]=a%0Ab%0D", 400, 0,
+		  "collect[]: unknown collector \"a?b?\" (enabled: alpha, beta)\n" },
+		{ "/metrics?collect[]=", 400, 0,
+		  "collect[]: unknown collector \"\" (enabled: alpha, beta)\n" },
+	};
+	unsigned port = free_port();
+	struct http_server *s = start(port, 0, NULL);
+	struct http_reply r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned calls = atomic_load(&fake.calls);
+
+		atomic_store(&fake.last_collectors, 0xdead);
+		http_get(port, cases[i].path, NULL, &r);
+		if (r.status != cases[i].status)
+			fail_msg("%s: HTTP %d, expected %d", cases[i].path, r.status,
+				 cases[i].status);
+		if (cases[i].status == 200) {
+			assert_int_equal(atomic_load(&fake.last_collectors), cases[i].mask);
+		} else {
+			/* Refused before collecting anything. */
+			assert_int_equal(atomic_load(&fake.calls), calls);
+			assert_string_equal(r.body, cases[i].reason);
+		}
+		http_reply_release(&r);
+	}
+
+	/* promhttp's counters: every answer above by its code; 500 and 503 at zero. */
+	struct outbuf out = { 0 };
+	struct family_writer w = family_writer_init(&out, EXPOSITION_TEXT_004);
+	size_t ok = 0, bad = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cases[i].status == 200 ? ok++ : bad++;
+	http_server_write_metrics(s, &w);
+	outbuf_putc(&out, '\0');
+	char want[128];
+
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"200\"} %zu\n",
+		 ok);
+	assert_non_null(strstr(out.data, want));
+	snprintf(want, sizeof(want), "promhttp_metric_handler_requests_total{code=\"400\"} %zu\n",
+		 bad);
+	assert_non_null(strstr(out.data, want));
+	assert_non_null(
+		strstr(out.data, "promhttp_metric_handler_requests_total{code=\"500\"} 0\n"));
+	assert_non_null(
+		strstr(out.data, "promhttp_metric_handler_requests_total{code=\"503\"} 0\n"));
+	assert_non_null(strstr(out.data, "promhttp_metric_handler_requests_in_flight 0\n"));
+	assert_non_null(
+		strstr(out.data, "# TYPE promhttp_metric_handler_requests_total counter\n"));
+	outbuf_release(&out);
+	http_server_stop(s);
+}
+
 int main(void)
 {
 	/* As in the daemon: a peer closing first is an error return, not a fatal signal. */
 	signal(SIGPIPE, SIG_IGN);
 
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_max_requests), cmocka_unit_test(test_request_size_limit),
-	        cmocka_unit_test(test_basic_auth),   cmocka_unit_test(test_rate_limit),
-	        cmocka_unit_test(test_tls),          cmocka_unit_test(test_negotiation),
+		cmocka_unit_test(test_max_requests),
+		cmocka_unit_test(test_request_size_limit),
+		cmocka_unit_test(test_basic_auth),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_negotiation),
+		cmocka_unit_test(test_collect_params),
 	};
 
 	/* The server's info lines would drown cmocka's output. */

@@ -61,7 +61,6 @@ enum {
 
 static struct blob vm_blob, vcpu_blob;
 
-
 static int group_setup(void **state)
 {
 	(void)state;
@@ -95,10 +94,18 @@ static void put_le(uint8_t *p, uint64_t v, unsigned width)
 	uint32_t b32 = (uint32_t)v;
 
 	switch (width) {
-	case 1: memcpy(p, &b8, 1); break;
-	case 2: memcpy(p, &b16, 2); break;
-	case 4: memcpy(p, &b32, 4); break;
-	default: memcpy(p, &v, 8); break;
+	case 1:
+		memcpy(p, &b8, 1);
+		break;
+	case 2:
+		memcpy(p, &b16, 2);
+		break;
+	case 4:
+		memcpy(p, &b32, 4);
+		break;
+	default:
+		memcpy(p, &v, 8);
+		break;
 	}
 }
 
@@ -302,11 +309,11 @@ static void test_open_blob_null(void **state)
 /* ---- malformed files: one or more variants per rule ---------------------- */
 
 enum patch_kind {
-	AT_HEADER,    /* write `value` into header field `field` */
-	AT_DESC,      /* write `value` into field `field` of descriptor `desc` */
-	AT_BYTES,     /* memset `width` bytes at absolute offset `field` to `value` */
-	AT_KEEP,      /* keep only the first `value` bytes */
-	AT_ALL_DESC,  /* write `value` into field `field` of every descriptor */
+	AT_HEADER,   /* write `value` into header field `field` */
+	AT_DESC,     /* write `value` into field `field` of descriptor `desc` */
+	AT_BYTES,    /* memset `width` bytes at absolute offset `field` to `value` */
+	AT_KEEP,     /* keep only the first `value` bytes */
+	AT_ALL_DESC, /* write `value` into field `field` of every descriptor */
 };
 
 struct variant {
@@ -324,15 +331,26 @@ struct variant {
 };
 
 #define HDR(r, w, f, v)                                                                            \
-	{ .rule = r, .what = w, .kind = AT_HEADER, .desc = -1, .field = f, .width = 4, .value = v }
+	{                                                                                          \
+		.rule = r, .what = w, .kind = AT_HEADER, .desc = -1, .field = f, .width = 4,       \
+		.value = v                                                                         \
+	}
 #define DSC(r, w, vc, i, f, n, v, dn)                                                              \
-	{ .rule = r, .what = w, .vcpu = vc, .kind = AT_DESC, .desc = i, .field = f, .width = n,    \
-	  .value = v, .desc_name = dn }
+	{                                                                                          \
+		.rule = r, .what = w, .vcpu = vc, .kind = AT_DESC, .desc = i, .field = f,          \
+		.width = n, .value = v, .desc_name = dn                                            \
+	}
 
 static const struct variant variants[] = {
-	{ .rule = KVMSTATS_RULE_SHORT_HEADER, .what = "23-byte file", .kind = AT_KEEP, .desc = -1,
+	{ .rule = KVMSTATS_RULE_SHORT_HEADER,
+	  .what = "23-byte file",
+	  .kind = AT_KEEP,
+	  .desc = -1,
 	  .value = 23 },
-	{ .rule = KVMSTATS_RULE_SHORT_HEADER, .what = "empty file", .kind = AT_KEEP, .desc = -1,
+	{ .rule = KVMSTATS_RULE_SHORT_HEADER,
+	  .what = "empty file",
+	  .kind = AT_KEEP,
+	  .desc = -1,
 	  .value = 0 },
 	HDR(KVMSTATS_RULE_HEADER_FLAGS, "flags 1", H_FLAGS, 1),
 	HDR(KVMSTATS_RULE_HEADER_FLAGS, "flags 0x80000000", H_FLAGS, 0x80000000u),
@@ -342,32 +360,68 @@ static const struct variant variants[] = {
 	HDR(KVMSTATS_RULE_NUM_DESC, "num_desc 65537", H_NUM_DESC, KVMSTATS_MAX_NUM_DESC + 1),
 	HDR(KVMSTATS_RULE_NUM_DESC, "num_desc 0xffffffff", H_NUM_DESC, 0xffffffffu),
 	/* 65536 descriptors are allowed, but not 65536 * (16 + 100) bytes of them (> 4 MiB). */
-	{ .rule = KVMSTATS_RULE_NUM_DESC, .what = "descriptor block over 4 MiB",
-	  .kind = AT_HEADER, .desc = -1, .field = H_NUM_DESC, .width = 4,
-	  .value = KVMSTATS_MAX_NUM_DESC, .field2 = H_NAME_SIZE, .value2 = 100 },
+	{ .rule = KVMSTATS_RULE_NUM_DESC,
+	  .what = "descriptor block over 4 MiB",
+	  .kind = AT_HEADER,
+	  .desc = -1,
+	  .field = H_NUM_DESC,
+	  .width = 4,
+	  .value = KVMSTATS_MAX_NUM_DESC,
+	  .field2 = H_NAME_SIZE,
+	  .value2 = 100 },
 	HDR(KVMSTATS_RULE_ID_READ, "id past the end", H_ID_OFFSET, VM_LEN - 10),
 	HDR(KVMSTATS_RULE_ID_READ, "id offset 0xffffffff", H_ID_OFFSET, 0xffffffffu),
-	{ .rule = KVMSTATS_RULE_ID_READ, .what = "file ends inside the id", .kind = AT_KEEP,
-	  .desc = -1, .value = ID_OFFSET + NAME_SIZE - 1 },
-	{ .rule = KVMSTATS_RULE_ID_UNTERMINATED, .what = "id without NUL", .kind = AT_BYTES,
-	  .desc = -1, .field = ID_OFFSET, .width = NAME_SIZE, .value = 'k' },
-	{ .rule = KVMSTATS_RULE_ID_PREFIX, .what = "id \"xvm-5702\"", .kind = AT_BYTES,
-	  .desc = -1, .field = ID_OFFSET, .width = 1, .value = 'x' },
-	{ .rule = KVMSTATS_RULE_ID_PREFIX, .what = "id \"kvx-5702\"", .kind = AT_BYTES,
-	  .desc = -1, .field = ID_OFFSET + 2, .width = 1, .value = 'x' },
-	{ .rule = KVMSTATS_RULE_ID_PREFIX, .what = "empty id", .kind = AT_BYTES,
-	  .desc = -1, .field = ID_OFFSET, .width = 1, .value = 0 },
+	{ .rule = KVMSTATS_RULE_ID_READ,
+	  .what = "file ends inside the id",
+	  .kind = AT_KEEP,
+	  .desc = -1,
+	  .value = ID_OFFSET + NAME_SIZE - 1 },
+	{ .rule = KVMSTATS_RULE_ID_UNTERMINATED,
+	  .what = "id without NUL",
+	  .kind = AT_BYTES,
+	  .desc = -1,
+	  .field = ID_OFFSET,
+	  .width = NAME_SIZE,
+	  .value = 'k' },
+	{ .rule = KVMSTATS_RULE_ID_PREFIX,
+	  .what = "id \"xvm-5702\"",
+	  .kind = AT_BYTES,
+	  .desc = -1,
+	  .field = ID_OFFSET,
+	  .width = 1,
+	  .value = 'x' },
+	{ .rule = KVMSTATS_RULE_ID_PREFIX,
+	  .what = "id \"kvx-5702\"",
+	  .kind = AT_BYTES,
+	  .desc = -1,
+	  .field = ID_OFFSET + 2,
+	  .width = 1,
+	  .value = 'x' },
+	{ .rule = KVMSTATS_RULE_ID_PREFIX,
+	  .what = "empty id",
+	  .kind = AT_BYTES,
+	  .desc = -1,
+	  .field = ID_OFFSET,
+	  .width = 1,
+	  .value = 0 },
 	HDR(KVMSTATS_RULE_OFFSETS, "desc_offset 23", H_DESC_OFFSET, 23),
 	HDR(KVMSTATS_RULE_OFFSETS, "data_offset 0", H_DATA_OFFSET, 0),
-	HDR(KVMSTATS_RULE_DESC_OVERLAP, "data block starts in the descriptor block",
-	    H_DATA_OFFSET, DESC_OFFSET + DESC_STRIDE),
+	HDR(KVMSTATS_RULE_DESC_OVERLAP, "data block starts in the descriptor block", H_DATA_OFFSET,
+	    DESC_OFFSET + DESC_STRIDE),
 	HDR(KVMSTATS_RULE_DESC_OVERLAP, "data block starts with the descriptor block",
 	    H_DATA_OFFSET, DESC_OFFSET),
-	{ .rule = KVMSTATS_RULE_DESC_READ, .what = "file ends inside the descriptors",
-	  .kind = AT_KEEP, .desc = -1, .value = 500 },
+	{ .rule = KVMSTATS_RULE_DESC_READ,
+	  .what = "file ends inside the descriptors",
+	  .kind = AT_KEEP,
+	  .desc = -1,
+	  .value = 500 },
 	HDR(KVMSTATS_RULE_DESC_READ, "descriptor block past the end", H_DESC_OFFSET, VM_LEN),
-	{ .rule = KVMSTATS_RULE_NAME_UNTERMINATED, .what = "name without NUL", .kind = AT_BYTES,
-	  .desc = 3, .field = DESC_OFFSET + 3 * DESC_STRIDE + D_NAME, .width = NAME_SIZE,
+	{ .rule = KVMSTATS_RULE_NAME_UNTERMINATED,
+	  .what = "name without NUL",
+	  .kind = AT_BYTES,
+	  .desc = 3,
+	  .field = DESC_OFFSET + 3 * DESC_STRIDE + D_NAME,
+	  .width = NAME_SIZE,
 	  .value = 'a' },
 	DSC(KVMSTATS_RULE_NAME_EMPTY, "empty name", false, 5, D_NAME, 1, 0, NULL),
 	DSC(KVMSTATS_RULE_EXPONENT, "NONE with exponent -1", false, 7, D_EXPONENT, 2, 0xffff,
@@ -385,26 +439,42 @@ static const struct variant variants[] = {
 	    "halt_wait_hist"),
 	DSC(KVMSTATS_RULE_BUCKET_SIZE, "bucket_size on a counter", false, 4, D_BUCKET_SIZE, 4, 8,
 	    "mmu_pde_zapped"),
-	DSC(KVMSTATS_RULE_BUCKET_SIZE, "bucket_size on a log histogram", true, 9, D_BUCKET_SIZE,
-	    4, 1, "halt_wait_hist"),
-	DSC(KVMSTATS_RULE_BUCKET_SIZE, "linear histogram without bucket_size", true, 9, D_FLAGS,
-	    4, FLAGS(KVMSTATS_TYPE_LINEAR_HIST, KVMSTATS_UNIT_SECONDS, 0), "halt_wait_hist"),
+	DSC(KVMSTATS_RULE_BUCKET_SIZE, "bucket_size on a log histogram", true, 9, D_BUCKET_SIZE, 4,
+	    1, "halt_wait_hist"),
+	DSC(KVMSTATS_RULE_BUCKET_SIZE, "linear histogram without bucket_size", true, 9, D_FLAGS, 4,
+	    FLAGS(KVMSTATS_TYPE_LINEAR_HIST, KVMSTATS_UNIT_SECONDS, 0), "halt_wait_hist"),
 	DSC(KVMSTATS_RULE_VALUE_RANGE, "offset at the data size bound", false, 6, D_OFFSET, 4,
 	    KVMSTATS_MAX_DATA_SIZE, "mmu_recycled"),
 	DSC(KVMSTATS_RULE_VALUE_RANGE, "offset 0xfffffff8", false, 6, D_OFFSET, 4, 0xfffffff8u,
 	    "mmu_recycled"),
-	HDR(KVMSTATS_RULE_DATA_OVERLAP, "data block runs into the descriptor block",
-	    H_DATA_OFFSET, 30),
-	{ .rule = KVMSTATS_RULE_DATA_SIZE, .what = "every value at offset 0", .kind = AT_ALL_DESC,
-	  .desc = -1, .field = D_OFFSET, .width = 4, .value = 0 },
-	{ .rule = KVMSTATS_RULE_DATA_READ, .what = "file one byte short", .kind = AT_KEEP,
-	  .desc = -1, .value = VM_LEN - 1 },
-	{ .rule = KVMSTATS_RULE_DATA_READ, .what = "file ends at the data block", .kind = AT_KEEP,
-	  .desc = -1, .value = VM_DATA_OFF },
+	HDR(KVMSTATS_RULE_DATA_OVERLAP, "data block runs into the descriptor block", H_DATA_OFFSET,
+	    30),
+	{ .rule = KVMSTATS_RULE_DATA_SIZE,
+	  .what = "every value at offset 0",
+	  .kind = AT_ALL_DESC,
+	  .desc = -1,
+	  .field = D_OFFSET,
+	  .width = 4,
+	  .value = 0 },
+	{ .rule = KVMSTATS_RULE_DATA_READ,
+	  .what = "file one byte short",
+	  .kind = AT_KEEP,
+	  .desc = -1,
+	  .value = VM_LEN - 1 },
+	{ .rule = KVMSTATS_RULE_DATA_READ,
+	  .what = "file ends at the data block",
+	  .kind = AT_KEEP,
+	  .desc = -1,
+	  .value = VM_DATA_OFF },
 	/* Within every bound, but past the end of this file. */
-	{ .rule = KVMSTATS_RULE_DATA_READ, .what = "last value range grown to 65535 values",
-	  .vcpu = true, .kind = AT_BYTES, .desc = -1,
-	  .field = DESC_OFFSET + 44 * DESC_STRIDE + D_SIZE, .width = 2, .value = 0xff },
+	{ .rule = KVMSTATS_RULE_DATA_READ,
+	  .what = "last value range grown to 65535 values",
+	  .vcpu = true,
+	  .kind = AT_BYTES,
+	  .desc = -1,
+	  .field = DESC_OFFSET + 44 * DESC_STRIDE + D_SIZE,
+	  .width = 2,
+	  .value = 0xff },
 };
 
 static void apply(const struct variant *v, uint8_t *buf, size_t *len)
@@ -455,8 +525,7 @@ static void check_variant(const struct variant *v)
 	kvmstats_error_format(&err, msg, sizeof(msg));
 	if (r != -EBADMSG || err.rule != v->rule || err.desc != v->desc)
 		fail_msg("%s: got %d, rule %d, desc %d (%s); want rule %d (%s), desc %d", v->what,
-			 r,
-			 err.rule, err.desc, msg, v->rule, kvmstats_rule_to_string(v->rule),
+			 r, err.rule, err.desc, msg, v->rule, kvmstats_rule_to_string(v->rule),
 			 v->desc);
 	assert_null(f);
 	/* The message names the rule and, for descriptor rules, the descriptor. */
@@ -533,12 +602,12 @@ static void test_unsupported_not_fatal(void **state)
 		int16_t exponent;
 	} cases[] = {
 		{ 0, FLAGS(5, 0, 0), 0, 0 },
-		{ 1, FLAGS(15, 0, 0), 99, 0 },  /* unknown type: bucket_size rule unknown too */
-		{ 2, FLAGS(0, 5, 0), 0, -3 },   /* unknown unit: exponent rule unknown too */
+		{ 1, FLAGS(15, 0, 0), 99, 0 }, /* unknown type: bucket_size rule unknown too */
+		{ 2, FLAGS(0, 5, 0), 0, -3 },  /* unknown unit: exponent rule unknown too */
 		{ 3, FLAGS(0, 15, 0), 0, 7 },
 		{ 4, FLAGS(0, 0, 2), 0, 0 },
 		{ 5, FLAGS(1, 0, 15), 0, 0 },
-		{ 6, 0xfff | 0xfff000, 0, 1 },  /* everything unknown, high bits set */
+		{ 6, 0xfff | 0xfff000, 0, 1 }, /* everything unknown, high bits set */
 	};
 	uint8_t *buf = copy_blob(&vm_blob);
 
@@ -741,7 +810,7 @@ static void test_error_format(void **state)
 
 	/* Out-of-range rules have a sentence too. */
 	assert_string_equal(kvmstats_rule_to_string(KVMSTATS_RULE__MAX), "unknown rule");
-	assert_string_equal(kvmstats_rule_to_string((enum kvmstats_rule)-1), "unknown rule");
+	assert_string_equal(kvmstats_rule_to_string((enum kvmstats_rule) - 1), "unknown rule");
 
 	/* A short buffer truncates (snprintf semantics) and reports the full length. */
 	err = (struct kvmstats_error){ .rule = KVMSTATS_RULE_ID_PREFIX, .desc = -1, .value = -1 };
@@ -963,12 +1032,24 @@ static void test_schema_equal(void **state)
 		char *name = d->name;
 
 		switch (field) {
-		case 0: d->flags ^= 1u << 9; break;
-		case 1: d->exponent = 1; break;
-		case 2: d->size = 2; break;
-		case 3: d->offset += 8; break;
-		case 4: d->bucket_size = 4; break;
-		case 5: d->name = (char *)"pages_1G"; break;
+		case 0:
+			d->flags ^= 1u << 9;
+			break;
+		case 1:
+			d->exponent = 1;
+			break;
+		case 2:
+			d->size = 2;
+			break;
+		case 3:
+			d->offset += 8;
+			break;
+		case 4:
+			d->bucket_size = 4;
+			break;
+		case 5:
+			d->name = (char *)"pages_1G";
+			break;
 		}
 		assert_int_equal(b->schema->hash, a->schema->hash);
 		if (kvmstats_schema_equal(a->schema, b->schema))
@@ -1170,22 +1251,14 @@ static void test_live_fd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_real_vm),
-		cmocka_unit_test(test_real_vcpu),
-		cmocka_unit_test(test_open_blob_null),
-		cmocka_unit_test(test_malformed_every_rule),
-		cmocka_unit_test(test_error_values),
-		cmocka_unit_test(test_unsupported_not_fatal),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_trailing_bytes),
-		cmocka_unit_test(test_parse_id),
-		cmocka_unit_test(test_unknown_kind_loads),
-		cmocka_unit_test(test_error_format),
-		cmocka_unit_test(test_error_long_name),
-		cmocka_unit_test(test_schema_cache),
-		cmocka_unit_test(test_schema_equal),
-		cmocka_unit_test(test_fd_of_blob),
-		cmocka_unit_test(test_fd_failures_keep_fd),
+		cmocka_unit_test(test_real_vm),        cmocka_unit_test(test_real_vcpu),
+		cmocka_unit_test(test_open_blob_null), cmocka_unit_test(test_malformed_every_rule),
+		cmocka_unit_test(test_error_values),   cmocka_unit_test(test_unsupported_not_fatal),
+		cmocka_unit_test(test_truncated),      cmocka_unit_test(test_trailing_bytes),
+		cmocka_unit_test(test_parse_id),       cmocka_unit_test(test_unknown_kind_loads),
+		cmocka_unit_test(test_error_format),   cmocka_unit_test(test_error_long_name),
+		cmocka_unit_test(test_schema_cache),   cmocka_unit_test(test_schema_equal),
+		cmocka_unit_test(test_fd_of_blob),     cmocka_unit_test(test_fd_failures_keep_fd),
 		cmocka_unit_test(test_live_fd),
 	};
 

@@ -73,7 +73,7 @@ static void test_trailing_zeros(void **state)
 	check_scaled(1000000000, 10, -9, "1");
 	check_scaled(1000000000, 10, -10, "0.1");
 	check_scaled(100, 10, -64,
-	             "0.00000000000000000000000000000000000000000000000000000000000001");
+		     "0.00000000000000000000000000000000000000000000000000000000000001");
 	check_scaled(1024, 2, -10, "1");
 	check_scaled(6, 2, -2, "1.5");
 	check_scaled(8, 2, -1, "4");
@@ -99,12 +99,12 @@ static void test_base10_limits(void **state)
 	snprintf(want, sizeof(want), "%s%064d", u128_max_str, 0);
 	check_scaled(U128_MAX, 10, 64, want);
 	check_scaled(1, 10, 64,
-	             "1"
-	             "0000000000000000000000000000000000000000000000000000000000000000");
+		     "1"
+		     "0000000000000000000000000000000000000000000000000000000000000000");
 	check_scaled(1, 10, -64,
-	             "0.0000000000000000000000000000000000000000000000000000000000000001");
+		     "0.0000000000000000000000000000000000000000000000000000000000000001");
 	check_scaled(U128_MAX, 10, -64,
-	             "0.0000000000000000000000000340282366920938463463374607431768211455");
+		     "0.0000000000000000000000000340282366920938463463374607431768211455");
 	check_scaled(U128_MAX, 10, -39, "0.340282366920938463463374607431768211455");
 	check_scaled(U128_MAX, 10, -38, "3.40282366920938463463374607431768211455");
 	check_scaled(U128_MAX, 10, -1, "34028236692093846346337460743176821145.5");
@@ -117,11 +117,11 @@ static void test_base2_limits(void **state)
 	(void)state;
 	check_scaled(1, 2, 64, "18446744073709551616");
 	check_scaled(1, 2, -64,
-	             "0.0000000000000000000542101086242752217003726400434970855712890625");
+		     "0.0000000000000000000542101086242752217003726400434970855712890625");
 	check_scaled(U128_MAX, 2, 64, "6277101735386680763835789423207666416083908700390324961280");
 	check_scaled(U128_MAX, 2, -64,
-	             "18446744073709551615."
-	             "9999999999999999999457898913757247782996273599565029144287109375");
+		     "18446744073709551615."
+		     "9999999999999999999457898913757247782996273599565029144287109375");
 	check_scaled(U128_MAX, 2, -1, "170141183460469231731687303715884105727.5");
 	check_scaled(12345, 2, -7, "96.4453125");
 	check_scaled(UINT64_MAX, 2, 64, "340282366920938463444927863358058659840");
@@ -138,7 +138,7 @@ static void test_base2_matches_shift(void **state)
 
 	(void)state;
 	for (int e = 0; e <= KVMSTATS_SCALE_MAX_EXPONENT; e++) {
-		const kvmstats_u128 vals[] = {1, 3, 7, 1000, UINT32_MAX, UINT64_MAX};
+		const kvmstats_u128 vals[] = { 1, 3, 7, 1000, UINT32_MAX, UINT64_MAX };
 
 		for (size_t i = 0; i < ELEMENTSOF(vals); i++) {
 			kvmstats_u128 v = vals[i];
@@ -159,7 +159,7 @@ static void test_base2_matches_base10(void **state)
 
 	(void)state;
 	for (int k = 1; k <= 40; k++) {
-		const kvmstats_u128 vals[] = {1, 2, 3, 999, 1u << 20, UINT32_MAX};
+		const kvmstats_u128 vals[] = { 1, 2, 3, 999, 1u << 20, UINT32_MAX };
 
 		pow5 *= 5;
 		for (size_t i = 0; i < ELEMENTSOF(vals); i++) {
@@ -178,21 +178,21 @@ static void test_base2_matches_base10(void **state)
 static void test_einval(void **state)
 {
 	char buf[KVMSTATS_SCALED_BUFSIZE];
-	const unsigned bad_bases[] = {0, 1, 3, 8, 16, UINT_MAX};
-	const int bad_exps[] = {65, -65, 1000, -1000, INT_MAX, INT_MIN};
+	const unsigned bad_bases[] = { 0, 1, 3, 8, 16, UINT_MAX };
+	const int bad_exps[] = { 65, -65, 1000, -1000, INT_MAX, INT_MIN };
 
 	(void)state;
 	for (size_t i = 0; i < ELEMENTSOF(bad_bases); i++) {
 		assert_int_equal(kvmstats_format_scaled(buf, sizeof(buf), 1, bad_bases[i], 0),
-		                 -EINVAL);
+				 -EINVAL);
 		assert_int_equal(kvmstats_format_scaled(buf, sizeof(buf), 0, bad_bases[i], 0),
-		                 -EINVAL);
+				 -EINVAL);
 	}
 	for (size_t i = 0; i < ELEMENTSOF(bad_exps); i++) {
 		assert_int_equal(kvmstats_format_scaled(buf, sizeof(buf), 1, 10, bad_exps[i]),
-		                 -EINVAL);
+				 -EINVAL);
 		assert_int_equal(kvmstats_format_scaled(buf, sizeof(buf), 0, 2, bad_exps[i]),
-		                 -EINVAL);
+				 -EINVAL);
 	}
 	/* A bad argument is reported as such even when the buffer is also too small. */
 	assert_int_equal(kvmstats_format_scaled(buf, 0, 1, 7, 0), -EINVAL);
@@ -214,7 +214,9 @@ static void test_enobufs(void **state)
 static void test_bufsize_is_enough(void **state)
 {
 	char buf[KVMSTATS_SCALED_BUFSIZE];
-	const kvmstats_u128 vals[] = {0, 1, 9, 10, UINT64_MAX, U128(1, 0), U128_MAX / 10, U128_MAX};
+	const kvmstats_u128 vals[] = {
+		0, 1, 9, 10, UINT64_MAX, U128(1, 0), U128_MAX / 10, U128_MAX
+	};
 
 	(void)state;
 	for (size_t i = 0; i < ELEMENTSOF(vals); i++)
@@ -306,8 +308,11 @@ static void test_canonical_spec(void **state)
 	check_canonical("1234567", "1.234567e+06");
 	check_canonical("0.0001234", "0.0001234");
 	check_canonical("0.00001234", "1.234e-05");
-	check_canonical("1" "000000000000000000000000000000000000000000000000000000000000000000000000000000"
-			"000000000000000000000000", "1e+102");
+	check_canonical("1"
+			"00000000000000000000000000000000000000000000000000000000000000000000000000"
+			"0000"
+			"000000000000000000000000",
+			"1e+102");
 }
 
 /* Bounds as KVM histograms have them, and float64's rounding. */
@@ -341,8 +346,8 @@ static void test_canonical_kvm(void **state)
 static void test_canonical_einval(void **state)
 {
 	static const char *const bad[] = {
-		"", "-1", "+1", "1e5", "0x10", "inf", "Inf", "-Inf", "NaN", ".5", "5.", "1..2",
-		"1.2.3", " 1", "1 ", "1,5",
+		"",    "-1", "+1", "1e5",  "0x10",  "inf", "Inf", "-Inf",
+		"NaN", ".5", "5.", "1..2", "1.2.3", " 1",  "1 ",  "1,5",
 	};
 	char buf[KVMSTATS_CANONICAL_BUFSIZE];
 
@@ -355,8 +360,9 @@ static void test_canonical_einval(void **state)
 /* Every scaled value reads back as the same float64 as its exact decimal. */
 static void test_canonical_round_trip(void **state)
 {
-	static const uint64_t values[] = { 1, 3, 7, 15, 1023, 65535, 123456789, 4294967295u,
-					   (1ull << 53) + 1, UINT64_MAX };
+	static const uint64_t values[] = {
+		1, 3, 7, 15, 1023, 65535, 123456789, 4294967295u, (1ull << 53) + 1, UINT64_MAX
+	};
 
 	(void)state;
 	for (size_t i = 0; i < ELEMENTSOF(values); i++)
@@ -365,37 +371,38 @@ static void test_canonical_round_trip(void **state)
 				char dec[KVMSTATS_SCALED_BUFSIZE], can[KVMSTATS_CANONICAL_BUFSIZE];
 				size_t digits = 0;
 
-				assert_true(kvmstats_format_scaled(dec, sizeof(dec), values[i], base, e) >
-					    0);
+				assert_true(kvmstats_format_scaled(dec, sizeof(dec), values[i],
+								   base, e) > 0);
 				assert_true(kvmstats_format_canonical(can, sizeof(can), dec) > 0);
 				if (strtod(can, NULL) != strtod(dec, NULL))
 					fail_msg("%s -> %s", dec, can);
 				assert_true(strchr(can, '.') || strchr(can, 'e'));
 				for (const char *p = can; *p && *p != 'e'; p++)
 					digits += *p >= '0' && *p <= '9';
-				assert_true(digits <= 17 + 5); /* leading "0.0000" of fixed notation */
+				assert_true(digits <=
+					    17 + 5); /* leading "0.0000" of fixed notation */
 			}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_examples),
-	    cmocka_unit_test(test_zero),
-	    cmocka_unit_test(test_trailing_zeros),
-	    cmocka_unit_test(test_exponent_zero),
-	    cmocka_unit_test(test_base10_limits),
-	    cmocka_unit_test(test_base2_limits),
-	    cmocka_unit_test(test_base2_matches_shift),
-	    cmocka_unit_test(test_base2_matches_base10),
-	    cmocka_unit_test(test_einval),
-	    cmocka_unit_test(test_enobufs),
-	    cmocka_unit_test(test_bufsize_is_enough),
-	    cmocka_unit_test(test_format_u128),
-	    cmocka_unit_test(test_canonical_spec),
-	    cmocka_unit_test(test_canonical_kvm),
-	    cmocka_unit_test(test_canonical_einval),
-	    cmocka_unit_test(test_canonical_round_trip),
+		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_zero),
+		cmocka_unit_test(test_trailing_zeros),
+		cmocka_unit_test(test_exponent_zero),
+		cmocka_unit_test(test_base10_limits),
+		cmocka_unit_test(test_base2_limits),
+		cmocka_unit_test(test_base2_matches_shift),
+		cmocka_unit_test(test_base2_matches_base10),
+		cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_enobufs),
+		cmocka_unit_test(test_bufsize_is_enough),
+		cmocka_unit_test(test_format_u128),
+		cmocka_unit_test(test_canonical_spec),
+		cmocka_unit_test(test_canonical_kvm),
+		cmocka_unit_test(test_canonical_einval),
+		cmocka_unit_test(test_canonical_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

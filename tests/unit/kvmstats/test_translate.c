@@ -135,8 +135,7 @@ static struct kvmstats_translation *translate_ok(const struct kvmstats_schema *s
 	return t;
 }
 
-static const struct kvmstats_family *family(const struct kvmstats_translation *t,
-					    const char *name)
+static const struct kvmstats_family *family(const struct kvmstats_translation *t, const char *name)
 {
 	for (size_t i = 0; i < t->n_families; i++)
 		if (strcmp(t->families[i].name, name) == 0)
@@ -169,7 +168,6 @@ static void check_le(const struct kvmstats_family *f, const char *const *want, s
 /* ---- blobs --------------------------------------------------------------- */
 
 static struct blob vm_blob, vcpu_blob;
-
 
 static int group_setup(void **state)
 {
@@ -258,8 +256,7 @@ static void test_stat_name(void **state)
 
 		if (r < 0 || strcmp(buf, cases[i].want) != 0)
 			fail_msg("\"%s\" type %u unit %u: %d \"%s\", want \"%s\"", cases[i].desc,
-				 cases[i].type, cases[i].unit, r, r < 0 ? "" : buf,
-				 cases[i].want);
+				 cases[i].type, cases[i].unit, r, r < 0 ? "" : buf, cases[i].want);
 		assert_int_equal(r, (int)strlen(cases[i].want));
 	}
 }
@@ -321,7 +318,7 @@ static void check_families(const struct kvmstats_schema *s, const struct kvmstat
 		assert_int_equal(f->type, types[want[i].type]);
 		assert_string_equal(d->name, want[i].desc);
 		assert_int_equal(f->agg, d->type == KVMSTATS_TYPE_PEAK ? KVMSTATS_AGG_MAX
-								      : KVMSTATS_AGG_SUM);
+								       : KVMSTATS_AGG_SUM);
 		assert_non_null(f->help);
 		/* Every stat of today's kernel has a curated HELP naming it. */
 		assert_non_null(strstr(f->help, d->name));
@@ -789,8 +786,8 @@ static void test_long_names(void **state)
 	assert_int_equal(kvmstats_file_open_blob(buf, len, &f, &err), 0);
 	t = translate_ok(f->schema);
 	assert_int_equal(t->n_families, 1);
-	assert_int_equal(strlen(t->families[0].name), strlen("kvm_vcpu_") + (NS - 1) +
-							      strlen("_seconds"));
+	assert_int_equal(strlen(t->families[0].name),
+			 strlen("kvm_vcpu_") + (NS - 1) + strlen("_seconds"));
 	assert_int_equal(t->families[0].name[9], 'a');
 	kvmstats_translation_free(t);
 	kvmstats_file_free(f);
@@ -816,7 +813,8 @@ static void test_printed_line_clashes(void **state)
 	};
 	struct kvmstats_file *f = open_syn("kvm-1", d, ELEMENTSOF(d));
 	struct kvmstats_translation *t = translate_ok(f->schema);
-	const char *want[] = { "kvm_vm_bar_total", "kvm_vm_foo", "kvm_vm_lat_count", "kvm_vm_plain" };
+	const char *want[] = { "kvm_vm_bar_total", "kvm_vm_foo", "kvm_vm_lat_count",
+			       "kvm_vm_plain" };
 
 	(void)state;
 	assert_int_equal(t->n_families, ELEMENTSOF(want));
@@ -826,6 +824,90 @@ static void test_printed_line_clashes(void **state)
 	assert_string_equal(t->families[0].metric, "kvm_vm_bar_total");
 	assert_int_equal(t->n_skipped, 3);
 	kvmstats_translation_free(t);
+	kvmstats_file_free(f);
+}
+
+/* ---- filtering ---------------------------------------------------------- */
+
+/* Keeps what is not listed in the NULL-terminated array; counts the calls. */
+struct deny {
+	const char *const *names;
+	unsigned calls;
+};
+
+static bool keep_unless_denied(const char *metric, void *userdata)
+{
+	struct deny *d = userdata;
+
+	d->calls++;
+	for (const char *const *n = d->names; *n; n++)
+		if (strcmp(*n, metric) == 0)
+			return false;
+	return true;
+}
+
+static struct kvmstats_translation *translate_filtered(const struct kvmstats_schema *s,
+						       struct deny *d)
+{
+	struct kvmstats_translation *t = NULL;
+
+	assert_int_equal(kvmstats_translate_filtered(s, keep_unless_denied, d, &t), 0);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_filter(void **state)
+{
+	struct kvmstats_file *f = open_real(&vcpu_blob);
+	struct kvmstats_translation *all, *t;
+	const struct kvmstats_family *c;
+
+	(void)state;
+	all = translate_ok(f->schema);
+
+	/* A plain counter and a gauge out, by their sample names. */
+	static const char *const plain[] = { "kvm_vcpu_exits_total", "kvm_vcpu_blocking", NULL };
+	struct deny d = { .names = plain };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families - 2);
+	assert_int_equal(t->n_filtered, 2);
+	assert_int_equal(t->n_skipped, all->n_skipped);
+	assert_null(family(t, "kvm_vcpu_exits"));
+	assert_null(family(t, "kvm_vcpu_blocking"));
+	must_family(t, "kvm_vcpu_halt_exits");
+	/* "kvm_vcpu_exits" (the family name) is not a sample name: it would not match. */
+	assert_true(d.calls >= t->n_families);
+	t = kvmstats_translation_free(t);
+
+	/* A histogram out keeps its exact sum as a counter of its own. */
+	static const char *const hist[] = { "kvm_vcpu_halt_wait_seconds", NULL };
+	d = (struct deny){ .names = hist };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families);
+	assert_int_equal(t->n_filtered, 1);
+	c = must_family(t, "kvm_vcpu_halt_wait_seconds");
+	assert_int_equal(c->type, KVMSTATS_METRIC_COUNTER);
+	assert_string_equal(c->metric, "kvm_vcpu_halt_wait_seconds_total");
+	assert_string_equal(f->schema->descs[c->desc].name, "halt_wait_ns");
+	assert_int_equal(must_family(t, "kvm_vcpu_halt_poll_fail_seconds")->type,
+			 KVMSTATS_METRIC_HISTOGRAM);
+	t = kvmstats_translation_free(t);
+
+	/* Both out: nothing of halt_wait is left. */
+	static const char *const both[] = { "kvm_vcpu_halt_wait_seconds",
+					    "kvm_vcpu_halt_wait_seconds_total", NULL };
+	d = (struct deny){ .names = both };
+	t = translate_filtered(f->schema, &d);
+	assert_int_equal(t->n_families, all->n_families - 1);
+	assert_null(family(t, "kvm_vcpu_halt_wait_seconds"));
+	t = kvmstats_translation_free(t);
+
+	/* No filter: the same as kvmstats_translate(). */
+	assert_int_equal(kvmstats_translate_filtered(f->schema, NULL, NULL, &t), 0);
+	assert_int_equal(t->n_families, all->n_families);
+	assert_int_equal(t->n_filtered, 0);
+	kvmstats_translation_free(t);
+	kvmstats_translation_free(all);
 	kvmstats_file_free(f);
 }
 
@@ -848,6 +930,7 @@ int main(void)
 		cmocka_unit_test(test_empty_schema),
 		cmocka_unit_test(test_long_names),
 		cmocka_unit_test(test_printed_line_clashes),
+		cmocka_unit_test(test_filter),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

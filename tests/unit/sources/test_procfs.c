@@ -32,6 +32,7 @@
 
 #include "collector.h"
 #include "golden.h"
+#include "lines.h"
 #include "sources/procfs.h"
 
 /* The fd numbers the child holds its files at. */
@@ -58,8 +59,7 @@ static int memfd_with(const void *data, size_t len)
 }
 
 /* Child: holds the files at fixed numbers, says so, and waits until the pipe closes. */
-static _Noreturn void child_hold(int vm_fd, int vcpu_fd, int garbage_fd, int wait_fd,
-				 int ready_fd)
+static _Noreturn void child_hold(int vm_fd, int vcpu_fd, int garbage_fd, int wait_fd, int ready_fd)
 {
 	char c = 'r';
 
@@ -135,7 +135,8 @@ static int setup(void **state)
 	f->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (f->epoll_fd < 0 || collector_init(&f->c, false) < 0)
 		return -1;
-	f->p = (struct procfs_source){ .collector = &f->c, .proc_root = f->root,
+	f->p = (struct procfs_source){ .collector = &f->c,
+				       .proc_root = f->root,
 				       .epoll_fd = f->epoll_fd };
 	*state = f;
 	return 0;
@@ -182,14 +183,6 @@ static char *scrape(struct collector *c)
 	return out.data;
 }
 
-static void assert_line(const char *text, const char *line)
-{
-	const char *p = strstr(text, line);
-
-	if (!p || (p != text && p[-1] != '\n') || p[strlen(line)] != '\n')
-		fail_msg("no line \"%s\" in:\n%s", line, text);
-}
-
 static void test_discovery(void **state)
 {
 	struct fixture *f = *state;
@@ -202,7 +195,8 @@ static void test_discovery(void **state)
 	link_fd(f, FD_GARBAGE, "anon_inode:kvm-vcpu-stats:1");
 	link_fd(f, 3, "anon_inode:kvm-vm"); /* not a stats fd: ignored */
 	assert_int_equal(collector_add_writer(&f->c, COLLECTOR_WRITER_SELF, procfs_write_metrics,
-					      &f->p), 0);
+					      &f->p),
+			 0);
 
 	assert_int_equal(procfs_scan(&f->p), 0);
 	assert_int_equal(f->c.n_vms, 1);

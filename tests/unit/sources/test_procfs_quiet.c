@@ -109,7 +109,7 @@ static void test_list(void **state)
 	q = procfs_quiet_find(&l, 501, 5010);
 	assert_non_null(q);
 	assert_false(q->vmm);
-	assert_null(procfs_quiet_find(&l, 500, 5001)); /* it ran */
+	assert_null(procfs_quiet_find(&l, 500, 5001));   /* it ran */
 	assert_null(procfs_quiet_find(&l, 1001, 10010)); /* not seen */
 	procfs_quiet_release(&l);
 	assert_int_equal(l.n, 0);

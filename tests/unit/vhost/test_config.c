@@ -62,18 +62,18 @@ static void test_parse_invalid(void **state)
 {
 	static const char *const bad[] = {
 		"",
-		"name=a,listen=l",                           /* backend missing */
-		"name=a,backend=b",                          /* listen missing */
-		"listen=l,backend=b",                        /* name missing */
-		"name=a,listen=l,backend=l",                 /* the same path */
-		"name=a b,listen=l,backend=b",               /* bad character */
-		"name=,listen=l,backend=b",                  /* empty name */
+		"name=a,listen=l",             /* backend missing */
+		"name=a,backend=b",            /* listen missing */
+		"listen=l,backend=b",          /* name missing */
+		"name=a,listen=l,backend=l",   /* the same path */
+		"name=a b,listen=l,backend=b", /* bad character */
+		"name=,listen=l,backend=b",    /* empty name */
 		"name=a\"b,listen=l,backend=b",
-		"name=a,name=b,listen=l,backend=b",          /* twice */
+		"name=a,name=b,listen=l,backend=b", /* twice */
 		"name=a,listen=l,listen=m,backend=b",
-		"name=a,listen=,backend=b",                  /* empty path */
-		"name=a,listen=l,backend=b,colour=red",      /* unknown key */
-		"name=a,listen=l,backend=b,shmem",           /* no '=' */
+		"name=a,listen=,backend=b",             /* empty path */
+		"name=a,listen=l,backend=b,colour=red", /* unknown key */
+		"name=a,listen=l,backend=b,shmem",      /* no '=' */
 		"name=a,listen=l,backend=b,trusted=maybe",
 		"name=a,listen=l,backend=b,shmem=",
 		"name=a,listen=l,backend=b,shmem=256:1M",    /* shmid beyond 255 */
@@ -278,14 +278,19 @@ static void test_metrics(void **state)
 	text = write_one(p, EXPOSITION_TEXT_004);
 	static const char *const want[] = {
 		"# HELP vhost_user_proxy_connected ",
-		"# TYPE vhost_user_proxy_connected gauge\nvhost_user_proxy_connected{proxy=\"p1\"} 1\n",
+		"# TYPE vhost_user_proxy_connected gauge\nvhost_user_proxy_connected{proxy=\"p1\"} "
+		"1\n",
 		"# TYPE vhost_user_proxy_connections_total counter\n"
 		"vhost_user_proxy_connections_total{proxy=\"p1\"} 3\n",
-		"vhost_user_messages_total{proxy=\"p1\",channel=\"backend\",request=\"external_map\"} 5\n",
+		"vhost_user_messages_total{proxy=\"p1\",channel=\"backend\",request=\"external_"
+		"map\"} 5\n",
 		"vhost_user_messages_total{proxy=\"p1\",channel=\"frontend\",request=\"4242\"} 1\n",
-		"vhost_user_invalid_messages_total{proxy=\"p1\",channel=\"backend\",reason=\"overlap\"} 4\n",
-		"vhost_user_invalid_messages_total{proxy=\"p1\",channel=\"frontend\",reason=\"truncated\"} 0\n",
-		"vhost_user_refused_total{proxy=\"p1\",request=\"external_map\",reason=\"out_of_process\"} 2\n",
+		"vhost_user_invalid_messages_total{proxy=\"p1\",channel=\"backend\",reason="
+		"\"overlap\"} 4\n",
+		"vhost_user_invalid_messages_total{proxy=\"p1\",channel=\"frontend\",reason="
+		"\"truncated\"} 0\n",
+		"vhost_user_refused_total{proxy=\"p1\",request=\"external_map\",reason=\"out_of_"
+		"process\"} 2\n",
 		"vhost_user_external_map_requests_total{proxy=\"p1\",shmid=\"3\"} 5\n",
 		"vhost_user_external_map_bytes_total{proxy=\"p1\",shmid=\"3\"} 20480\n",
 		"vhost_user_external_map_replies_total{proxy=\"p1\",result=\"success\"} 0\n",
@@ -301,7 +306,8 @@ static void test_metrics(void **state)
 	assert_null(strstr(text, "shmid=\"0\""));
 
 	om = write_one(p, EXPOSITION_OPENMETRICS_100);
-	assert_non_null(strstr(om, "# TYPE vhost_user_messages counter\n# HELP vhost_user_messages "));
+	assert_non_null(
+		strstr(om, "# TYPE vhost_user_messages counter\n# HELP vhost_user_messages "));
 	assert_non_null(strstr(om, "vhost_user_messages_total{proxy=\"p1\",channel=\"backend\","));
 	assert_null(strstr(om, "# TYPE vhost_user_messages_total"));
 	assert_null(strstr(om, "# EOF")); /* the collector ends the exposition */
@@ -320,12 +326,9 @@ static void test_metrics(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid),
-		cmocka_unit_test(test_parse_invalid),
-		cmocka_unit_test(test_parse_limits),
-		cmocka_unit_test(test_policy),
-		cmocka_unit_test(test_cli_flags),
-		cmocka_unit_test(test_series_cardinality),
+		cmocka_unit_test(test_parse_valid),  cmocka_unit_test(test_parse_invalid),
+		cmocka_unit_test(test_parse_limits), cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_cli_flags),    cmocka_unit_test(test_series_cardinality),
 		cmocka_unit_test(test_metrics),
 	};
 

@@ -155,7 +155,8 @@ static void test_bounds(void **state)
 
 	/* The bound itself is fine. */
 	pair(sv);
-	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int){ 1 << 16 }, sizeof(int)), 0);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int){ 1 << 16 }, sizeof(int)),
+			 0);
 	{
 		uint8_t *big = calloc(1, VHOSTMSG_HEADER_SIZE + VHOSTMSG_MAX_PAYLOAD);
 

@@ -30,7 +30,7 @@ static void put64(uint8_t *p, uint64_t v)
 
 static struct vhostmsg_header hdr(uint32_t request, uint32_t flags, uint32_t size)
 {
-	return (struct vhostmsg_header){.request = request, .flags = flags, .size = size};
+	return (struct vhostmsg_header){ .request = request, .flags = flags, .size = size };
 }
 
 /* ---- names ---- */
@@ -267,7 +267,7 @@ static void test_decode_map_shmem(void **state)
 static void test_decode_map_gpu(void **state)
 {
 	(void)state;
-	uint8_t p[64] = {0};
+	uint8_t p[64] = { 0 };
 	struct vhostmsg_map m;
 	struct vhostmsg_header h = hdr(VHOSTMSG_BACKEND_GPU_MAP, V1, 64);
 
@@ -315,7 +315,7 @@ static void test_decode_map_external(void **state)
 static void test_decode_map_legacy(void **state)
 {
 	(void)state;
-	uint8_t p[32] = {0};
+	uint8_t p[32] = { 0 };
 	struct vhostmsg_map m;
 	struct vhostmsg_header h = hdr(VHOSTMSG_BACKEND_SHMEM_MAP_LEGACY, V1, 32);
 
@@ -379,7 +379,9 @@ static int teardown(void **state)
 
 static struct vhostmsg_map map_req(uint32_t request, uint8_t shmid, uint64_t off, uint64_t len)
 {
-	return (struct vhostmsg_map){.request = request, .shmid = shmid, .shm_offset = off, .len = len};
+	return (struct vhostmsg_map){
+		.request = request, .shmid = shmid, .shm_offset = off, .len = len
+	};
 }
 
 static struct vhostmsg_map shmem_map(uint8_t shmid, uint64_t off, uint64_t len)
@@ -558,8 +560,7 @@ static void test_shmem_noncanonical_ptr(void **state)
 	assert_int_equal(vhostmsg_shmem_check(f->s, &m, true), VHOSTMSG_VALID);
 	/* Both ends canonical, the range across the hole between the halves. */
 	m = external_map(0, 0, 0xffff000000002000ull, 0x00007ffffffff000ull);
-	assert_int_equal(vhostmsg_shmem_check_all(f->s, &m, true) &
-				 BIT(VHOSTMSG_NONCANONICAL_PTR),
+	assert_int_equal(vhostmsg_shmem_check_all(f->s, &m, true) & BIT(VHOSTMSG_NONCANONICAL_PTR),
 			 BIT(VHOSTMSG_NONCANONICAL_PTR));
 	/* A range that wraps past 2^64. */
 	m = external_map(0, 0, 2 * PAGE, 0xfffffffffffff000ull);
@@ -781,8 +782,8 @@ static void learn(void *ud, uint8_t shmid, uint64_t size)
 static void test_regions_shmem_config(void **state)
 {
 	(void)state;
-	uint8_t p[VHOSTMSG_SHMEM_CONFIG_SIZE] = {0};
-	struct learnt l = {.s = vhostmsg_shmem_new()};
+	uint8_t p[VHOSTMSG_SHMEM_CONFIG_SIZE] = { 0 };
+	struct learnt l = { .s = vhostmsg_shmem_new() };
 	enum vhostmsg_channel fe = VHOSTMSG_CHANNEL_FRONTEND;
 
 	assert_non_null(l.s);
@@ -853,8 +854,8 @@ static void test_regions_shmem_config(void **state)
 static void test_regions_crosvm(void **state)
 {
 	(void)state;
-	uint8_t p[8 + 3 * 16] = {0};
-	struct learnt l = {0};
+	uint8_t p[8 + 3 * 16] = { 0 };
+	struct learnt l = { 0 };
 	enum vhostmsg_channel fe = VHOSTMSG_CHANNEL_FRONTEND;
 	const uint32_t req = VHOSTMSG_GET_SHARED_MEMORY_REGIONS;
 
@@ -980,7 +981,7 @@ static void test_expected_fds(void **state)
 	(void)state;
 	enum vhostmsg_channel fe = VHOSTMSG_CHANNEL_FRONTEND, be = VHOSTMSG_CHANNEL_BACKEND;
 	const uint32_t R = VHOSTMSG_FLAG_REPLY;
-	uint8_t p[8 + 8 * 32] = {0};
+	uint8_t p[8 + 8 * 32] = { 0 };
 
 	/* SET_MEM_TABLE: one fd per region. */
 	put32(p, 3);
@@ -1039,7 +1040,7 @@ static void test_check_size(void **state)
 {
 	(void)state;
 	enum vhostmsg_channel fe = VHOSTMSG_CHANNEL_FRONTEND, be = VHOSTMSG_CHANNEL_BACKEND;
-	uint8_t p[VHOSTMSG_MAX_PAYLOAD] = {0};
+	uint8_t p[VHOSTMSG_MAX_PAYLOAD] = { 0 };
 	struct vhostmsg_header h;
 
 	assert_int_equal(size_of(fe, VHOSTMSG_SET_FEATURES, 8, p), VHOSTMSG_VALID);

@@ -4,15 +4,17 @@
  * else's process (QEMU), where every extra shared library is a risk of symbol
  * clashes, so the few shapes it sends are written by hand and the answers,
  * which are tiny, are read by a small scanner that accepts any valid object.
+ * The exporter parses messages strictly with jansson (sources/handoff_msg.c)
+ * and writes its answers here, so that both ends share one definition.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "preload_msg.h"
+#include "proto/handoff.h"
+#include "util/utf8.h"
 
-#define NAME_MAX_BYTES 253
 #define SCAN_MAX_DEPTH 16
 
 struct jbuf {
@@ -66,11 +68,10 @@ static void jb_roles(struct jbuf *b, const int *roles, size_t n_roles)
 	for (size_t i = 0; i < n_roles; i++) {
 		char role[32];
 
-		if (roles[i] == PRELOAD_ROLE_VM)
-			snprintf(role, sizeof(role), "%s\"vm\"", i ? "," : "");
-		else
-			snprintf(role, sizeof(role), "%s\"vcpu:%d\"", i ? "," : "", roles[i]);
-		jb_puts(b, role);
+		if (i)
+			jb_puts(b, ",");
+		handoff_role_format(roles[i], role, sizeof(role));
+		jb_string(b, role);
 	}
 	jb_puts(b, "]");
 }
@@ -82,8 +83,63 @@ static int jb_finish(struct jbuf *b)
 	return (int)b->len;
 }
 
-int preload_msg_register(char *buf, size_t size, const char *name, const char *uuid,
-			 const int *roles, size_t n_roles)
+/*
+ * A JSON string of at most max bytes (quotes included), cut at a character
+ * boundary when s does not fit; bytes that are not UTF-8 become '?'.
+ */
+static void jb_string_cut(struct jbuf *b, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), used = 2;
+
+	jb_putn(b, "\"", 1);
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_decode(p + i, len - i, &cp);
+		char esc[8];
+		const char *out = (const char *)p + i;
+		size_t out_n = n;
+
+		if (n == 0) {
+			out = "?";
+			out_n = n = 1;
+		} else if (cp == '"' || cp == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)cp;
+			out = esc;
+			out_n = 2;
+		} else if (cp < 0x20 || cp == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+			out = esc;
+			out_n = 6;
+		}
+		if (used + out_n > max)
+			break;
+		jb_putn(b, out, out_n);
+		used += out_n;
+		i += n;
+	}
+	jb_putn(b, "\"", 1);
+}
+
+int handoff_build_answer(char *buf, size_t size, const char *error)
+{
+	static const char head[] = "{\"ok\":false,\"error\":";
+	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
+
+	if (!error) {
+		jb_puts(&b, "{\"ok\":true}");
+		return jb_finish(&b);
+	}
+	jb_puts(&b, head);
+	/* Room for the head, the closing brace and the final NUL of the buffer. */
+	jb_string_cut(&b, error, HANDOFF_MAX_ANSWER - (sizeof(head) - 1) - 2);
+	jb_puts(&b, "}");
+	return jb_finish(&b);
+}
+
+int handoff_build_register(char *buf, size_t size, const char *name, const char *uuid,
+			   const int *roles, size_t n_roles)
 {
 	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
 
@@ -99,7 +155,7 @@ int preload_msg_register(char *buf, size_t size, const char *name, const char *u
 	return jb_finish(&b);
 }
 
-int preload_msg_add_fds(char *buf, size_t size, const int *roles, size_t n_roles)
+int handoff_build_add(char *buf, size_t size, const int *roles, size_t n_roles)
 {
 	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
 
@@ -109,19 +165,77 @@ int preload_msg_add_fds(char *buf, size_t size, const int *roles, size_t n_roles
 	return jb_finish(&b);
 }
 
-bool preload_name_valid(const char *name)
+int handoff_build_threads(char *buf, size_t size, const int *vcpus, const int *tids, size_t n)
+{
+	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
+
+	jb_puts(&b, "{\"threads\":{");
+	for (size_t i = 0; i < n; i++) {
+		char entry[48];
+
+		snprintf(entry, sizeof(entry), "%s\"vcpu:%d\":%d", i ? "," : "", vcpus[i], tids[i]);
+		jb_puts(&b, entry);
+	}
+	jb_puts(&b, "}}");
+	return jb_finish(&b);
+}
+
+void handoff_role_format(int role, char *buf, size_t len)
+{
+	if (role == HANDOFF_ROLE_VM)
+		snprintf(buf, len, "vm");
+	else
+		snprintf(buf, len, "vcpu:%d", role);
+}
+
+bool handoff_text_valid(const char *s, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (len > max)
+		return false;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_decode(p + i, len - i, &cp);
+
+		if (n == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+int handoff_role_parse(const char *s, int *ret)
+{
+	int n = 0;
+
+	if (strcmp(s, "vm") == 0) {
+		*ret = HANDOFF_ROLE_VM;
+		return 0;
+	}
+	if (strncmp(s, "vcpu:", 5) != 0 || s[5] == '\0' || (s[5] == '0' && s[6] != '\0'))
+		return -EINVAL;
+	for (s += 5; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		n = n * 10 + (*s - '0');
+		if (n > HANDOFF_MAX_VCPU_INDEX)
+			return -EINVAL;
+	}
+	*ret = n;
+	return 0;
+}
+
+bool handoff_name_valid(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n == 0 || n > NAME_MAX_BYTES)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
+	return n > 0 && handoff_text_valid(name, n, HANDOFF_MAX_NAME);
+}
 
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
+bool handoff_uuid_valid(const char *uuid)
+{
+	return handoff_text_valid(uuid, strlen(uuid), HANDOFF_MAX_UUID);
 }
 
 /* --- answers ------------------------------------------------------------- */
@@ -216,8 +330,11 @@ static bool scan_string(struct scan *s, char *out, size_t out_size)
 				return false;
 			}
 		}
-		if (out && n + 1 < out_size)
-			out[n++] = c;
+		/* Terminated as it goes: a string that turns out malformed leaves no garbage. */
+		if (out && n + 1 < out_size) {
+			out[n++] = c == 0x7f ? '?' : c; /* DEL is JSON text, not log text */
+			out[n] = '\0';
+		}
 	}
 	return false;
 }
@@ -262,7 +379,7 @@ static bool skip_value(struct scan *s, int depth)
 	}
 }
 
-int preload_msg_parse_answer(const char *buf, size_t len, char *ret_error, size_t error_size)
+int handoff_parse_answer(const char *buf, size_t len, char *ret_error, size_t error_size)
 {
 	struct scan s = { .p = buf, .end = buf + len };
 	int ok = -1;

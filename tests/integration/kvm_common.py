@@ -74,6 +74,15 @@ def require_kvm():
         skip('/dev/kvm is missing: real-kernel KVM tests cannot run here')
     if not os.access('/dev/kvm', os.R_OK | os.W_OK):
         skip('/dev/kvm is not accessible to this user')
+    # A /dev/kvm that cannot make a VM (no SVM/VMX behind it) is as good as none.
+    import fcntl
+    kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.close(fcntl.ioctl(kvm, 0xAE01, 0))  # KVM_CREATE_VM
+    except OSError as e:
+        skip(f'/dev/kvm cannot make a VM here (KVM_CREATE_VM: {e.strerror})')
+    finally:
+        os.close(kvm)
 
 
 def exporter_path():

@@ -12,6 +12,7 @@
 #include "expo/escape.h"
 #include "expo/family.h"
 #include "kvm_families.h"
+#include "vcpu_thread_scrape.h"
 #include "macro.h"
 #include "util/clock.h"
 
@@ -353,6 +354,7 @@ int collector_write(struct collector *c, struct outbuf *out, enum exposition_for
 	}
 
 	kvm_families_write(&w, vms, n_vms, c->per_vcpu);
+	vcpu_thread_families_write(&w, vms, n_vms, c->per_vcpu);
 	write_self(c, &w);
 	if (self_wanted(c)) {
 		call_writers(c, &w, COLLECTOR_WRITER_SELF);
@@ -401,6 +403,7 @@ int collector_collect_only(struct collector *c, struct outbuf *out, enum exposit
 			vm->vcpus[j].read_ok = !vm->exited && read_file(c, vm->vcpus[j].file);
 			ok = ok && (vm->exited || vm->vcpus[j].read_ok);
 		}
+		vcpu_threads_read(vm);
 		c->source_read_seconds[vm->source] += monotonic_seconds() - t0;
 		c->source_read_ok[vm->source] = c->source_read_ok[vm->source] && ok;
 	}

@@ -485,6 +485,7 @@ int main(int argc, char **argv)
 	sdnotify_watchdog_free(d.watchdog);
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
+	procfs_source_release(&d.procfs);
 	canary_source_release(&d.canary);
 	stats_filter_release(&d.stats_filter);
 	safe_close(d.epoll_fd);

@@ -35,8 +35,10 @@ struct vm *vm_free(struct vm *vm)
 {
 	if (!vm)
 		return NULL;
-	for (size_t i = 0; i < vm->n_vcpus; i++)
+	for (size_t i = 0; i < vm->n_vcpus; i++) {
 		kvmstats_file_free(vm->vcpus[i].file);
+		vcpu_thread_release(&vm->vcpus[i].thread, VCPU_THREAD_EXITED);
+	}
 	free(vm->vcpus);
 	kvmstats_file_free(vm->vm_file);
 	safe_close(vm->pidfd);
@@ -72,6 +74,8 @@ int vm_add_vcpu(struct vm *vm, struct kvmstats_file *f, int target_fd)
 	vm->vcpus = v;
 	memmove(&v[pos + 1], &v[pos], (vm->n_vcpus - pos) * sizeof(*v));
 	v[pos] = (struct vm_vcpu){ .file = f, .target_fd = target_fd };
+	vcpu_thread_init(&v[pos].thread,
+			 vm->pid > 0 ? VCPU_THREAD_NOT_SEEN : VCPU_THREAD_NO_PROCESS);
 	vm->n_vcpus++;
 	return 0;
 }
@@ -79,6 +83,7 @@ int vm_add_vcpu(struct vm *vm, struct kvmstats_file *f, int target_fd)
 void vm_remove_vcpu(struct vm *vm, size_t i)
 {
 	kvmstats_file_free(vm->vcpus[i].file);
+	vcpu_thread_release(&vm->vcpus[i].thread, VCPU_THREAD_EXITED);
 	memmove(&vm->vcpus[i], &vm->vcpus[i + 1], (vm->n_vcpus - i - 1) * sizeof(*vm->vcpus));
 	vm->n_vcpus--;
 }

@@ -12,6 +12,7 @@
 
 #include "kvmstats.h"
 #include "translate.h"
+#include "vcpu_thread.h"
 
 /* Where a VM was found; also its `source` label. */
 enum vm_source {
@@ -26,8 +27,9 @@ const char *vm_source_to_string(enum vm_source s);
 
 struct vm_vcpu {
 	struct kvmstats_file *file;
-	int target_fd; /* the fd number in the VMM (procfs), -1 otherwise */
-	bool read_ok;  /* the last scrape's read succeeded */
+	int target_fd;             /* the fd number in the VMM (procfs), -1 otherwise */
+	bool read_ok;              /* the last scrape's read succeeded */
+	struct vcpu_thread thread; /* the host thread running it, if known */
 };
 
 struct vm {

@@ -8,8 +8,11 @@
  *
  * Rules this file keeps:
  * - Every call goes through unchanged, with its result and errno.
- * - The hot path (KVM_RUN and every other request) is one compare more than
- *   a plain call through a function pointer.
+ * - The hot path is a compare or two more than a plain call through a
+ *   function pointer: KVM_RUN on the fd this thread ran last time, one
+ *   thread-local compare; any other request but the two creates, one more.
+ *   A thread's first KVM_RUN on a vCPU fd records which thread runs that
+ *   vCPU, for the hand-off's "threads" message.
  * - Nothing here blocks: the hook does two short ioctls/syscalls, appends
  *   to the table under a mutex held for bookkeeping only, and pokes an
  *   eventfd. Every failure is swallowed; the hand-off thread reports it.
@@ -366,6 +369,49 @@ static void track_vcpu(ioctl_fn real, int vm_fd, int vcpu_id, int vcpu_fd)
 	thread_poke(start, efd);
 }
 
+/*
+ * The vCPU fd this thread last called KVM_RUN on. initial-exec: the shim is
+ * loaded at start-up, so its TLS is static and reading it is one load.
+ */
+static __thread int run_fd_seen __attribute__((tls_model("initial-exec"))) = -1;
+
+/* Records that the calling thread runs the vCPU of vcpu_fd (lock taken here). */
+static void note_run_thread(int vcpu_fd)
+{
+	int tid = (int)syscall(SYS_gettid);
+	bool changed = false, start = false;
+	int efd = -1;
+
+	pthread_mutex_lock(&preload.lock);
+	for (size_t i = 0; !preload.forked_child && i < PRELOAD_MAX_VMS; i++) {
+		struct preload_vm *vm = &preload.vms[i];
+
+		for (size_t k = 0; vm->used && k < vm->n_vcpus; k++)
+			if (vm->vcpus[k].fd == vcpu_fd && vm->vcpus[k].run_tid != tid) {
+				vm->vcpus[k].run_tid = tid;
+				vm->vcpus[k].tid_state = PRELOAD_FD_PENDING;
+				changed = true;
+			}
+	}
+	if (changed)
+		efd = thread_wanted(&start);
+	pthread_mutex_unlock(&preload.lock);
+	if (changed)
+		thread_poke(start, efd);
+}
+
+/* The slow path of KVM_RUN: this thread's first call on this vCPU fd. */
+__attribute__((noinline)) static int ioctl_first_run(ioctl_fn real, int fd, void *arg)
+{
+	int saved_errno = errno;
+
+	run_fd_seen = fd;
+	if (!preload.disabled)
+		note_run_thread(fd);
+	errno = saved_errno;
+	return real(fd, KVM_RUN, arg);
+}
+
 /* The slow path: a create request. The VMM gets exactly what the kernel said. */
 __attribute__((noinline)) static int ioctl_create(ioctl_fn real, int fd, unsigned long request,
 						  void *arg)
@@ -395,6 +441,11 @@ static int preload_ioctl(int fd, unsigned long request, void *arg)
 {
 	ioctl_fn real = atomic_load_explicit(&real_ioctl, memory_order_acquire);
 
+	if (__builtin_expect(request == KVM_RUN, 1)) {
+		if (__builtin_expect(fd == run_fd_seen, 1))
+			return real(fd, request, arg);
+		return ioctl_first_run(real, fd, arg);
+	}
 	if (__builtin_expect((request | CREATE_REQUEST_BIT) != KVM_CREATE_VCPU, 1))
 		return real(fd, request, arg);
 	return ioctl_create(real, fd, request, arg);

@@ -55,6 +55,8 @@ struct preload_vcpu {
 	int fd;       /* the VMM's vCPU fd for the liveness check; -1 once reused */
 	int stats_fd; /* ours, kept open in the VMM */
 	enum preload_fd_state state;
+	int run_tid;                     /* the thread seen calling KVM_RUN on it, 0 until then */
+	enum preload_fd_state tid_state; /* of run_tid with the current connection */
 };
 
 struct preload_vm {
@@ -72,6 +74,7 @@ struct preload_vm {
 	int sock;              /* connection to the exporter, -1 when none */
 	uint64_t next_attempt; /* CLOCK_MONOTONIC ms of the next connection attempt */
 	unsigned backoff_ms;   /* after a refused registration */
+	bool threads_refused;  /* the exporter refused a "threads" message (predates it) */
 };
 
 enum preload_thread_state {

@@ -271,8 +271,11 @@ static int vm_disconnect_locked(struct preload_vm *vm, uint64_t retry_at)
 	vm->sock = -1;
 	vm->next_attempt = retry_at;
 	vm->stats_state = PRELOAD_FD_PENDING;
-	for (size_t k = 0; k < vm->n_vcpus; k++)
+	vm->threads_refused = false;
+	for (size_t k = 0; k < vm->n_vcpus; k++) {
 		vm->vcpus[k].state = PRELOAD_FD_PENDING;
+		vm->vcpus[k].tid_state = PRELOAD_FD_PENDING;
+	}
 	return sock;
 }
 
@@ -511,6 +514,49 @@ static void vm_send_pending(struct preload_vm *vm)
 	}
 }
 
+/*
+ * Says which thread runs each vCPU whose stats fd the exporter holds, once
+ * per thread and connection. An exporter that refuses the message predates
+ * it: then it is not sent again on that connection.
+ */
+static void vm_send_threads(struct preload_vm *vm)
+{
+	int vcpus[HANDOFF_MAX_FDS_PER_MSG], tids[HANDOFF_MAX_FDS_PER_MSG];
+	size_t idx[HANDOFF_MAX_FDS_PER_MSG], n = 0;
+	char msg[MSG_BUF_SIZE], error[ERROR_TEXT_SIZE];
+	int sock, len, r;
+
+	pthread_mutex_lock(&preload.lock);
+	sock = vm->used && !vm->stale && !vm->threads_refused ? vm->sock : -1;
+	for (size_t k = 0; sock >= 0 && k < vm->n_vcpus && n < HANDOFF_MAX_FDS_PER_MSG; k++) {
+		const struct preload_vcpu *v = &vm->vcpus[k];
+
+		if (v->state != PRELOAD_FD_SENT || v->run_tid <= 0 ||
+		    v->tid_state != PRELOAD_FD_PENDING)
+			continue;
+		vcpus[n] = v->id;
+		tids[n] = v->run_tid;
+		idx[n++] = k;
+	}
+	pthread_mutex_unlock(&preload.lock);
+	if (n == 0)
+		return;
+
+	len = handoff_build_threads(msg, sizeof(msg), vcpus, tids, n);
+	r = len < 0 ? len : handoff_exchange(sock, msg, (size_t)len, NULL, 0, error, sizeof(error));
+	if (r < 0) {
+		vm_disconnect(vm, r);
+		return;
+	}
+	pthread_mutex_lock(&preload.lock);
+	for (size_t j = 0; j < n; j++)
+		if (vm->vcpus[idx[j]].run_tid == tids[j])
+			vm->vcpus[idx[j]].tid_state = r ? PRELOAD_FD_SENT : PRELOAD_FD_REFUSED;
+	if (!r)
+		vm->threads_refused = true;
+	pthread_mutex_unlock(&preload.lock);
+}
+
 /* Sleeps until the hook queues fds, a connection closes, or a retry is due. */
 static void wait_for_work(uint64_t next_liveness)
 {
@@ -585,6 +631,7 @@ static void *handoff_main(void *unused)
 		for (size_t i = 0; preload.socket_path[0] && i < PRELOAD_MAX_VMS; i++) {
 			vm_register(&preload.vms[i], monotonic_msec());
 			vm_send_pending(&preload.vms[i]);
+			vm_send_threads(&preload.vms[i]);
 		}
 		wait_for_work(next_liveness);
 	}

@@ -165,6 +165,21 @@ int handoff_build_add(char *buf, size_t size, const int *roles, size_t n_roles)
 	return jb_finish(&b);
 }
 
+int handoff_build_threads(char *buf, size_t size, const int *vcpus, const int *tids, size_t n)
+{
+	struct jbuf b = { .p = buf, .size = size, .overflow = size == 0 };
+
+	jb_puts(&b, "{\"threads\":{");
+	for (size_t i = 0; i < n; i++) {
+		char entry[48];
+
+		snprintf(entry, sizeof(entry), "%s\"vcpu:%d\":%d", i ? "," : "", vcpus[i], tids[i]);
+		jb_puts(&b, entry);
+	}
+	jb_puts(&b, "}}");
+	return jb_finish(&b);
+}
+
 void handoff_role_format(int role, char *buf, size_t len)
 {
 	if (role == HANDOFF_ROLE_VM)

@@ -54,6 +54,9 @@ int handoff_build_register(char *buf, size_t size, const char *name, const char 
 /* Writes {"fds":[...]} for the roles given. Length or -ENOBUFS. */
 int handoff_build_add(char *buf, size_t size, const int *roles, size_t n_roles);
 
+/* Writes {"threads":{"vcpu:N":tid,...}} for the vCPU ids given. Length or -ENOBUFS. */
+int handoff_build_threads(char *buf, size_t size, const int *vcpus, const int *tids, size_t n);
+
 /*
  * Writes an answer: {"ok":true} when error is NULL, else
  * {"ok":false,"error":"..."} (error escaped, cut to fit HANDOFF_MAX_ANSWER).

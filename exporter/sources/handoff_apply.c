@@ -15,6 +15,7 @@
 
 #include "expo/escape.h"
 #include "sources/handoff_apply.h"
+#include "sources/handoff_threads.h"
 #include "log/log.h"
 #include "macro.h"
 #include "util/samefile.h"
@@ -291,8 +292,10 @@ static struct vm_vcpu *merged_vcpus(const struct apply *a, size_t *ret_n)
 	if (n > 0)
 		memcpy(v, vm->vcpus, n * sizeof(*v));
 	for (size_t i = 0; i < a->m->n_roles; i++)
-		if (a->files[i]->kind == KVMSTATS_KIND_VCPU)
-			v[n++] = (struct vm_vcpu){ .file = a->files[i], .target_fd = -1 };
+		if (a->files[i]->kind == KVMSTATS_KIND_VCPU) {
+			v[n] = (struct vm_vcpu){ .file = a->files[i], .target_fd = -1 };
+			vcpu_thread_init(&v[n++].thread, VCPU_THREAD_NOT_SEEN);
+		}
 	qsort(v, n, sizeof(*v), vcpu_cmp);
 	*ret_n = n;
 	return v;
@@ -446,6 +449,12 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 	size_t i = 0;
 	int r;
 
+	if (m->kind == HANDOFF_MSG_THREADS) {
+		for (i = 0; i < n_fds; i++)
+			safe_close(fds[i]);
+		return handoff_apply_threads(c, peer->vm, peer->pid, m, n_fds, ret_reason, why,
+					     why_len);
+	}
 	r = check_roles(&a, n_fds);
 	for (; r >= 0 && i < n_fds; i++)
 		r = open_file(&a, i, fds[i]);

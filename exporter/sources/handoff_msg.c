@@ -278,22 +278,63 @@ static int parse_register(struct parse *p, json_t *root)
 	return parse_roles(p, fds, "fds", HANDOFF_MAX_FDS_PER_MSG);
 }
 
+/* {"vcpu:N": tid, ...}: the thread that runs each vCPU, as the peer knows it. */
+static int parse_threads(struct parse *p, json_t *obj)
+{
+	struct handoff_msg *m = p->msg;
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return refuse(p, HANDOFF_REJECT_JSON,
+			      "\"threads\" must be an object of \"vcpu:N\": thread id");
+	if (json_object_size(obj) > HANDOFF_MAX_FDS_PER_VM - 1)
+		return refuse(p, HANDOFF_REJECT_BOUNDS,
+			      "\"threads\" has %zu entries, at most %u are allowed",
+			      json_object_size(obj), HANDOFF_MAX_FDS_PER_VM - 1);
+	json_object_foreach(obj, key, v)
+	{
+		json_int_t tid = json_integer_value(v);
+		char c[52];
+		int role;
+
+		if (handoff_role_parse(key, &role) < 0 || role == HANDOFF_ROLE_VM)
+			return refuse(p, HANDOFF_REJECT_ROLE,
+				      "\"threads\" key \"%s\" is not \"vcpu:N\" with 0 <= N <= %d",
+				      clip(key, c, sizeof(c)), HANDOFF_MAX_VCPU_INDEX);
+		if (!json_is_integer(v) || tid < 1 || tid > INT32_MAX)
+			return refuse(p, HANDOFF_REJECT_JSON,
+				      "\"threads\".\"%s\" must be a thread id (an integer from 1 "
+				      "to 2147483647)",
+				      key);
+		m->roles[m->n_roles] = role;
+		m->tids[m->n_roles++] = (int)tid;
+	}
+	return 0;
+}
+
 static int parse_later(struct parse *p, json_t *root)
 {
-	static const char *const keys[] = { "fds", "remove" };
+	static const char *const keys[] = { "fds", "remove", "threads" };
 	json_t *fds = json_object_get(root, "fds"), *remove = json_object_get(root, "remove");
+	json_t *threads = json_object_get(root, "threads");
 	int r;
 
 	if (json_object_get(root, "version") || json_object_get(root, "vm"))
 		return refuse(p, HANDOFF_REJECT_VERSION,
-			      "the VM is already registered: later messages carry only \"fds\" or "
-			      "\"remove\"");
+			      "the VM is already registered: later messages carry only \"fds\", "
+			      "\"remove\" or \"threads\"");
 	r = check_keys(p, root, "the message", keys, ELEMENTSOF(keys));
 	if (r < 0)
 		return r;
-	if (!fds == !remove)
+	if (!!fds + !!remove + !!threads != 1)
 		return refuse(p, HANDOFF_REJECT_JSON,
-			      "a later message carries exactly one of \"fds\" and \"remove\"");
+			      "a later message carries exactly one of \"fds\", \"remove\" and "
+			      "\"threads\"");
+	if (threads) {
+		p->msg->kind = HANDOFF_MSG_THREADS;
+		return parse_threads(p, threads);
+	}
 	if (fds) {
 		p->msg->kind = HANDOFF_MSG_ADD;
 		return parse_roles(p, fds, "fds", HANDOFF_MAX_FDS_PER_MSG);

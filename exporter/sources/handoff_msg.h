@@ -31,6 +31,7 @@ enum handoff_msg_kind {
 	HANDOFF_MSG_REGISTER, /* first message: version, vm, fds */
 	HANDOFF_MSG_ADD,      /* later: fds */
 	HANDOFF_MSG_REMOVE,   /* later: remove */
+	HANDOFF_MSG_THREADS,  /* later: threads (the thread running each named vCPU) */
 };
 
 struct handoff_label {
@@ -46,6 +47,7 @@ struct handoff_msg {
 	size_t n_labels;
 	int roles[HANDOFF_MAX_FDS_PER_VM]; /* HANDOFF_ROLE_VM or a vCPU index, in message order */
 	size_t n_roles;
+	int tids[HANDOFF_MAX_FDS_PER_VM]; /* THREADS: the thread id for each of roles[] */
 };
 
 /*

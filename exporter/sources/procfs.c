@@ -26,10 +26,15 @@
 #include "util/clock.h"
 #include "util/samefile.h"
 #include "sources/procfs.h"
+#include "sources/vcpu_map.h"
 #include "util/vmname.h"
 
 #define LINK_VM   "anon_inode:kvm-vm-stats"
 #define LINK_VCPU "anon_inode:kvm-vcpu-stats:"
+
+/* Looks per VM at its threads while vCPUs are not seen, and per scan in all. */
+#define VCPU_MAP_PASSES_PER_VM   4
+#define VCPU_MAP_PASSES_PER_SCAN 32
 
 /* A stats fd seen in a process: its number there and what the link says it is. */
 struct candidate {
@@ -47,16 +52,22 @@ static int sys_pidfd_getfd(int pidfd, int fd)
 	return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 }
 
-/* Whether any fd we hold is the same open file as our fd `fd` (the same VM found twice). */
-static bool held_elsewhere(const struct collector *c, int fd)
+/* Whether f is held already as `held` (the same VM found twice). */
+static bool same_file_held(const struct kvmstats_file *held, const struct kvmstats_file *f)
+{
+	/* The same open file has the same id: kcmp only those, or a first scan is quadratic. */
+	return held && strcmp(held->id, f->id) == 0 && same_file(f->fd, held->fd);
+}
+
+static bool held_elsewhere(const struct collector *c, const struct kvmstats_file *f)
 {
 	for (size_t i = 0; i < c->n_vms; i++) {
 		const struct vm *vm = c->vms[i];
 
-		if (vm->vm_file && same_file(fd, vm->vm_file->fd))
+		if (same_file_held(vm->vm_file, f))
 			return true;
 		for (size_t j = 0; j < vm->n_vcpus; j++)
-			if (same_file(fd, vm->vcpus[j].file->fd))
+			if (same_file_held(vm->vcpus[j].file, f))
 				return true;
 	}
 	return false;
@@ -178,9 +189,6 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		}
 		return r;
 	}
-	if (held_elsewhere(p->collector, fd))
-		return 1;
-
 	r = kvmstats_file_open_fd(fd, &f, &err);
 	if (r < 0) {
 		char why[256];
@@ -195,6 +203,10 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		return r;
 	}
 	TAKE_FD(fd);
+	if (held_elsewhere(p->collector, f)) {
+		kvmstats_file_free(f);
+		return 1;
+	}
 
 	/* The link and the id must agree on what this is. */
 	if ((cand->vcpu < 0 && f->kind != KVMSTATS_KIND_VM) ||
@@ -444,11 +456,64 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Whether pid's VM is held with every stats fd the process showed (none refused or ambiguous). */
+static bool held_whole(struct procfs_source *p, pid_t pid, size_t n_cands)
+{
+	struct collector *c = p->collector;
+	const struct vm *vm;
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	vm = find_vm(c, pid, NULL);
+	ok = vm && !vm->ambiguous && vm_n_files(vm) == n_cands;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+/* A VMM that has not run keeps its VM as it is: true if we still hold one for pid. */
+static bool keep_vm(struct procfs_source *p, pid_t pid)
+{
+	struct collector *c = p->collector;
+	struct vm *vm;
+
+	pthread_mutex_lock(&c->lock);
+	vm = find_vm(c, pid, NULL);
+	if (vm)
+		vm->scan_seen = p->generation;
+	pthread_mutex_unlock(&c->lock);
+	return vm != NULL;
+}
+
+/*
+ * Maps the vCPUs of every VM with a known process (hand-off VMs too) to
+ * their threads; the retries that catch busy vCPUs share one budget per scan.
+ */
+static void map_vcpu_threads(struct procfs_source *p)
+{
+	struct collector *c = p->collector;
+	unsigned budget = VCPU_MAP_PASSES_PER_SCAN;
+
+	for (size_t i = 0; i < c->n_vms; i++) {
+		struct vm *vm = c->vms[i];
+		unsigned max = budget >= VCPU_MAP_PASSES_PER_VM ? VCPU_MAP_PASSES_PER_VM
+			       : budget > 0                     ? budget
+								: 1;
+		unsigned used;
+
+		if (vm->source != VM_SOURCE_PROCFS && vm->source != VM_SOURCE_HANDOFF)
+			continue;
+		used = vcpu_map_vm(c, p->proc_root, vm, max);
+		budget = budget > used ? budget - used : 0;
+	}
+}
+
 int procfs_scan(struct procfs_source *p)
 {
 	struct collector *c = p->collector;
+	struct procfs_quiet_list quiet = { 0 };
 	double start = monotonic_seconds();
-	unsigned denied = 0;
+	unsigned denied = 0, unchanged = 0;
+	bool real_proc = strcmp(p->proc_root, "/proc") == 0;
 	pid_t self = getpid();
 	DIR *proc;
 
@@ -461,19 +526,46 @@ int procfs_scan(struct procfs_source *p)
 		_cleanup_free_ struct candidate *cands = NULL;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
+		uint64_t cpu_ns = 0;
+		bool have_cpu;
 		int n;
 
 		if (*end != '\0' || pid <= 0 || pid == self)
 			continue;
+		/*
+		 * Read before the fds: if the process runs in between, the next scan
+		 * sees it. Only for the kernel's own /proc: a CPU clock says nothing
+		 * about another tree (the unit tests' fake one).
+		 */
+		have_cpu = real_proc && procfs_process_cpu_ns((pid_t)pid, &cpu_ns) == 0;
+		if (have_cpu) {
+			const struct procfs_quiet *q =
+				procfs_quiet_find(&p->quiet, (pid_t)pid, cpu_ns);
+
+			if (q && (!q->vmm || keep_vm(p, (pid_t)pid))) {
+				(void)procfs_quiet_add(&quiet, (pid_t)pid, q->vmm, cpu_ns);
+				unchanged++;
+				continue;
+			}
+		}
 		n = list_candidates(dirfd(proc), de->d_name, &cands);
 		if (n == -EACCES || n == -EPERM)
 			denied++;
+		if (n == 0 && have_cpu)
+			(void)procfs_quiet_add(&quiet, (pid_t)pid, false, cpu_ns);
 		if (n > 0 && p->skip_pid && p->skip_pid(p->skip_userdata, (pid_t)pid))
 			continue;
-		if (n > 0)
+		if (n > 0) {
 			sync_process(p, (pid_t)pid, cands, (size_t)n);
+			if (have_cpu && held_whole(p, (pid_t)pid, (size_t)n))
+				(void)procfs_quiet_add(&quiet, (pid_t)pid, true, cpu_ns);
+		}
 	}
 	closedir(proc);
+	procfs_quiet_finish(&quiet);
+	procfs_quiet_release(&p->quiet);
+	p->quiet = quiet;
+	map_vcpu_threads(p);
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = c->n_vms; i-- > 0;) {
@@ -490,6 +582,8 @@ int procfs_scan(struct procfs_source *p)
 	p->scan_seconds = monotonic_seconds() - start;
 	pthread_mutex_unlock(&c->lock);
 
+	log_debug("procfs scan", "seconds=%.6f unchanged_processes=%u", monotonic_seconds() - start,
+		  unchanged);
 	if (denied > 0 && !p->warned_denied) {
 		log_warn("cannot read the fds of some processes; VMs there are not seen (procfs "
 			 "discovery needs CAP_SYS_PTRACE)",
@@ -497,6 +591,11 @@ int procfs_scan(struct procfs_source *p)
 		p->warned_denied = true;
 	}
 	return 0;
+}
+
+void procfs_source_release(struct procfs_source *p)
+{
+	procfs_quiet_release(&p->quiet);
 }
 
 bool procfs_vm_exited(struct procfs_source *p, int pidfd)

@@ -13,7 +13,12 @@
  *   pread floor   one pread() of every fd's data block: what any reader pays;
  *   scrape        collector_collect() into a reused buffer (reads + format);
  *   format only   the exposition writer alone (collector_write()), on the values
- *                 already read.
+ *                 already read;
+ *   schedstat floor  one pread() of every vCPU thread's /proc/PID/task/TID/schedstat;
+ *   scrape + threads the scrape with every vCPU mapped to a thread of its own
+ *                 (idle threads of this process), so that it also reads each
+ *                 thread's schedstat file and writes the kvm_vcpu_thread_*
+ *                 families: next to the plain scrape, what the thread files add.
  *
  * It also reports the collector's memory and counts allocations per scrape
  * (malloc interposed below): after warm-up a scrape should allocate nothing,
@@ -27,6 +32,7 @@
 #include <limits.h>
 #include <linux/kvm.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +51,7 @@
 #include "macro.h"
 #include "expo/outbuf.h"
 #include "translate.h"
+#include "vcpu_thread.h"
 
 /*
  * Allocation counter. Replacing malloc and friends (glibc supports this by
@@ -132,6 +139,7 @@ struct opts {
 	bool aggregate;
 	bool per_vcpu;
 	bool run_guest;
+	bool threads;
 	const char *dump;
 };
 
@@ -160,6 +168,9 @@ enum {
 	M_SCRAPE_VCPU,
 	M_FORMAT_AGG,
 	M_FORMAT_VCPU,
+	M_THREAD_FLOOR,
+	M_SCRAPE_AGG_THREADS,
+	M_SCRAPE_VCPU_THREADS,
 	M__MAX,
 };
 
@@ -169,6 +180,9 @@ static const char *const measure_labels[M__MAX] = {
 	[M_SCRAPE_VCPU] = "scrape, per-vCPU",
 	[M_FORMAT_AGG] = "format only, aggregate",
 	[M_FORMAT_VCPU] = "format only, per-vCPU",
+	[M_THREAD_FLOOR] = "schedstat floor",
+	[M_SCRAPE_AGG_THREADS] = "scrape, agg. + threads",
+	[M_SCRAPE_VCPU_THREADS] = "scrape, vCPU + threads",
 };
 
 /* One timed thing: its samples and what its last run produced. */
@@ -204,6 +218,12 @@ struct bench {
 	unsigned warmup;
 	long rss0, rss1, rss2;
 	size_t heap0, heap1, heap_run0, heap_run1;
+	/* One idle thread per vCPU and its schedstat file (--threads). */
+	pthread_t *threads;
+	pid_t *tids;
+	int *thread_fds;
+	size_t n_threads;
+	int thread_pipe[2];
 };
 
 static uint64_t now_ns(void)
@@ -230,13 +250,15 @@ static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_scrape [--vms N] [--vcpus M] [--iterations I]\n"
-		   "                    [--per-vcpu | --aggregate] [--no-run] [--dump PATH]\n"
+		   "                    [--per-vcpu | --aggregate] [--no-run] [--no-threads]\n"
+		   "                    [--dump PATH]\n"
 		   "  --vms N         VMs to create (default 100)\n"
 		   "  --vcpus M       vCPUs per VM (default 8)\n"
 		   "  --iterations I  timed rounds after warm-up (default 200)\n"
 		   "  --per-vcpu      time only the per-vCPU mode (default: both modes)\n"
 		   "  --aggregate     time only the aggregate mode\n"
 		   "  --no-run        do not run vCPU 0 of each VM (all values stay 0)\n"
+		   "  --no-threads    do not time the scrape with vCPU thread files\n"
 		   "  --dump PATH     write the last scrape of the headline mode to PATH\n");
 }
 
@@ -250,13 +272,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "per-vcpu", no_argument, NULL, 'p' },
 		{ "aggregate", no_argument, NULL, 'a' },
 		{ "no-run", no_argument, NULL, 'r' },
+		{ "no-threads", no_argument, NULL, 't' },
 		{ "dump", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c, idx = 0, r = 0;
 
-	*o = (struct opts){ .vms = 100, .vcpus = 8, .iterations = 200, .run_guest = true };
+	*o = (struct opts){
+		.vms = 100, .vcpus = 8, .iterations = 200, .run_guest = true, .threads = true
+	};
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		switch (c) {
 		case 'n':
@@ -276,6 +301,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'r':
 			o->run_guest = false;
+			break;
+		case 't':
+			o->threads = false;
 			break;
 		case 'd':
 			o->dump = optarg;
@@ -721,7 +749,7 @@ static size_t file_series(const struct kvmstats_file *f)
 }
 
 /* KVM samples the translations predict: kvm_vm_info, VM families, vCPU families. */
-static size_t expected_kvm_series(const struct collector *c, bool per_vcpu)
+static size_t expected_kvm_series(const struct collector *c, bool per_vcpu, bool threads)
 {
 	size_t n = 0;
 
@@ -731,6 +759,9 @@ static size_t expected_kvm_series(const struct collector *c, bool per_vcpu)
 		n += 1 + (vm->vm_file ? file_series(vm->vm_file) : 0);
 		if (vm->n_vcpus > 0)
 			n += file_series(vm->vcpus[0].file) * (per_vcpu ? vm->n_vcpus : 1);
+		/* kvm_vcpu_thread_{cpu,run_delay}_seconds_total, _timeslices_total */
+		if (threads && vm->n_vcpus > 0)
+			n += 3 * (per_vcpu ? vm->n_vcpus : 1);
 	}
 	return n;
 }
@@ -746,6 +777,122 @@ static int read_floor(const struct floor_fd *fl, size_t n)
 	return 0;
 }
 
+static bool measure_is_per_vcpu(unsigned k)
+{
+	return k == M_SCRAPE_VCPU || k == M_FORMAT_VCPU || k == M_SCRAPE_VCPU_THREADS;
+}
+
+static bool measure_is_threads(unsigned k)
+{
+	return k == M_THREAD_FLOOR || k == M_SCRAPE_AGG_THREADS || k == M_SCRAPE_VCPU_THREADS;
+}
+
+/* An idle thread standing in for a vCPU thread: it waits until the pipe closes. */
+struct idle_arg {
+	pid_t *tid;
+	int fd;
+};
+
+static void *idle_thread(void *p)
+{
+	struct idle_arg a = *(struct idle_arg *)p;
+	char c;
+
+	free(p);
+	__atomic_store_n(a.tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	(void)!read(a.fd, &c, 1);
+	return NULL;
+}
+
+/* One idle thread per vCPU, and its schedstat file opened as the mapping does. */
+static int start_threads(struct bench *b)
+{
+	pthread_attr_t attr;
+	size_t n = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < b->c.n_vms; i++)
+		n += b->c.vms[i]->n_vcpus;
+	b->threads = calloc(n, sizeof(*b->threads));
+	b->tids = calloc(n, sizeof(*b->tids));
+	b->thread_fds = calloc(n, sizeof(*b->thread_fds));
+	if (!b->threads || !b->tids || !b->thread_fds || pipe2(b->thread_pipe, O_CLOEXEC) < 0)
+		return -ENOMEM;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	for (; b->n_threads < n; b->n_threads++) {
+		struct idle_arg *a = malloc(sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		*a = (struct idle_arg){ &b->tids[b->n_threads], b->thread_pipe[0] };
+		r = -pthread_create(&b->threads[b->n_threads], &attr, idle_thread, a);
+		if (r < 0) {
+			free(a);
+			break;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	for (size_t i = 0; i < b->n_threads; i++) {
+		pid_t tid;
+
+		while ((tid = __atomic_load_n(&b->tids[i], __ATOMIC_SEQ_CST)) == 0)
+			usleep(100);
+		b->thread_fds[i] = vcpu_thread_open("/proc", getpid(), tid);
+		if (b->thread_fds[i] < 0 && r == 0)
+			r = b->thread_fds[i];
+	}
+	return r;
+}
+
+static void stop_threads(struct bench *b)
+{
+	if (b->thread_pipe[1] > 0)
+		close(b->thread_pipe[1]);
+	for (size_t i = 0; i < b->n_threads; i++) {
+		pthread_join(b->threads[i], NULL);
+		if (b->thread_fds[i] >= 0)
+			close(b->thread_fds[i]);
+	}
+	if (b->thread_pipe[0] > 0)
+		close(b->thread_pipe[0]);
+	free(b->threads);
+	free(b->tids);
+	free(b->thread_fds);
+}
+
+/*
+ * Maps every vCPU to its thread, or unmaps them all as if the VMM had no
+ * process to look in (no kvm_vcpu_thread_* series at all: the plain scrape).
+ * The files stay the benchmark's: they are lent, never closed by the collector.
+ */
+static void map_threads(struct bench *b, bool on)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&b->c.lock);
+	for (size_t i = 0; i < b->c.n_vms; i++)
+		for (size_t j = 0; j < b->c.vms[i]->n_vcpus && k < b->n_threads; j++, k++) {
+			struct vcpu_thread *t = &b->c.vms[i]->vcpus[j].thread;
+
+			*t = (struct vcpu_thread){ .fd = on ? b->thread_fds[k] : -1,
+						   .tid = on ? b->tids[k] : 0,
+						   .reason = on ? VCPU_THREAD_MAPPED
+								: VCPU_THREAD_NO_PROCESS };
+		}
+	pthread_mutex_unlock(&b->c.lock);
+}
+
+static int read_thread_floor(struct bench *b)
+{
+	char buf[SCHEDSTAT_MAX_LEN + 1];
+
+	for (size_t i = 0; i < b->n_threads; i++)
+		if (pread(b->thread_fds[i], buf, sizeof(buf), 0) <= 0)
+			return -errno;
+	return 0;
+}
+
 /* Slots of run_one() that are not timed. */
 #define SLOT_COLD   (-1L) /* the first run: its allocations are reported apart */
 #define SLOT_WARMUP (-2L)
@@ -758,14 +905,21 @@ static int run_one(struct bench *b, unsigned k, long slot)
 	uint64_t t0, t1;
 	int r = 0;
 
+	if (b->o.threads)
+		map_threads(b, k == M_SCRAPE_AGG_THREADS || k == M_SCRAPE_VCPU_THREADS);
 	t0 = now_ns();
 	switch (k) {
 	case M_FLOOR:
 		r = read_floor(b->fl, b->n_fl);
 		break;
+	case M_THREAD_FLOOR:
+		r = read_thread_floor(b);
+		break;
 	case M_SCRAPE_AGG:
 	case M_SCRAPE_VCPU:
-		b->c.per_vcpu = k == M_SCRAPE_VCPU;
+	case M_SCRAPE_AGG_THREADS:
+	case M_SCRAPE_VCPU_THREADS:
+		b->c.per_vcpu = measure_is_per_vcpu(k);
 		outbuf_reset(&m->out);
 		r = collector_collect(&b->c, &m->out, EXPOSITION_TEXT_004);
 		break;
@@ -813,11 +967,6 @@ static void percentiles(struct measure *m, size_t n)
 	m->p90 = (double)s[k90 - 1];
 }
 
-static bool measure_is_per_vcpu(unsigned k)
-{
-	return k == M_SCRAPE_VCPU || k == M_FORMAT_VCPU;
-}
-
 /*
  * Every measurement once cold, then warm-up and timed rounds, rotating the
  * order each round so that none always runs first (cold caches) or last.
@@ -827,7 +976,10 @@ static int measure_all(struct bench *b)
 	int r = 0;
 
 	for (unsigned k = 0; k < M__MAX; k++) {
-		if (k != M_FLOOR && !(measure_is_per_vcpu(k) ? b->o.per_vcpu : b->o.aggregate))
+		if (k != M_FLOOR && k != M_THREAD_FLOOR &&
+		    !(measure_is_per_vcpu(k) ? b->o.per_vcpu : b->o.aggregate))
+			continue;
+		if (measure_is_threads(k) && !b->o.threads)
 			continue;
 		b->enabled[b->n_enabled++] = k;
 		b->m[k].ns = calloc(b->o.iterations, sizeof(*b->m[k].ns));
@@ -869,10 +1021,11 @@ static bool check_sane(struct bench *b)
 				measure_labels[k], m->median, m->p90);
 			sane = false;
 		}
-		if (k == M_FLOOR)
+		if (k == M_FLOOR || k == M_THREAD_FLOOR)
 			continue;
 		count_series(&m->out, &m->series, &m->kvm_series);
-		want = expected_kvm_series(&b->c, measure_is_per_vcpu(k));
+		want = expected_kvm_series(&b->c, measure_is_per_vcpu(k),
+					   k == M_SCRAPE_AGG_THREADS || k == M_SCRAPE_VCPU_THREADS);
 		if (m->out.failed || m->kvm_series != want) {
 			fprintf(stderr, "bench_scrape: %s wrote %zu KVM samples, expected %zu\n",
 				measure_labels[k], m->kvm_series, want);
@@ -926,7 +1079,7 @@ static void report(const struct bench *b)
 			snprintf(first, sizeof(first), "%lu", m->first_allocs);
 		printf("%-24s %10.1f %10.1f %7.2f ", measure_labels[k], m->median / 1e3,
 		       m->p90 / 1e3, m->median / floor->median);
-		if (k == M_FLOOR)
+		if (k == M_FLOOR || k == M_THREAD_FLOOR)
 			printf("%10s %8s %9s", "-", "-", "-");
 		else
 			printf("%10zu %8zu %9.1f", m->out.len, m->series,
@@ -956,6 +1109,17 @@ static void report(const struct bench *b)
 		printf("ratio scrape/pread (per-vCPU) = %.2f\n",
 		       b->m[M_SCRAPE_VCPU].median / floor->median);
 	printf("ratio scrape/pread = %.2f\n", b->m[headline].median / floor->median);
+	if (b->o.threads) {
+		unsigned with = b->o.aggregate ? M_SCRAPE_AGG_THREADS : M_SCRAPE_VCPU_THREADS;
+		double added = b->m[with].median - b->m[headline].median;
+
+		printf("vCPU threads: %zu schedstat files; schedstat floor = %.2f x pread floor; "
+		       "the thread files add %.1f us per scrape (%.0f ns per thread) = %.2f x "
+		       "the schedstat floor\n",
+		       b->n_threads, b->m[M_THREAD_FLOOR].median / floor->median, added / 1e3,
+		       added / (double)b->n_threads, added / b->m[M_THREAD_FLOOR].median);
+		printf("ratio scrape+threads/pread = %.2f\n", b->m[with].median / floor->median);
+	}
 }
 
 static int write_dump(const char *path, const struct outbuf *out)
@@ -984,6 +1148,9 @@ static void bench_release(struct bench *b)
 	for (size_t i = 0; i < b->n_fl; i++)
 		free(b->fl[i].buf);
 	free(b->fl);
+	if (b->have_collector && b->n_threads > 0)
+		map_threads(b, false); /* the thread files are ours to close */
+	stop_threads(b);
 	if (b->have_collector)
 		collector_release(&b->c); /* closes the stats fds */
 	host_release(&b->h);
@@ -998,9 +1165,18 @@ int main(int argc, char **argv)
 	r = parse_opts(argc, argv, &b.o);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	b.thread_pipe[0] = b.thread_pipe[1] = -1;
 	r = host_open(&b.h, &b.o);
 	if (r == 0)
 		r = build_collector(&b);
+	if (r == 0 && b.o.threads) {
+		r = start_threads(&b);
+		if (r < 0)
+			fprintf(stderr, "bench_scrape: cannot start the vCPU threads: %s\n",
+				strerror(-r));
+	}
+	if (r == 0)
+		map_threads(&b, false);
 	if (r != 0) {
 		if (r < 0)
 			fprintf(stderr, "bench_scrape: no VM to measure: %s\n", strerror(-r));

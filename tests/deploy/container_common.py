@@ -42,6 +42,21 @@ class Image:
         self.close()
 
 
+# Every container a test starts carries this label, its value the test's pid.
+TEST_LABEL = 'io.kvmstats-exporter.test'
+
+
+def remove_stale_containers(env):
+    """Removes test containers whose test process is gone (a run killed by its timeout)."""
+    r = dc.podman(env, 'ps', '-a', '--filter', f'label={TEST_LABEL}', '--format',
+                  f'{{{{.ID}}}} {{{{index .Labels "{TEST_LABEL}"}}}}', check=False)
+    for line in r.stdout.splitlines():
+        cid, _, pid = line.partition(' ')
+        if pid.isdigit() and not os.path.exists(f'/proc/{pid}'):
+            dc.log(f'  removing container {cid} left by test process {pid}')
+            dc.podman(env, 'rm', '-f', '-t', '2', cid, check=False)
+
+
 class Container:
     """podman run -d IMAGE ARGS, its port 9977 published on 127.0.0.1; a context manager."""
 
@@ -52,13 +67,21 @@ class Container:
         self.name = f'kvmstats-test-{os.getpid()}-{time.monotonic_ns() % 1000000}'
         self.port = kc.free_port()
         self.url = f'http://127.0.0.1:{self.port}'
-        cmd = ['run', '-d', '--name', self.name, '--read-only', '--cap-drop=all',
+        cmd = ['run', '-d', '--name', self.name, '--label', f'{TEST_LABEL}={os.getpid()}',
+               '--read-only', '--cap-drop=all',
                '-p', f'127.0.0.1:{self.port}:9977'] + list(run_opts) + [image.tag] + list(args)
+        remove_stale_containers(self.env)
         dc.log('  podman ' + ' '.join(cmd))
         dc.podman(self.env, *cmd)
-        self.pid = int(self.inspect('{{.State.Pid}}'))
-        if wait:
-            self.wait_ready(ready_timeout)
+        # A failure before the caller's `with` would leave the container running,
+        # holding VM stats fds and a port: remove it on the way out.
+        try:
+            self.pid = int(self.inspect('{{.State.Pid}}'))
+            if wait:
+                self.wait_ready(ready_timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def inspect(self, fmt):
         return dc.podman(self.env, 'inspect', '--format', fmt, self.name).stdout.strip()

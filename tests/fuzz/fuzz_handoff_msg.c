@@ -32,8 +32,11 @@ static void check_accepted(const struct handoff_msg *m, bool registered)
 					 HANDOFF_MAX_LABEL_VALUE));
 		CHECK(i == 0 || strcmp(m->labels[i - 1].name, m->labels[i].name) < 0);
 	}
-	CHECK(m->n_roles <=
-	      (m->kind == HANDOFF_MSG_REMOVE ? HANDOFF_MAX_FDS_PER_VM : HANDOFF_MAX_FDS_PER_MSG));
+	CHECK(m->n_roles <= (m->kind == HANDOFF_MSG_REMOVE    ? HANDOFF_MAX_FDS_PER_VM
+			     : m->kind == HANDOFF_MSG_THREADS ? HANDOFF_MAX_FDS_PER_VM - 1
+							      : HANDOFF_MAX_FDS_PER_MSG));
+	for (size_t i = 0; m->kind == HANDOFF_MSG_THREADS && i < m->n_roles; i++)
+		CHECK(m->roles[i] >= 0 && m->tids[i] >= 1);
 	for (size_t i = 0; i < m->n_roles; i++) {
 		CHECK(m->roles[i] == HANDOFF_ROLE_VM ||
 		      (m->roles[i] >= 0 && m->roles[i] <= HANDOFF_MAX_VCPU_INDEX));

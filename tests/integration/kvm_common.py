@@ -32,6 +32,9 @@ ASSUMED_VM_LABEL = 'pid-{pid}'        # a VMM without a -name option
 ASSUMED_PROCFS_SOURCE = 'procfs'      # kvm_vm_info{source} for procfs discovery
 ASSUMED_KVM_ID = 'kvm-{pid}'          # kvm_vm_info{kvm_id}: the VM stats file's id
 INFO_FAMILY = 'kvm_vm_info'
+# The vCPU thread families (schedstat, not KVM stats) are checked by
+# test_vcpu_threads.py against the threads' own files, not here.
+THREAD_PREFIX = 'kvm_vcpu_thread_'
 INFO_LABELS = frozenset({'vm', 'uuid', 'pid', 'vmm', 'kvm_id', 'source'})  # unknown ones left out
 # In per-vCPU mode vCPU series carry vcpu="N" *instead of* the per-VM aggregate.
 
@@ -71,6 +74,15 @@ def require_kvm():
         skip('/dev/kvm is missing: real-kernel KVM tests cannot run here')
     if not os.access('/dev/kvm', os.R_OK | os.W_OK):
         skip('/dev/kvm is not accessible to this user')
+    # A /dev/kvm that cannot make a VM (no SVM/VMX behind it) is as good as none.
+    import fcntl
+    kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.close(fcntl.ioctl(kvm, 0xAE01, 0))  # KVM_CREATE_VM
+    except OSError as e:
+        skip(f'/dev/kvm cannot make a VM here (KVM_CREATE_VM: {e.strerror})')
+    finally:
+        os.close(kvm)
 
 
 def exporter_path():
@@ -416,7 +428,7 @@ def compare(expo, expected, families, our_vms, exporter_pid=None, limit=10):
     foreign = 0
     for key, val in expo.samples.items():
         name, labels = key
-        if not name.startswith('kvm_'):
+        if not name.startswith('kvm_') or name.startswith(THREAD_PREFIX):
             continue
         ld = dict(labels)
         if 'vm' not in ld:
@@ -457,7 +469,7 @@ def check_families(expo, families):
     problems = []
     typed = {}
     for name, t in expo.types.items():
-        if name.startswith('kvm_'):
+        if name.startswith('kvm_') and not name.startswith(THREAD_PREFIX):
             base = name[:-len('_total')] if t == 'counter' and name.endswith('_total') \
                 and name[:-len('_total')] in families else name
             typed[base] = (name, t)
@@ -473,7 +485,7 @@ def check_families(expo, families):
     # Samples too, whatever their VM: a family is a family even without a TYPE line.
     untyped = set()
     for name, _ in expo.samples:
-        if not name.startswith('kvm_') or name in families:
+        if not name.startswith('kvm_') or name.startswith(THREAD_PREFIX) or name in families:
             continue
         base, _, suffix = name.rpartition('_')
         if families.get(base) == {'total': 'counter', 'bucket': 'histogram', 'count': 'histogram',
@@ -532,6 +544,95 @@ def finish(problems, what):
     print('PASS')
 
 
+# --- vCPU threads (schedstat) --------------------------------------------------
+THREAD_FAMILIES = {'cpu': 'kvm_vcpu_thread_cpu_seconds_total',
+            'delay': 'kvm_vcpu_thread_run_delay_seconds_total',
+            'slices': 'kvm_vcpu_thread_timeslices_total'}
+THREAD_UNMAPPED = 'kvm_vcpu_thread_unmapped'
+THREAD_FOUND = re.compile(r'msg="vCPU thread found" vm=(\S+) vcpu=(\d+) tid=(\d+)')
+
+
+def schedstat(pid, tid):
+    """This test's own reading: {'cpu': s, 'delay': s, 'slices': n} as exact Fractions."""
+    with open(f'/proc/{pid}/task/{tid}/schedstat') as f:
+        cpu, delay, slices = (int(x) for x in f.read().split())
+    return {'cpu': Fraction(cpu, 10**9), 'delay': Fraction(delay, 10**9), 'slices': Fraction(slices)}
+
+
+def thread_series(expo, vm):
+    """{(family key, vcpu or None): value} of one VM's thread families."""
+    out = {}
+    for (name, labels), (value, _) in expo.samples.items():
+        ld = dict(labels)
+        if ld.get('vm') != vm:
+            continue
+        for key, fam in THREAD_FAMILIES.items():
+            if name == fam:
+                out[(key, int(ld['vcpu']) if 'vcpu' in ld else None)] = value
+    return out
+
+
+def thread_unmapped(expo, vm):
+    return {dict(k[1])['reason']: v[0] for k, v in expo.samples.items()
+            if k[0] == THREAD_UNMAPPED and dict(k[1]).get('vm') == vm}
+
+
+def schedstat_fds(exporter_pid):
+    """The (pid, tid) of every schedstat file the exporter holds."""
+    out = set()
+    for fd in os.listdir(f'/proc/{exporter_pid}/fd'):
+        try:
+            link = os.readlink(f'/proc/{exporter_pid}/fd/{fd}')
+        except OSError:
+            continue
+        m = re.fullmatch(r'/proc/(\d+)/task/(\d+)/schedstat', link)
+        if m:
+            out.add((int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def bracket_threads(ex, pid, vm, truth, per_vcpu):
+    """One scrape between two readings of every vCPU thread; returns the problems."""
+    before = {v: schedstat(pid, t) for v, t in truth.items()}
+    expo = Exposition(ex.scrape())
+    after = {v: schedstat(pid, t) for v, t in truth.items()}
+    got = thread_series(expo, vm)
+    problems = list(expo.errors)
+    for key in THREAD_FAMILIES:
+        if per_vcpu:
+            ranges = {v: (before[v][key], after[v][key]) for v in truth}
+        else:
+            ranges = {None: (sum(b[key] for b in before.values()),
+                             sum(a[key] for a in after.values()))}
+        for v, (lo, hi) in ranges.items():
+            val = got.get((key, v))
+            if val is None:
+                problems.append(f'{THREAD_FAMILIES[key]}{{vm="{vm}",vcpu={v}}} missing')
+            elif not lo <= val <= hi:
+                problems.append(f'{THREAD_FAMILIES[key]}{{vm="{vm}",vcpu={v}}} = {float(val)} '
+                                f'outside [{float(lo)}, {float(hi)}]')
+    extra = {k for k in got if k[0] in THREAD_FAMILIES and (k[1] is None) == per_vcpu}
+    if extra:
+        problems.append(f'series of the other mode: {sorted(extra, key=str)}')
+    if thread_unmapped(expo, vm):
+        problems.append(f'unmapped vCPUs reported: {thread_unmapped(expo, vm)}')
+    return problems
+
+
+def full_log(ex):
+    ex.stderr.seek(0)
+    return ex.stderr.read().decode(errors='replace')
+
+
+def chosen_threads(ex, vm):
+    """{vcpu: {tids}} the exporter said (debug log) it mapped, for one VM."""
+    chosen = {}
+    for m in THREAD_FOUND.finditer(full_log(ex)):
+        if m.group(1) == vm:
+            chosen.setdefault(int(m.group(2)), set()).add(int(m.group(3)))
+    return chosen
+
+
 # --- processes -----------------------------------------------------------------
 def count_stats_fds(pid):
     """(vm stats fds, vcpu stats fds) open in a process, by their /proc links."""
@@ -563,6 +664,16 @@ def stats_fds_elsewhere(exclude):
     return vm, vcpu
 
 
+def readline_within(proc, timeout, what):
+    """A line from proc's stdout (bytes); kills proc and fails after timeout seconds."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout):
+        proc.kill()
+        fail(f'{what} said nothing for {timeout}s')
+    return proc.stdout.readline()
+
+
 class Fixture:
     """kvmtest_vmm running N VMs, with its dump directory; a context manager."""
 
@@ -589,12 +700,7 @@ class Fixture:
         self.pids = [d['pid'] for d in self.dumps]
 
     def _readline(self, timeout):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            self.proc.kill()
-            fail(f'kvmtest_vmm not ready after {timeout}s')
-        return self.proc.stdout.readline()
+        return readline_within(self.proc, timeout, 'kvmtest_vmm')
 
     def load_dumps(self, pids=None):
         out = []

@@ -4,7 +4,7 @@
 
 usage: test_vhost_backend.py [observe|enforce]   (default: both, one after the other)
 
-QEMU (-accel kvm, memfd shared memory, -S: the guest never runs) has two
+QEMU (KVM or TCG, memfd shared memory, -S: the guest never runs) has two
 vhost-user-blk-pci devices, each through a proxy of the tap to a scripted
 backend (vhost_backend.BlkBackend) that answers QEMU's set-up like a blk
 backend, advertising BACKEND_REQ, so that QEMU passes the backend channel

@@ -19,7 +19,7 @@ the test's own between the tap and the daemon, and the tap's debug log line
 per relayed message. After QEMU quits: proxy_connected 0, connections_total
 1, and the exporter's fd count back to its baseline.
 
-SKIP (77) without qemu-system-x86_64, qemu-storage-daemon or /dev/kvm.
+SKIP (77) without qemu-system-x86_64 or qemu-storage-daemon (KVM or TCG).
 """
 import collections
 import os

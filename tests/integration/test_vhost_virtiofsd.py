@@ -12,7 +12,7 @@ QEMU keeps running for a few seconds and answers QMP, and the tap counts the
 set-up without flagging anything. After QEMU quits: proxy_connected 0, the
 exporter's fd count back to baseline, and virtiofsd ends its session cleanly.
 
-SKIP (77) without qemu-system-x86_64, virtiofsd or /dev/kvm.
+SKIP (77) without qemu-system-x86_64 or virtiofsd (KVM or TCG).
 """
 import os
 import shutil

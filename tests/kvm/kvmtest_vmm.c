@@ -6,6 +6,7 @@
  *   kvmtest_vmm --vms N --vcpus M --hlt H [--irqchip] [--pause]
  *               [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]
  *               [--handoff PATH [--name NAME] [--label KEY=VALUE]...]
+ *               [--vcpu-threads per-vcpu|creator]
  *
  * One child process per VM, because the exporter's procfs source groups VMs
  * by process. Every vCPU runs the same real-mode code at 0x1000 with CX set
@@ -50,6 +51,24 @@
  * registered while the child lives. An answer other than {"ok":true} is
  * fatal. The fixture does not reconnect if the exporter restarts.
  *
+ * --vcpu-threads MODE: instead of running the guest code above once on the
+ * child's main thread, every vCPU runs on a thread of its own for the
+ * child's whole life, as real VMMs do, in one of the two styles they use:
+ *   per-vcpu  each thread creates its vCPU and then runs it (QEMU: the
+ *             stats id kvm-<tid>/vcpu-<n> names the running thread), and is
+ *             named "CPU <n>/KVM" as QEMU names its vCPU threads;
+ *   creator   the main thread creates every vCPU, then starts the threads
+ *             that run them, in reverse order, named "vcpu-run <n>"
+ *             (Firecracker: the stats id names the creating thread).
+ * The guest (in-kernel irqchip implied) loops: spin 4096 "loop"s, hlt. The
+ * hlt blocks inside KVM_RUN until the thread's 10 ms timer signal, so each
+ * thread alternates between guest work and waiting in KVM_RUN. The dump then
+ * also lists "threads": each vCPU's running tid and its creating tid. SIGUSR2
+ * makes the thread of the highest-numbered running vCPU exit (its vCPU and
+ * stats fds stay open, as after a failed or parked vCPU thread); the dump
+ * marks it "exited". --hlt and --pause do not apply. With --handoff the
+ * child also sends a "threads" message naming each vCPU's thread.
+ *
  * Exit status 77 when /dev/kvm is missing (meson's "skip").
  */
 #include <errno.h>
@@ -58,6 +77,7 @@
 #include <inttypes.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,10 +91,14 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "vmm_util.h"
 
 #define GUEST_MEM_SIZE      0x10000u
 #define GUEST_CODE_GPA      0x1000u
@@ -83,7 +107,10 @@
 #define MAX_VCPUS           64
 #define MAX_VMS             64
 #define MAX_LABELS          16
-#define HANDOFF_FDS_PER_MSG 64 /* the protocol's bound */
+#define HANDOFF_FDS_PER_MSG VMM_FDS_PER_MSG
+#ifndef sigev_notify_thread_id /* glibc < 2.35 names only the union member */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 static const uint8_t guest_code[] = {
 	0xfa,            /* 0: cli */
@@ -94,6 +121,21 @@ static const uint8_t guest_code[] = {
 	0xf4,            /* 8: hlt (never reached: the VMM stops first) */
 };
 
+/* --vcpu-threads: forever spin a while, then wait in KVM_RUN until kicked. */
+static const uint8_t guest_code_threads[] = {
+	0xfa,             /* 0: cli */
+	0xb9, 0x00, 0x10, /* 1: mov cx, 0x1000 */
+	0xe2, 0xfe,       /* 4: loop 4 */
+	0xf4,             /* 6: hlt */
+	0xeb, 0xf8,       /* 7: jmp 1 */
+};
+
+enum thread_mode {
+	THREADS_NONE,     /* every vCPU created and run on the child's main thread */
+	THREADS_PER_VCPU, /* QEMU-style */
+	THREADS_CREATOR,  /* Firecracker-style */
+};
+
 struct opts {
 	unsigned vms, vcpus, hlt;
 	bool pause, irqchip;
@@ -101,6 +143,7 @@ struct opts {
 	const char *handoff, *name;
 	const char *labels[MAX_LABELS]; /* "KEY=VALUE" */
 	unsigned n_labels;
+	enum thread_mode threads;
 };
 
 struct vm {
@@ -111,6 +154,15 @@ struct vm {
 	size_t run_size;
 	bool ran;
 	unsigned generation; /* dumps written, so tests can wait for a fresh one */
+	/* --vcpu-threads: who created and who runs each vCPU. */
+	pthread_t thread[MAX_VCPUS];
+	pid_t creator_tid[MAX_VCPUS];
+	pid_t run_tid[MAX_VCPUS]; /* 0 until the thread has started */
+	bool stop[MAX_VCPUS];     /* set before kicking the thread to make it exit */
+	bool exited[MAX_VCPUS];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const struct opts *o;
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -161,24 +213,10 @@ static void write_all(int fd, const void *buf, size_t len, const char *what)
 /* Sends one hand-off message with its fds and insists on {"ok":true}. */
 static void handoff_send(int sock, const char *msg, const int *fds, unsigned n_fds)
 {
-	char control[CMSG_SPACE(HANDOFF_FDS_PER_MSG * sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	char answer[4096];
 	ssize_t n;
 
-	if (n_fds > 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = control;
-		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+	if (vmm_send_fds(sock, msg, strlen(msg), fds, n_fds) < 0)
 		die("hand-off sendmsg");
 	n = recv(sock, answer, sizeof(answer) - 1, 0);
 	if (n < 0)
@@ -338,7 +376,21 @@ static void write_dump(struct vm *vm, const struct opts *o)
 	for (unsigned i = 0; i < o->vcpus; i++)
 		sb_printf(&b, "%s{\"vcpu\": %u, \"halt_exits\": %u, \"guest_out\": %u}",
 			  i ? ", " : "", i, vm->ran ? o->hlt + i : 0, vm->ran ? o->hlt + i + 1 : 0);
-	sb_printf(&b, "],\n \"files\": [\n");
+	sb_printf(&b, "]");
+	if (o->threads != THREADS_NONE) {
+		sb_printf(&b, ",\n \"vcpu_threads\": \"%s\", \"threads\": [",
+			  o->threads == THREADS_PER_VCPU ? "per-vcpu" : "creator");
+		pthread_mutex_lock(&vm->lock);
+		for (unsigned i = 0; i < o->vcpus; i++)
+			sb_printf(&b,
+				  "%s{\"vcpu\": %u, \"tid\": %d, \"creator_tid\": %d,"
+				  " \"exited\": %s}",
+				  i ? ", " : "", i, (int)vm->run_tid[i], (int)vm->creator_tid[i],
+				  vm->exited[i] ? "true" : "false");
+		pthread_mutex_unlock(&vm->lock);
+		sb_printf(&b, "]");
+	}
+	sb_printf(&b, ",\n \"files\": [\n");
 	dump_stats_fd(&b, vm->vm_stats_fd, "vm", -1);
 	for (unsigned i = 0; i < o->vcpus; i++) {
 		sb_printf(&b, ",\n");
@@ -375,6 +427,33 @@ static void save_blob(int fd, const char *dir, const char *name)
 	free(buf);
 }
 
+static pid_t my_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* Creates vCPU i on the calling thread, with its registers and its stats fd. */
+static void create_vcpu(struct vm *vm, unsigned i, const struct opts *o)
+{
+	vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+	if (vm->vcpu_fd[i] < 0)
+		die("KVM_CREATE_VCPU %u", i);
+	vm->creator_tid[i] = my_tid();
+	vm->run[i] =
+		mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd[i], 0);
+	if (vm->run[i] == MAP_FAILED)
+		die("mmap kvm_run");
+	if (vmm_vcpu_real_mode(vm->vcpu_fd[i], GUEST_CODE_GPA, o->hlt + i) < 0)
+		die("KVM_GET/SET_SREGS/REGS");
+}
+
+static void open_vcpu_stats(struct vm *vm, unsigned i)
+{
+	vm->vcpu_stats_fd[i] = ioctl(vm->vcpu_fd[i], KVM_GET_STATS_FD, 0);
+	if (vm->vcpu_stats_fd[i] < 0)
+		die("KVM_GET_STATS_FD (vCPU %u)", i);
+}
+
 static void setup_vm(struct vm *vm, const struct opts *o)
 {
 	struct kvm_userspace_memory_region region;
@@ -395,7 +474,10 @@ static void setup_vm(struct vm *vm, const struct opts *o)
 	mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		die("mmap guest memory");
-	memcpy(mem + GUEST_CODE_GPA, guest_code, sizeof(guest_code));
+	if (o->threads == THREADS_NONE)
+		memcpy(mem + GUEST_CODE_GPA, guest_code, sizeof(guest_code));
+	else
+		memcpy(mem + GUEST_CODE_GPA, guest_code_threads, sizeof(guest_code_threads));
 	region = (struct kvm_userspace_memory_region){
 		.slot = 0,
 		.guest_phys_addr = 0,
@@ -410,36 +492,18 @@ static void setup_vm(struct vm *vm, const struct opts *o)
 		die("KVM_GET_VCPU_MMAP_SIZE");
 	vm->run_size = (size_t)mmap_size;
 
-	for (unsigned i = 0; i < o->vcpus; i++) {
-		struct kvm_sregs sregs;
-		struct kvm_regs regs = { .rip = GUEST_CODE_GPA, .rflags = 2, .rcx = o->hlt + i };
-
-		vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
-		if (vm->vcpu_fd[i] < 0)
-			die("KVM_CREATE_VCPU %u", i);
-		vm->run[i] = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				  vm->vcpu_fd[i], 0);
-		if (vm->run[i] == MAP_FAILED)
-			die("mmap kvm_run");
-		if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
-			die("KVM_GET_SREGS");
-		sregs.cs.base = 0;
-		sregs.cs.selector = 0;
-		if (ioctl(vm->vcpu_fd[i], KVM_SET_SREGS, &sregs) < 0)
-			die("KVM_SET_SREGS");
-		if (ioctl(vm->vcpu_fd[i], KVM_SET_REGS, &regs) < 0)
-			die("KVM_SET_REGS");
-	}
+	/* QEMU-style threads create their own vCPUs. */
+	if (o->threads != THREADS_PER_VCPU)
+		for (unsigned i = 0; i < o->vcpus; i++)
+			create_vcpu(vm, i, o);
 
 	/* Stats fds now, so that a --pause'd VM is visible before it runs. */
 	vm->vm_stats_fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, 0);
 	if (vm->vm_stats_fd < 0)
 		die("KVM_GET_STATS_FD (VM)");
-	for (unsigned i = 0; i < o->vcpus; i++) {
-		vm->vcpu_stats_fd[i] = ioctl(vm->vcpu_fd[i], KVM_GET_STATS_FD, 0);
-		if (vm->vcpu_stats_fd[i] < 0)
-			die("KVM_GET_STATS_FD (vCPU %u)", i);
-	}
+	if (o->threads != THREADS_PER_VCPU)
+		for (unsigned i = 0; i < o->vcpus; i++)
+			open_vcpu_stats(vm, i);
 }
 
 /* Registers the VM on the exporter's hand-off socket; the connection stays open. */
@@ -502,6 +566,15 @@ static void handoff_register(const struct vm *vm, const struct opts *o)
 		sb_printf(&b, "]}");
 		handoff_send(sock, b.p, fds + sent, k);
 		sent += k;
+	}
+	/* Threads of our own: say which thread runs each vCPU (docs/handoff.md). */
+	if (o->threads != THREADS_NONE) {
+		b.len = 0;
+		sb_printf(&b, "{\"threads\": {");
+		for (unsigned i = 0; i < o->vcpus; i++)
+			sb_printf(&b, "%s\"vcpu:%u\": %d", i ? ", " : "", i, (int)vm->run_tid[i]);
+		sb_printf(&b, "}}");
+		handoff_send(sock, b.p, NULL, 0);
 	}
 	free(b.p);
 	/* Never closed: the VM stays registered until this process exits. */
@@ -589,6 +662,127 @@ static void run_guest(struct vm *vm, const struct opts *o)
 	vm->ran = true;
 }
 
+struct vcpu_thread_arg {
+	struct vm *vm;
+	unsigned index;
+};
+
+/* --vcpu-threads: one vCPU's thread, until told to stop. */
+static void *vcpu_thread_main(void *p)
+{
+	struct vcpu_thread_arg *a = p;
+	struct vm *vm = a->vm;
+	unsigned i = a->index;
+	const struct opts *o = vm->o;
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGALRM };
+	struct itimerspec tick = { .it_interval = { 0, 10000000 }, .it_value = { 0, 10000000 } };
+	char name[16];
+	timer_t timer;
+
+	if (o->threads == THREADS_PER_VCPU) {
+		create_vcpu(vm, i, o);
+		open_vcpu_stats(vm, i);
+		snprintf(name, sizeof(name), "CPU %u/KVM", i);
+	} else {
+		snprintf(name, sizeof(name), "vcpu-run %u", i);
+	}
+	if (prctl(PR_SET_NAME, name) < 0)
+		die("PR_SET_NAME");
+	/* The tick goes to this thread only: it is what ends each hlt. */
+	sev.sigev_notify_thread_id = my_tid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, &timer) < 0 ||
+	    timer_settime(timer, 0, &tick, NULL) < 0)
+		die("vCPU %u timer", i);
+
+	pthread_mutex_lock(&vm->lock);
+	vm->run_tid[i] = my_tid();
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+
+	set_runnable(vm->vcpu_fd[i]);
+	for (;;) {
+		struct kvm_mp_state mp;
+		bool stop;
+
+		if (ioctl(vm->vcpu_fd[i], KVM_RUN, 0) == 0) {
+			if (vm->run[i]->exit_reason == KVM_EXIT_INTR)
+				continue;
+			errno = EPROTO;
+			die("vCPU %u: unexpected exit %u", i, vm->run[i]->exit_reason);
+		}
+		if (errno != EINTR)
+			die("KVM_RUN vCPU %u", i);
+		pthread_mutex_lock(&vm->lock);
+		stop = vm->stop[i];
+		pthread_mutex_unlock(&vm->lock);
+		if (stop)
+			break;
+		if (ioctl(vm->vcpu_fd[i], KVM_GET_MP_STATE, &mp) < 0)
+			die("KVM_GET_MP_STATE");
+		if (mp.mp_state == KVM_MP_STATE_HALTED)
+			set_runnable(vm->vcpu_fd[i]);
+	}
+	timer_delete(timer);
+	pthread_mutex_lock(&vm->lock);
+	vm->exited[i] = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	free(a);
+	return NULL;
+}
+
+/* Starts every vCPU's thread and waits until all of them run. */
+static void start_vcpu_threads(struct vm *vm, const struct opts *o)
+{
+	bool all;
+
+	for (unsigned k = 0; k < o->vcpus; k++) {
+		/* Firecracker-style threads start in reverse: no order to lean on. */
+		unsigned i = o->threads == THREADS_CREATOR ? o->vcpus - 1 - k : k;
+		struct vcpu_thread_arg *a = malloc(sizeof(*a));
+		int r;
+
+		if (!a)
+			die("malloc");
+		*a = (struct vcpu_thread_arg){ .vm = vm, .index = i };
+		r = pthread_create(&vm->thread[i], NULL, vcpu_thread_main, a);
+		if (r != 0) {
+			errno = r;
+			die("pthread_create");
+		}
+	}
+	pthread_mutex_lock(&vm->lock);
+	do {
+		all = true;
+		for (unsigned i = 0; i < o->vcpus; i++)
+			all = all && vm->run_tid[i] != 0;
+		if (!all)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+	} while (!all);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Makes the thread of the highest-numbered running vCPU exit; false if none is left. */
+static bool stop_one_vcpu_thread(struct vm *vm, const struct opts *o)
+{
+	unsigned i = o->vcpus;
+
+	pthread_mutex_lock(&vm->lock);
+	while (i > 0 && vm->stop[i - 1])
+		i--;
+	if (i > 0)
+		vm->stop[i - 1] = true;
+	pthread_mutex_unlock(&vm->lock);
+	if (i-- == 0)
+		return false;
+	/* Kick it out of KVM_RUN; the tick would too, this is just sooner. */
+	pthread_kill(vm->thread[i], SIGALRM);
+	errno = pthread_join(vm->thread[i], NULL);
+	if (errno != 0)
+		die("pthread_join");
+	return true;
+}
+
 static void save_blobs(struct vm *vm, const struct opts *o)
 {
 	char name[64];
@@ -620,10 +814,15 @@ static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts
 	if (sfd < 0)
 		die("signalfd");
 
+	vm.o = o;
+	pthread_mutex_init(&vm.lock, NULL);
+	pthread_cond_init(&vm.cond, NULL);
 	setup_vm(&vm, o);
+	if (o->threads != THREADS_NONE)
+		start_vcpu_threads(&vm, o);
 	if (o->handoff)
 		handoff_register(&vm, o);
-	if (!o->pause) {
+	if (!o->pause && o->threads == THREADS_NONE) {
 		run_guest(&vm, o);
 		save_blobs(&vm, o);
 	}
@@ -644,7 +843,9 @@ static _Noreturn void child_main(unsigned index, int ready_fd, const struct opts
 			write_dump(&vm, o);
 			break;
 		case SIGUSR2:
-			if (!vm.ran) {
+			if (o->threads != THREADS_NONE) {
+				(void)stop_one_vcpu_thread(&vm, o);
+			} else if (!vm.ran) {
 				run_guest(&vm, o);
 				save_blobs(&vm, o);
 			}
@@ -670,6 +871,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "handoff", required_argument, NULL, 'o' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "vcpu-threads", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -716,10 +918,21 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			}
 			o->labels[o->n_labels++] = optarg;
 			break;
+		case 'T':
+			if (strcmp(optarg, "per-vcpu") == 0)
+				o->threads = THREADS_PER_VCPU;
+			else if (strcmp(optarg, "creator") == 0)
+				o->threads = THREADS_CREATOR;
+			else {
+				fprintf(stderr, "kvmtest_vmm: --vcpu-threads per-vcpu|creator\n");
+				exit(2);
+			}
+			break;
 		case 'h':
 			printf("usage: %s --vms N --vcpus M --hlt H [--irqchip] [--pause]\n"
 			       "       [--dump-dir DIR] [--save-blobs DIR] [--ready-file PATH]\n"
 			       "       [--handoff PATH [--name NAME] [--label KEY=VALUE]...]\n"
+			       "       [--vcpu-threads per-vcpu|creator]\n"
 			       "vCPU i makes H+i halt exits and H+i+1 port writes.\n",
 			       argv[0]);
 			exit(0);
@@ -727,12 +940,15 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			exit(2);
 		}
 	}
+	/* The threads' guest halts with interrupts off: only an in-kernel irqchip blocks there. */
+	if (o->threads != THREADS_NONE)
+		o->irqchip = true;
 	/* CX is 16 bits and must start non-zero, or "loop" runs 65536 times. */
 	if (o->vms < 1 || o->vms > MAX_VMS || o->vcpus < 1 || o->vcpus > MAX_VCPUS || o->hlt < 1 ||
-	    o->hlt + o->vcpus > 0xffff || optind != argc) {
+	    o->hlt + o->vcpus > 0xffff || optind != argc || (o->threads && o->pause)) {
 		fprintf(stderr,
 			"kvmtest_vmm: bad arguments (1 <= vms <= %d, 1 <= vcpus <= %d, "
-			"hlt >= 1); see --help\n",
+			"hlt >= 1, no --pause with --vcpu-threads); see --help\n",
 			MAX_VMS, MAX_VCPUS);
 		exit(2);
 	}

@@ -44,6 +44,18 @@ static void test_add_fds(void **state)
 	assert_string_equal(buf, "{\"fds\":[\"vcpu:2\",\"vcpu:3\"]}");
 }
 
+static void test_threads(void **state)
+{
+	char buf[64];
+	const int vcpus[] = { 0, 12 }, tids[] = { 4279, 2147483647 };
+
+	assert_int_equal(handoff_build_threads(buf, sizeof(buf), vcpus, tids, 2), 48);
+	assert_string_equal(buf, "{\"threads\":{\"vcpu:0\":4279,\"vcpu:12\":2147483647}}");
+	assert_int_equal(handoff_build_threads(buf, 48, vcpus, tids, 2), -ENOBUFS);
+	assert_int_equal(handoff_build_threads(buf, sizeof(buf), vcpus, tids, 0), 14);
+	assert_string_equal(buf, "{\"threads\":{}}");
+}
+
 static void test_overflow(void **state)
 {
 	char buf[1024];
@@ -243,7 +255,7 @@ int main(void)
 		cmocka_unit_test(test_overflow),    cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_bad_answers), cmocka_unit_test(test_names),
 		cmocka_unit_test(test_roles),       cmocka_unit_test(test_answer_round_trip),
-		cmocka_unit_test(test_text_valid),
+		cmocka_unit_test(test_text_valid),  cmocka_unit_test(test_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,17 @@ static void test_later(void **state)
 	assert_int_equal(m.n_roles, 2);
 	assert_int_equal(m.roles[0], HANDOFF_ROLE_VM);
 	handoff_msg_release(&m);
+
+	assert_int_equal(parse("{\"threads\":{\"vcpu:0\":4279,\"vcpu:16383\":2147483647}}", true,
+			       &m, &reason, why, sizeof(why)),
+			 0);
+	assert_int_equal(m.kind, HANDOFF_MSG_THREADS);
+	assert_int_equal(m.n_roles, 2);
+	assert_int_equal(m.roles[0], 0);
+	assert_int_equal(m.tids[0], 4279);
+	assert_int_equal(m.roles[1], 16383);
+	assert_int_equal(m.tids[1], 2147483647);
+	handoff_msg_release(&m);
 }
 
 static void test_refused(void **state)
@@ -90,6 +101,17 @@ static void test_refused(void **state)
 		const char *expect;
 	} cases[] = {
 		{ "", false, HANDOFF_REJECT_JSON, "not valid JSON" },
+		{ "{\"threads\":[]}", true, HANDOFF_REJECT_JSON, "must be an object" },
+		{ "{\"threads\":{\"vm\":1}}", true, HANDOFF_REJECT_ROLE, "is not \"vcpu:N\"" },
+		{ "{\"threads\":{\"vcpu:01\":1}}", true, HANDOFF_REJECT_ROLE, "is not \"vcpu:N\"" },
+		{ "{\"threads\":{\"vcpu:0\":0}}", true, HANDOFF_REJECT_JSON, "thread id" },
+		{ "{\"threads\":{\"vcpu:0\":2147483648}}", true, HANDOFF_REJECT_JSON, "thread id" },
+		{ "{\"threads\":{\"vcpu:0\":1.5}}", true, HANDOFF_REJECT_JSON, "thread id" },
+		{ "{\"threads\":{\"vcpu:0\":1,\"vcpu:0\":2}}", true, HANDOFF_REJECT_JSON,
+		  "not valid JSON" },
+		{ "{\"threads\":{},\"remove\":[]}", true, HANDOFF_REJECT_JSON, "exactly one of" },
+		{ "{\"version\":1,\"vm\":{\"name\":\"a\"},\"fds\":[],\"threads\":{}}", false,
+		  HANDOFF_REJECT_JSON, "unknown key" },
 		{ "{", false, HANDOFF_REJECT_JSON, "not valid JSON" },
 		{ "garbage", false, HANDOFF_REJECT_JSON, "not valid JSON" },
 		{ "[]", false, HANDOFF_REJECT_JSON, "must be a JSON object" },
@@ -310,6 +332,23 @@ static void test_shim_messages(void **state)
 	assert_int_equal(m.n_roles, 3);
 	assert_int_equal(m.roles[2], 600);
 	handoff_msg_release(&m);
+
+	{
+		const int vcpus[] = { 0, 200, 16383 }, tids[] = { 1, 4279, 2147483647 };
+
+		n = handoff_build_threads(buf, sizeof(buf), vcpus, tids, 3);
+		assert_true(n > 0);
+		assert_int_equal(handoff_msg_parse(buf, (size_t)n, true, &m, &reason, why,
+						   sizeof(why)),
+				 0);
+		assert_int_equal(m.kind, HANDOFF_MSG_THREADS);
+		assert_int_equal(m.n_roles, 3);
+		for (unsigned i = 0; i < 3; i++) {
+			assert_int_equal(m.roles[i], vcpus[i]);
+			assert_int_equal(m.tids[i], tids[i]);
+		}
+		handoff_msg_release(&m);
+	}
 
 	/* One fd more than a message may carry: the shim never builds it, the exporter refuses it.
 	 */

@@ -512,7 +512,7 @@ int procfs_scan(struct procfs_source *p)
 	struct collector *c = p->collector;
 	struct procfs_quiet_list quiet = { 0 };
 	double start = monotonic_seconds();
-	unsigned denied = 0, unchanged = 0;
+	unsigned denied = 0, unchanged = 0, seen = 0;
 	bool real_proc = strcmp(p->proc_root, "/proc") == 0;
 	pid_t self = getpid();
 	DIR *proc;
@@ -532,6 +532,12 @@ int procfs_scan(struct procfs_source *p)
 
 		if (*end != '\0' || pid <= 0 || pid == self)
 			continue;
+		/* A poll per 64 processes: nothing next to a scan's cost. */
+		if (++seen % 64 == 0 && p->interrupted && p->interrupted(p->interrupted_userdata)) {
+			closedir(proc);
+			procfs_quiet_release(&quiet);
+			return -EINTR;
+		}
 		/*
 		 * Read before the fds: if the process runs in between, the next scan
 		 * sees it. Only for the kernel's own /proc: a CPU clock says nothing

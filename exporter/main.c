@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -323,6 +324,15 @@ static int notify_ready(struct daemon *d)
 	return 0;
 }
 
+/* Whether SIGTERM or SIGINT waits on the signalfd (left there for the main loop). */
+static bool signal_pending(void *userdata)
+{
+	const struct daemon *d = userdata;
+	struct pollfd pfd = { .fd = d->signal_fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
 static int daemon_run(struct daemon *d)
 {
 	struct http_server *http = NULL;
@@ -373,15 +383,25 @@ static int daemon_run(struct daemon *d)
 
 	d->procfs = (struct procfs_source){ .collector = &d->collector,
 					    .proc_root = "/proc",
-					    .epoll_fd = d->epoll_fd };
+					    .epoll_fd = d->epoll_fd,
+					    .interrupted = signal_pending,
+					    .interrupted_userdata = d };
 	/* Before the first scan, so that VMMs handing off are not taken twice. */
 	if (!d->opts.once)
 		handoff_start(d);
 	if (register_self_metrics(d) < 0)
 		return fail_line("out of memory");
-	if (d->opts.procfs && procfs_scan(&d->procfs) < 0)
-		log_error("cannot scan /proc; procfs discovery is off", "err=\"%s\"",
-			  strerror(errno));
+	if (d->opts.procfs) {
+		r = procfs_scan(&d->procfs);
+		if (r == -EINTR) {
+			/* SIGTERM while a host with many processes was being scanned. */
+			log_info("shutting down", "during=\"first /proc scan\"");
+			return EXIT_SUCCESS;
+		}
+		if (r < 0)
+			log_error("cannot scan /proc; procfs discovery is off", "err=\"%s\"",
+				  strerror(-r));
+	}
 	d->collector.ready = true;
 
 	if (d->opts.once)
@@ -485,6 +505,7 @@ int main(int argc, char **argv)
 	sdnotify_watchdog_free(d.watchdog);
 	sdnotify_fds_release(&d.passed_fds);
 	collector_release(&d.collector);
+	procfs_source_release(&d.procfs);
 	canary_source_release(&d.canary);
 	stats_filter_release(&d.stats_filter);
 	safe_close(d.epoll_fd);

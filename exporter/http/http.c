@@ -76,6 +76,21 @@ static enum MHD_Result http_handle_request(void *cls, struct MHD_Connection *c, 
 	if (!*con_cls) {
 		*con_cls = s;
 		atomic_fetch_add(&s->active, 1);
+		/*
+		 * GET and HEAD are answered on the next call, once MHD has read the
+		 * whole request: an answer queued on this first call, before MHD
+		 * knows whether a body follows, makes it close the connection after
+		 * the answer, and the scraper would pay a new TCP connection (and we
+		 * a new thread) on every scrape instead of keeping one alive.
+		 */
+		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+			return MHD_YES;
+	}
+	/* A body on a GET means nothing here: read and dropped (the timeout bounds it). */
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
 	}
 
 	/* The config as the files say now (re-read if they changed), for this request. */
@@ -104,7 +119,7 @@ static enum MHD_Result route(struct http_listener *l, struct MHD_Connection *c, 
 {
 	struct http_server *s = l->server;
 
-	/* GET and HEAD have no body we need, so we answer on the first call. */
+	/* Other methods are refused on the first call (and the connection closed). */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return http_reply_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n");
 

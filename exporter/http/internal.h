@@ -32,11 +32,13 @@
 
 /*
  * Limits, so that idle or hostile clients cannot starve Prometheus: a
- * scrape needs one connection; a client that opens many, or opens one and
- * says nothing, is cut off.
+ * scrape needs one connection (kept alive); a client that opens many, or
+ * opens one and says nothing, is cut off. One address may hold a quarter of
+ * the connections, enough for a load generator's 50 at once, and never all
+ * of them: a scraper from another address always finds room.
  */
-#define HTTP_CONNECTION_LIMIT        64u
-#define HTTP_PER_IP_CONNECTION_LIMIT 16u
+#define HTTP_CONNECTION_LIMIT        256u
+#define HTTP_PER_IP_CONNECTION_LIMIT 64u
 #define HTTP_CONNECTION_TIMEOUT_SEC  30u
 #define HTTP_LISTEN_BACKLOG          64
 /*
@@ -101,6 +103,7 @@ struct http_connection {
 
 /* What one scrape writes into: the exposition, and its gzip when the client takes that. */
 struct scrape_buffers {
+	struct http_server *server; /* whose pool it goes back to */
 	struct outbuf text;
 	struct outbuf gzip;
 	struct gzip_encoder *encoder; /* made at the first gzip scrape */
@@ -177,6 +180,9 @@ void http_notify_connection(void *cls, struct MHD_Connection *c, void **socket_c
 bool http_tls_client_ok(const struct webconfig *w, struct MHD_Connection *c);
 
 /* response.c */
+/* Adds the headers every answer carries; false if MHD refused one. */
+bool http_response_headers(struct http_server *s, struct MHD_Response *resp, unsigned status,
+			   const char *content_type);
 /* A response with the headers every answer carries, or NULL. */
 struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 				       const char *content_type, const void *body, size_t len,

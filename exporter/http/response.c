@@ -5,18 +5,12 @@
 
 #include "http/internal.h"
 
-/* A response with the headers every answer carries, or NULL. */
-struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
-				       const char *content_type, const void *body, size_t len,
-				       enum MHD_ResponseMemoryMode mode)
+/* Adds the headers every answer carries to resp; false if MHD refused one. */
+bool http_response_headers(struct http_server *s, struct MHD_Response *resp, unsigned status,
+			   const char *content_type)
 {
-	struct MHD_Response *resp;
 	bool ok;
 
-	/* MHD reads from a persistent buffer but never writes to it. */
-	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
-	if (!resp)
-		return NULL;
 	ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
 	if (ok && status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
@@ -30,7 +24,21 @@ struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
 		ok = MHD_add_response_header(resp, g->web->headers[i].name,
 					     g->web->headers[i].value) == MHD_YES;
 	web_gen_unref(g);
-	if (!ok) {
+	return ok;
+}
+
+/* A response with the headers every answer carries, or NULL. */
+struct MHD_Response *http_response_new(struct http_server *s, unsigned status,
+				       const char *content_type, const void *body, size_t len,
+				       enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *resp;
+
+	/* MHD reads from a persistent buffer but never writes to it. */
+	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
+	if (!resp)
+		return NULL;
+	if (!http_response_headers(s, resp, status, content_type)) {
 		MHD_destroy_response(resp);
 		return NULL;
 	}

@@ -162,8 +162,15 @@ static void conn_close(struct handoff_source *h, struct conn *conn, const char *
 			 (int)conn->peer.pid, why);
 		pid_remove(h, conn->peer.pid);
 	}
-	/* The VM goes first: the scrape's liveness check polls the connection fd. */
-	handoff_peer_forget(h->c, &conn->peer);
+	/*
+	 * The VM goes first: the scrape's liveness check polls the connection fd.
+	 * The connection count changes in the same locked step, so that no scrape
+	 * sees the VM gone but its connection still counted.
+	 */
+	pthread_mutex_lock(&h->c->lock);
+	handoff_peer_forget_locked(h->c, &conn->peer);
+	h->stat_connections = h->n_conns - 1;
+	pthread_mutex_unlock(&h->c->lock);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 	safe_close(fd);
 	h->by_fd[fd] = NULL;
@@ -176,9 +183,6 @@ static void conn_close(struct handoff_source *h, struct conn *conn, const char *
 		h->paused = epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->listen_fd, &ev) < 0;
 	}
 	free(conn);
-	pthread_mutex_lock(&h->c->lock);
-	h->stat_connections = h->n_conns;
-	pthread_mutex_unlock(&h->c->lock);
 }
 
 static bool listed(const uint32_t *list, size_t n, uint32_t id)
@@ -450,9 +454,14 @@ bool handoff_source_dispatch(struct handoff_source *h, int fd, uint32_t events)
 	}
 	if ((size_t)fd >= h->cap_by_fd || !(conn = h->by_fd[fd]))
 		return false;
-	if (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
-		conn_close(h, conn, "hand-off connection closed");
-	else if ((events & EPOLLIN) && !conn_receive(h, conn))
+	/*
+	 * The event may be stale: another fd of that number (a VMM's pidfd)
+	 * was closed earlier in the same epoll_wait batch and the number
+	 * reused by accept(). So the flags are not trusted to close a
+	 * connection: recvmsg() itself tells the end of the stream (0 bytes)
+	 * or an error, and a live peer's pending message is answered.
+	 */
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) && !conn_receive(h, conn))
 		conn_close(h, conn, "hand-off connection closed");
 	return true;
 }

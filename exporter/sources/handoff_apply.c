@@ -471,16 +471,21 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 	return r;
 }
 
-void handoff_peer_forget(struct collector *c, struct handoff_peer *peer)
+void handoff_peer_forget_locked(struct collector *c, struct handoff_peer *peer)
 {
 	ssize_t k;
 
 	if (!peer->vm)
 		return;
-	pthread_mutex_lock(&c->lock);
 	k = collector_find_vm(c, peer->vm);
 	if (k >= 0)
 		collector_remove_vm(c, (size_t)k);
-	pthread_mutex_unlock(&c->lock);
 	peer->vm = NULL;
+}
+
+void handoff_peer_forget(struct collector *c, struct handoff_peer *peer)
+{
+	pthread_mutex_lock(&c->lock);
+	handoff_peer_forget_locked(c, peer);
+	pthread_mutex_unlock(&c->lock);
 }

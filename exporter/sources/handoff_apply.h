@@ -31,3 +31,5 @@ int handoff_apply(struct collector *c, struct handoff_peer *peer, const struct h
 
 /* Removes the peer's VM, if any, closing its fds. Takes the collector lock. */
 void handoff_peer_forget(struct collector *c, struct handoff_peer *peer);
+/* The same, with the collector's lock already held. */
+void handoff_peer_forget_locked(struct collector *c, struct handoff_peer *peer);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,25 +52,122 @@ static int sys_pidfd_getfd(int pidfd, int fd)
 	return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 }
 
-/* Whether any fd we hold is the same open file as our fd `fd` (the same VM found twice). */
-static bool held_elsewhere(const struct collector *c, int fd)
+/* Whether f is held already as `held` (the same VM found twice). */
+static bool same_file_held(const struct kvmstats_file *held, const struct kvmstats_file *f)
+{
+	/* The same open file has the same id: kcmp only those, or a first scan is quadratic. */
+	return held && strcmp(held->id, f->id) == 0 && same_file(f->fd, held->fd);
+}
+
+static bool held_elsewhere(const struct collector *c, const struct kvmstats_file *f)
 {
 	for (size_t i = 0; i < c->n_vms; i++) {
 		const struct vm *vm = c->vms[i];
 
-		if (vm->vm_file && same_file(fd, vm->vm_file->fd))
+		if (same_file_held(vm->vm_file, f))
 			return true;
 		for (size_t j = 0; j < vm->n_vcpus; j++)
-			if (same_file(fd, vm->vcpus[j].file->fd))
+			if (same_file_held(vm->vcpus[j].file, f))
 				return true;
 	}
+	return false;
+}
+
+/* The thread group of thread `tid`, from its status file; -ESRCH when it has exited. */
+static pid_t tgid_of(const char *proc_root, pid_t tid)
+{
+	char path[PATH_MAX], line[128];
+	pid_t tgid = -ESRCH;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/status", proc_root, (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char state = 0;
+
+		if (sscanf(line, "State: %c", &state) == 1 && (state == 'Z' || state == 'X'))
+			break; /* a zombie holds no fds: gone */
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = (pid_t)atoi(line + 5);
+			break;
+		}
+	}
+	fclose(f);
+	return tgid;
+}
+
+static int list_candidates(int proc_fd, const char *pid_name, struct candidate **ret);
+
+/* Whether the process holds a KVM VM or vCPU fd: whether it runs VMs at all. */
+static bool holds_kvm_fds(const char *proc_root, pid_t pid)
+{
+	char path[PATH_MAX], link[64];
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", proc_root, (int)pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		ssize_t len = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		found = strcmp(link, "anon_inode:kvm-vm") == 0 ||
+			strncmp(link, "anon_inode:kvm-vcpu:", 20) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Whether `holder` only holds a copy of our file `fd` (another exporter, a
+ * debugger, a monitoring agent). The file's id names its creator,
+ * "kvm-<tid>". While the creator's process holds the file itself, the file
+ * is that process's VM, found when the scan gets there: taking it here would
+ * name the VM after the wrong process and leave its VMM without it. When the
+ * creator thread is gone, a holder that runs no VM (no KVM VM or vCPU fd)
+ * keeps a dead VMM's VM alive by its copy: not a VM to export either.
+ */
+static bool is_copy(const struct procfs_source *p, pid_t holder, int fd, const char *id)
+{
+	_cleanup_free_ struct candidate *cands = NULL;
+	char name[16];
+	pid_t self = getpid(), creator;
+	int proc_fd, n;
+	long tid;
+	char *end;
+
+	if (strncmp(id, "kvm-", 4) != 0)
+		return false;
+	tid = strtol(id + 4, &end, 10);
+	if (tid <= 0 || tid > INT_MAX || (*end != '\0' && *end != '/'))
+		return false;
+	creator = tgid_of(p->proc_root, (pid_t)tid);
+	if (creator < 0)
+		return !holds_kvm_fds(p->proc_root, holder);
+	if (creator == holder || creator == self)
+		return false;
+	proc_fd = open(p->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (proc_fd < 0)
+		return false;
+	snprintf(name, sizeof(name), "%d", (int)creator);
+	n = list_candidates(proc_fd, name, &cands);
+	safe_close(proc_fd);
+	for (int i = 0; i < n; i++)
+		if (same_file_between(self, fd, creator, cands[i].fd) == 0)
+			return true;
 	return false;
 }
 
 /*
  * Takes fd number `target` from the VMM and validates it as the stats file
  * the link promised. Returns 0 with *ret set, 1 when it is a VM we already
- * hold through another process, or -errno.
+ * hold (or will find) through another process, or -errno.
  */
 static int take_file(struct procfs_source *p, const struct vm *vm, const struct candidate *cand,
 		     struct kvmstats_file **ret)
@@ -90,9 +188,6 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		}
 		return r;
 	}
-	if (held_elsewhere(p->collector, fd))
-		return 1;
-
 	r = kvmstats_file_open_fd(fd, &f, &err);
 	if (r < 0) {
 		char why[256];
@@ -107,6 +202,10 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		return r;
 	}
 	TAKE_FD(fd);
+	if (held_elsewhere(p->collector, f)) {
+		kvmstats_file_free(f);
+		return 1;
+	}
 
 	/* The link and the id must agree on what this is. */
 	if ((cand->vcpu < 0 && f->kind != KVMSTATS_KIND_VM) ||
@@ -116,6 +215,10 @@ static int take_file(struct procfs_source *p, const struct vm *vm, const struct 
 		collector_count_rejected_fd(p->collector);
 		kvmstats_file_free(f);
 		return -EBADMSG;
+	}
+	if (is_copy(p, vm->pid, f->fd, f->id)) {
+		kvmstats_file_free(f);
+		return 1;
 	}
 	r = collector_prepare_file(p->collector, f);
 	if (r < 0) {
@@ -233,6 +336,13 @@ static struct vm *new_vm(struct procfs_source *p, pid_t pid)
 	return vm;
 }
 
+static void warn_ambiguous(const struct vm *vm)
+{
+	log_warn("process holds stats fds of several VMs; their vCPUs cannot be told apart "
+		 "and are left out",
+		 "pid=%d vm=%s", (int)vm->pid, vm->name);
+}
+
 /* Brings the VM of one process in line with the stats links it holds now. */
 static void sync_process(struct procfs_source *p, pid_t pid, const struct candidate *cands,
 			 size_t n)
@@ -249,10 +359,9 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 			return;
 	}
 
-	if (ambiguous && !vm->ambiguous)
-		log_warn("process holds stats fds of several VMs; their vCPUs cannot be told apart "
-			 "and are left out",
-			 "pid=%d vm=%s", (int)pid, vm->name);
+	/* A new VM says so once it is added: it may end up with no file of its own. */
+	if (ambiguous && !vm->ambiguous && !is_new)
+		warn_ambiguous(vm);
 
 	pthread_mutex_lock(&c->lock);
 	vm->ambiguous = ambiguous;
@@ -337,10 +446,41 @@ static void sync_process(struct procfs_source *p, pid_t pid, const struct candid
 		log_warn("cannot watch VMM process; it is dropped at the next scan instead",
 			 "pid=%d err=\"%s\"", (int)pid, strerror(errno));
 	pthread_mutex_lock(&c->lock);
-	if (collector_add_vm(c, vm) >= 0)
+	if (collector_add_vm(c, vm) >= 0) {
 		log_info("VM found", "vm=%s pid=%d source=procfs fds=%zu", vm->name, (int)pid,
 			 vm_n_files(vm));
+		if (ambiguous)
+			warn_ambiguous(vm);
+	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Whether pid's VM is held with every stats fd the process showed (none refused or ambiguous). */
+static bool held_whole(struct procfs_source *p, pid_t pid, size_t n_cands)
+{
+	struct collector *c = p->collector;
+	const struct vm *vm;
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	vm = find_vm(c, pid, NULL);
+	ok = vm && !vm->ambiguous && vm_n_files(vm) == n_cands;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+/* A VMM that has not run keeps its VM as it is: true if we still hold one for pid. */
+static bool keep_vm(struct procfs_source *p, pid_t pid)
+{
+	struct collector *c = p->collector;
+	struct vm *vm;
+
+	pthread_mutex_lock(&c->lock);
+	vm = find_vm(c, pid, NULL);
+	if (vm)
+		vm->scan_seen = p->generation;
+	pthread_mutex_unlock(&c->lock);
+	return vm != NULL;
 }
 
 /*
@@ -369,8 +509,10 @@ static void map_vcpu_threads(struct procfs_source *p)
 int procfs_scan(struct procfs_source *p)
 {
 	struct collector *c = p->collector;
+	struct procfs_quiet_list quiet = { 0 };
 	double start = monotonic_seconds();
-	unsigned denied = 0;
+	unsigned denied = 0, unchanged = 0, seen = 0;
+	bool real_proc = strcmp(p->proc_root, "/proc") == 0;
 	pid_t self = getpid();
 	DIR *proc;
 
@@ -383,19 +525,51 @@ int procfs_scan(struct procfs_source *p)
 		_cleanup_free_ struct candidate *cands = NULL;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
+		uint64_t cpu_ns = 0;
+		bool have_cpu;
 		int n;
 
 		if (*end != '\0' || pid <= 0 || pid == self)
 			continue;
+		/* A poll per 64 processes: nothing next to a scan's cost. */
+		if (++seen % 64 == 0 && p->interrupted && p->interrupted(p->interrupted_userdata)) {
+			closedir(proc);
+			procfs_quiet_release(&quiet);
+			return -EINTR;
+		}
+		/*
+		 * Read before the fds: if the process runs in between, the next scan
+		 * sees it. Only for the kernel's own /proc: a CPU clock says nothing
+		 * about another tree (the unit tests' fake one).
+		 */
+		have_cpu = real_proc && procfs_process_cpu_ns((pid_t)pid, &cpu_ns) == 0;
+		if (have_cpu) {
+			const struct procfs_quiet *q =
+				procfs_quiet_find(&p->quiet, (pid_t)pid, cpu_ns);
+
+			if (q && (!q->vmm || keep_vm(p, (pid_t)pid))) {
+				(void)procfs_quiet_add(&quiet, (pid_t)pid, q->vmm, cpu_ns);
+				unchanged++;
+				continue;
+			}
+		}
 		n = list_candidates(dirfd(proc), de->d_name, &cands);
 		if (n == -EACCES || n == -EPERM)
 			denied++;
+		if (n == 0 && have_cpu)
+			(void)procfs_quiet_add(&quiet, (pid_t)pid, false, cpu_ns);
 		if (n > 0 && p->skip_pid && p->skip_pid(p->skip_userdata, (pid_t)pid))
 			continue;
-		if (n > 0)
+		if (n > 0) {
 			sync_process(p, (pid_t)pid, cands, (size_t)n);
+			if (have_cpu && held_whole(p, (pid_t)pid, (size_t)n))
+				(void)procfs_quiet_add(&quiet, (pid_t)pid, true, cpu_ns);
+		}
 	}
 	closedir(proc);
+	procfs_quiet_finish(&quiet);
+	procfs_quiet_release(&p->quiet);
+	p->quiet = quiet;
 	map_vcpu_threads(p);
 
 	pthread_mutex_lock(&c->lock);
@@ -413,6 +587,8 @@ int procfs_scan(struct procfs_source *p)
 	p->scan_seconds = monotonic_seconds() - start;
 	pthread_mutex_unlock(&c->lock);
 
+	log_debug("procfs scan", "seconds=%.6f unchanged_processes=%u", monotonic_seconds() - start,
+		  unchanged);
 	if (denied > 0 && !p->warned_denied) {
 		log_warn("cannot read the fds of some processes; VMs there are not seen (procfs "
 			 "discovery needs CAP_SYS_PTRACE)",
@@ -422,15 +598,26 @@ int procfs_scan(struct procfs_source *p)
 	return 0;
 }
 
+void procfs_source_release(struct procfs_source *p)
+{
+	procfs_quiet_release(&p->quiet);
+}
+
 bool procfs_vm_exited(struct procfs_source *p, int pidfd)
 {
 	struct collector *c = p->collector;
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
 	bool found = false;
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n_vms; i++) {
 		if (c->vms[i]->pidfd != pidfd)
 			continue;
+		/* A stale event (its number was closed and reused in this batch): still ours. */
+		if (poll(&pfd, 1, 0) == 0) {
+			found = true;
+			break;
+		}
 		log_info("VM gone", "vm=%s pid=%d reason=\"process exited\"", c->vms[i]->name,
 			 (int)c->vms[i]->pid);
 		collector_remove_vm(c, i);

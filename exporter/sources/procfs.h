@@ -7,6 +7,7 @@
 
 #include "collector.h"
 #include "expo/family.h"
+#include "sources/procfs_quiet.h"
 
 struct procfs_source {
 	struct collector *collector;
@@ -16,7 +17,16 @@ struct procfs_source {
 	 */
 	bool (*skip_pid)(void *userdata, pid_t pid);
 	void *skip_userdata;
+	/*
+	 * Asked now and then during a scan; true stops it with -EINTR, changing
+	 * nothing it has not finished (a shutdown asked for during a long first
+	 * scan). May be NULL.
+	 */
+	bool (*interrupted)(void *userdata);
+	void *interrupted_userdata;
 	unsigned generation;
+	/* Processes as the last scan left them (procfs_quiet.h), read again only if they ran. */
+	struct procfs_quiet_list quiet;
 	bool warned_denied;
 	bool warned_getfd;
 	/* Self-metrics of the last scan; written and read under the collector's lock. */
@@ -27,9 +37,13 @@ struct procfs_source {
 
 /*
  * Scans every process for stats fds, adds new VMs and vCPUs, drops what
- * VMMs no longer hold. Runs on the main thread. 0 or -errno (no /proc).
+ * VMMs no longer hold. Runs on the main thread. 0, -EINTR (interrupted()
+ * said so; VMs it did not reach are kept as they were), or -errno (no /proc).
  */
 int procfs_scan(struct procfs_source *p);
+
+/* Frees what the scans keep between them. */
+void procfs_source_release(struct procfs_source *p);
 
 /* Removes the VM watched by pidfd (its process exited); false if none matched. */
 bool procfs_vm_exited(struct procfs_source *p, int pidfd);

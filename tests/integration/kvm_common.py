@@ -664,6 +664,16 @@ def stats_fds_elsewhere(exclude):
     return vm, vcpu
 
 
+def readline_within(proc, timeout, what):
+    """A line from proc's stdout (bytes); kills proc and fails after timeout seconds."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout):
+        proc.kill()
+        fail(f'{what} said nothing for {timeout}s')
+    return proc.stdout.readline()
+
+
 class Fixture:
     """kvmtest_vmm running N VMs, with its dump directory; a context manager."""
 
@@ -690,12 +700,7 @@ class Fixture:
         self.pids = [d['pid'] for d in self.dumps]
 
     def _readline(self, timeout):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            self.proc.kill()
-            fail(f'kvmtest_vmm not ready after {timeout}s')
-        return self.proc.stdout.readline()
+        return readline_within(self.proc, timeout, 'kvmtest_vmm')
 
     def load_dumps(self, pids=None):
         out = []

@@ -98,6 +98,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm_util.h"
+
 #define GUEST_MEM_SIZE      0x10000u
 #define GUEST_CODE_GPA      0x1000u
 #define PORT_DONE           0x10
@@ -105,7 +107,7 @@
 #define MAX_VCPUS           64
 #define MAX_VMS             64
 #define MAX_LABELS          16
-#define HANDOFF_FDS_PER_MSG 64 /* the protocol's bound */
+#define HANDOFF_FDS_PER_MSG VMM_FDS_PER_MSG
 #ifndef sigev_notify_thread_id /* glibc < 2.35 names only the union member */
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
@@ -211,24 +213,10 @@ static void write_all(int fd, const void *buf, size_t len, const char *what)
 /* Sends one hand-off message with its fds and insists on {"ok":true}. */
 static void handoff_send(int sock, const char *msg, const int *fds, unsigned n_fds)
 {
-	char control[CMSG_SPACE(HANDOFF_FDS_PER_MSG * sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	char answer[4096];
 	ssize_t n;
 
-	if (n_fds > 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = control;
-		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-	}
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+	if (vmm_send_fds(sock, msg, strlen(msg), fds, n_fds) < 0)
 		die("hand-off sendmsg");
 	n = recv(sock, answer, sizeof(answer) - 1, 0);
 	if (n < 0)
@@ -447,9 +435,6 @@ static pid_t my_tid(void)
 /* Creates vCPU i on the calling thread, with its registers and its stats fd. */
 static void create_vcpu(struct vm *vm, unsigned i, const struct opts *o)
 {
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = { .rip = GUEST_CODE_GPA, .rflags = 2, .rcx = o->hlt + i };
-
 	vm->vcpu_fd[i] = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
 	if (vm->vcpu_fd[i] < 0)
 		die("KVM_CREATE_VCPU %u", i);
@@ -458,14 +443,8 @@ static void create_vcpu(struct vm *vm, unsigned i, const struct opts *o)
 		mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd[i], 0);
 	if (vm->run[i] == MAP_FAILED)
 		die("mmap kvm_run");
-	if (ioctl(vm->vcpu_fd[i], KVM_GET_SREGS, &sregs) < 0)
-		die("KVM_GET_SREGS");
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
-	if (ioctl(vm->vcpu_fd[i], KVM_SET_SREGS, &sregs) < 0)
-		die("KVM_SET_SREGS");
-	if (ioctl(vm->vcpu_fd[i], KVM_SET_REGS, &regs) < 0)
-		die("KVM_SET_REGS");
+	if (vmm_vcpu_real_mode(vm->vcpu_fd[i], GUEST_CODE_GPA, o->hlt + i) < 0)
+		die("KVM_GET/SET_SREGS/REGS");
 }
 
 static void open_vcpu_stats(struct vm *vm, unsigned i)

@@ -239,6 +239,47 @@ static void test_discovery(void **state)
 	assert_int_equal(f->p.scans, 3);
 }
 
+static bool always(void *userdata)
+{
+	unsigned *asked = userdata;
+
+	(*asked)++;
+	return true;
+}
+
+/* A shutdown during a scan stops it and leaves the VMs it did not finish as they were. */
+static void test_interrupted(void **state)
+{
+	struct fixture *f = *state;
+	unsigned asked = 0;
+	char path[224];
+
+	require_pidfd_getfd(f->child);
+	link_fd(f, FD_VM, "anon_inode:kvm-vm-stats");
+	link_fd(f, 3, "anon_inode:kvm-vm"); /* a VMM: it holds the VM itself */
+	assert_int_equal(procfs_scan(&f->p), 0);
+	assert_int_equal(f->c.n_vms, 1);
+
+	/* Enough other processes to be asked in between, none with stats fds. */
+	for (int pid = 4000000; pid < 4000200; pid++) {
+		snprintf(path, sizeof(path), "%s/%d", f->root, pid);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	/* A finished scan would now drop the VM. */
+	unlink_fd(f, FD_VM);
+	f->p.interrupted = always;
+	f->p.interrupted_userdata = &asked;
+	assert_int_equal(procfs_scan(&f->p), -EINTR);
+	assert_int_equal(asked, 1);
+	assert_int_equal(f->c.n_vms, 1);
+	assert_int_equal(f->p.scans, 1);
+
+	f->p.interrupted = NULL;
+	assert_int_equal(procfs_scan(&f->p), 0);
+	assert_int_equal(f->c.n_vms, 0);
+	assert_int_equal(f->p.scans, 2);
+}
+
 static void *scan_thread(void *arg)
 {
 	struct fixture *f = arg;
@@ -290,6 +331,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,39 +37,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvm_common as kc  # noqa: E402
-import test_handoff as th  # noqa: E402
+from lib import handoff_oracle as th  # noqa: E402
+from lib.kvm_vm import PyVM  # noqa: E402
 
-KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_GET_STATS_FD = 0xAE01, 0xAE41, 0xAECE
 NOBODY = 65534
 MAX_CONNECTIONS = 8
-
-
-class PyVM:
-    """A VM of this process (only its creator can make stats fds); never run."""
-
-    def __init__(self, vcpus):
-        self.kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
-        self.vm = fcntl.ioctl(self.kvm, KVM_CREATE_VM, 0)
-        self.vcpus = [fcntl.ioctl(self.vm, KVM_CREATE_VCPU, i) for i in range(vcpus)]
-        self.stats = {'vm': fcntl.ioctl(self.vm, KVM_GET_STATS_FD, 0)}
-        for i, v in enumerate(self.vcpus):
-            self.stats[f'vcpu:{i}'] = fcntl.ioctl(v, KVM_GET_STATS_FD, 0)
-
-    def add_vcpu_in_thread(self, index):
-        """A vCPU made by another thread, as QEMU does: its id says kvm-<tid>/vcpu-N."""
-        def make():
-            self.vcpus.append(fcntl.ioctl(self.vm, KVM_CREATE_VCPU, index))
-            self.stats[f'vcpu:{index}'] = fcntl.ioctl(self.vcpus[-1], KVM_GET_STATS_FD, 0)
-        t = threading.Thread(target=make)
-        t.start()
-        t.join()
-
-    def fds(self, roles):
-        return [self.stats[r] for r in roles]
-
-    def close(self):
-        for fd in [*self.stats.values(), *self.vcpus, self.vm, self.kvm]:
-            os.close(fd)
 
 
 class Peer:

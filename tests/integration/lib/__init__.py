@@ -1,0 +1,6 @@
+"""Helpers shared by the integration tests, one module per concern.
+
+The tests import from here, never from one another: a helper lives in one
+place. kvm_common (next to the tests) still holds the exporter process, the
+KVM fixture and the translation oracle.
+"""

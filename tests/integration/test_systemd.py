@@ -33,6 +33,8 @@ import time
 import http.client
 import urllib.request
 
+from lib.net import free_port
+
 MAX_EXPOSURE = 2.0
 UNITS = ('kvmstats_exporter.service', 'kvmstats_exporter.socket',
          'kvmstats_exporter-handoff.socket')
@@ -262,10 +264,6 @@ def test_security():
 
 # --- running the exporter ------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def wait_http(port, proc, timeout=15):

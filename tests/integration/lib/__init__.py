@@ -1,6 +1,8 @@
 """Helpers shared by the integration tests, one module per concern.
 
 The tests import from here, never from one another: a helper lives in one
-place. kvm_common (next to the tests) still holds the exporter process, the
-KVM fixture and the translation oracle.
+place (kvm_vm: VMs of the test process; handoff_oracle: what hand-off VMs
+must look like; standin: a Python hand-off server; net: loopback ports).
+kvm_common (next to the tests) still holds the exporter process, the KVM
+fixture and the translation oracle.
 """

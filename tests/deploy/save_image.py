@@ -19,17 +19,23 @@ os.environ['TESTS_BUILD_DIR'] = os.path.join(os.path.abspath(sys.argv[1]), 'test
 import deploy_common as dc  # noqa: E402
 
 
-def main():
-    env = dc.podman_env()
-    tag = f'localhost/kvmstats_exporter:save-{os.getpid()}'
-    seconds, size = dc.build_image(env, tag)
-    archive = dc.nested_image_archive()
-    start = time.monotonic()
-    tmp = archive + '.tmp'
+def remove(path):
     try:
-        os.unlink(tmp)
+        os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def main():
+    env = dc.podman_env()
+    # No archive of an earlier source is left for the tests if this fails.
+    archive = dc.nested_image_archive()
+    remove(archive)
+    tag = f'localhost/kvmstats_exporter:save-{os.getpid()}'
+    seconds, size = dc.build_image(env, tag)
+    start = time.monotonic()
+    tmp = archive + '.tmp'
+    remove(tmp)
     try:
         dc.podman(env, 'save', '-q', '-o', tmp, tag)
     finally:

@@ -3,6 +3,7 @@
 script (deploy/container/build), under a tag of the test's own, and run with
 podman as a context manager."""
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -14,20 +15,36 @@ kc = dc.kc
 
 
 def version():
-    import re
     with open(os.path.join(dc.source_dir(), 'meson.build')) as f:
         return re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
 
 
 class Image:
-    """deploy/container/build --tag localhost/kvmstats_exporter:test-<pid>."""
+    """deploy/container/build --tag localhost/kvmstats_exporter:test-<pid>; in the
+    nested KVM host, the image save_image.py put in the build directory, loaded."""
 
     def __init__(self, env):
         self.env = env
         self.tag = f'localhost/kvmstats_exporter:test-{os.getpid()}'
+        if dc.in_nested_host():
+            self.load()
+            return
         self.seconds, self.size = dc.build_image(env, self.tag)
         dc.log(f'  built {self.tag} in {self.seconds:.1f} s: {self.size} bytes '
                f'({self.size / 1048576:.2f} MiB)')
+
+    def load(self):
+        archive = dc.nested_image_archive()
+        if not os.path.exists(archive):
+            dc.fail(f'{archive} is missing: in the nested KVM host the image comes from '
+                    f'tests/deploy/save_image.py, run on the machine first (run-tests does)')
+        start = time.monotonic()
+        out = dc.podman(self.env, 'load', '-i', archive, timeout=600).stdout
+        loaded = re.findall(r'^Loaded image(?:\(s\))?: (\S+)$', out, re.M)
+        if len(loaded) != 1:
+            dc.fail(f'podman load -i {archive} named no single image: {out[-500:]!r}')
+        dc.podman(self.env, 'tag', loaded[0], self.tag)
+        dc.log(f'  loaded {self.tag} from {archive} in {time.monotonic() - start:.1f} s')
 
     def inspect(self, fmt):
         return dc.podman(self.env, 'image', 'inspect', '--format', fmt, self.tag).stdout.strip()
@@ -58,7 +75,12 @@ def remove_stale_containers(env):
 
 
 class Container:
-    """podman run -d IMAGE ARGS, its port 9977 published on 127.0.0.1; a context manager."""
+    """podman run -d IMAGE ARGS, its port 9977 published on 127.0.0.1; a context manager.
+
+    In the nested KVM host, whose kernel has no bridge or netfilter modules,
+    the container shares the guest's network namespace (which only the
+    test's own processes use) and the exporter listens on 127.0.0.1:PORT
+    itself; the healthcheck, which needs systemd's timers, is off there."""
 
     _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -67,9 +89,13 @@ class Container:
         self.name = f'kvmstats-test-{os.getpid()}-{time.monotonic_ns() % 1000000}'
         self.port = kc.free_port()
         self.url = f'http://127.0.0.1:{self.port}'
+        if dc.in_nested_host():
+            net = ['--network=host', '--no-healthcheck']
+            args = list(args) + [f'--web.listen-address=127.0.0.1:{self.port}']
+        else:
+            net = ['-p', f'127.0.0.1:{self.port}:9977']
         cmd = ['run', '-d', '--name', self.name, '--label', f'{TEST_LABEL}={os.getpid()}',
-               '--read-only', '--cap-drop=all',
-               '-p', f'127.0.0.1:{self.port}:9977'] + list(run_opts) + [image.tag] + list(args)
+               '--read-only', '--cap-drop=all'] + net + list(run_opts) + [image.tag] + list(args)
         remove_stale_containers(self.env)
         dc.log('  podman ' + ' '.join(cmd))
         dc.podman(self.env, *cmd)

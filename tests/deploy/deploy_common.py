@@ -57,24 +57,54 @@ events_logger = "file"
 """
 
 
+# In the nested KVM host (tests/vmhost/run-in-kvm-host) the root is an overlay
+# on 9p, which overlay storage cannot sit on: podman keeps its images and
+# containers in the guest's own /run (a tmpfs, private to that guest).
+NESTED_STORAGE = '/run/kvmstats-tests-podman'
+
+
+def in_nested_host():
+    """True inside the nested KVM host (its control share is at /run/kvm-host)."""
+    return os.path.exists('/run/kvm-host/shares')
+
+
+def _write_if_changed(path, text):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def podman_env():
-    """The environment for podman: CONTAINERS_CONF in the build directory (idempotent)."""
+    """The environment for podman: CONTAINERS_CONF in the build directory (idempotent);
+    in the nested KVM host also CONTAINERS_STORAGE_CONF for storage on its tmpfs."""
     need('podman', 'podman')
     need('runc', 'runc')
     conf = os.path.join(build_dir(), 'tests-deploy-containers.conf')
-    try:
-        with open(conf) as f:
-            current = f.read()
-    except OSError:
-        current = None
-    if current != CONTAINERS_CONF:
-        tmp = conf + '.tmp'
-        with open(tmp, 'w') as f:
-            f.write(CONTAINERS_CONF)
-        os.replace(tmp, conf)
+    _write_if_changed(conf, CONTAINERS_CONF)
     env = dict(os.environ)
     env['CONTAINERS_CONF'] = conf
+    if in_nested_host():
+        os.makedirs(NESTED_STORAGE, exist_ok=True)
+        storage = os.path.join(NESTED_STORAGE, 'storage.conf')
+        _write_if_changed(storage, f'[storage]\ndriver = "overlay"\n'
+                          f'graphroot = "{NESTED_STORAGE}/root"\n'
+                          f'runroot = "{NESTED_STORAGE}/runroot"\n')
+        env['CONTAINERS_STORAGE_CONF'] = storage
     return env
+
+
+def nested_image_archive():
+    """The image for the nested KVM host: a `podman save` archive in the build
+    directory, made on this machine by save_image.py (the build runs
+    containers of its own and downloads packages, which the guest cannot)."""
+    return os.path.join(build_dir(), 'tests-deploy-image.tar')
 
 
 def podman(env, *args, check=True, timeout=120, capture=True):

@@ -22,6 +22,7 @@ import base64
 import http.client
 import os
 import ssl
+import shutil
 import sys
 import tempfile
 import threading
@@ -29,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvm_common as kc  # noqa: E402
-import test_tls_auth as ta  # noqa: E402
+from lib import web_tls as ta  # noqa: E402
 
 
 def config(d, password_hash, cert='server', headers=''):
@@ -68,7 +69,7 @@ def reload_metric(curl, port, password):
 
 def main():
     for tool, pkg in (('curl', 'curl'), ('openssl', 'openssl')):
-        if not ta.shutil.which(tool):
+        if not shutil.which(tool):
             kc.skip(f'{tool} not found (Debian package "{pkg}")')
     old_pw, new_pw = 'first secret', 'second secret'
     with tempfile.TemporaryDirectory(prefix='web-reload-') as d:

@@ -38,21 +38,18 @@ SHIM_PRELOAD_PREFIX to the runtime (e.g. /usr/lib/x86_64-linux-gnu/libasan.so.8)
 it is put first in LD_PRELOAD, and any sanitizer report on QEMU's stderr fails.
 """
 import argparse
-import json
 import os
 import re
-import selectors
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvm_common as kc  # noqa: E402
+from lib.qemu import QMP, QemuExited  # noqa: E402
 from lib.standin import StandIn, wait_for  # noqa: E402
 
 QEMU = 'qemu-system-x86_64'
@@ -66,60 +63,6 @@ ASSUMED_HANDOFF_SOURCE = 'handoff'  # kvm_vm_info{source} of hand-off VMs
 
 
 # --- QEMU and QMP ---------------------------------------------------------------
-class QemuExited(Exception):
-    pass
-
-
-class QMP:
-    """A QMP client on a unix socket: one command at a time, events skipped."""
-
-    def __init__(self, path, proc, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise QemuExited()
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                break
-            except OSError:
-                s.close()
-                if time.monotonic() > deadline:
-                    kc.fail(f'QMP socket {path} not answering after {timeout}s')
-                time.sleep(0.05)
-        s.settimeout(60)
-        self.sock, self.f = s, s.makefile('rwb')
-        if 'QMP' not in self._read():
-            kc.fail('no QMP greeting')
-        self.cmd('qmp_capabilities')
-
-    def _read(self):
-        line = self.f.readline()
-        if not line:
-            raise EOFError('QMP connection closed')
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = args
-        self.f.write(json.dumps(msg).encode() + b'\n')
-        self.f.flush()
-        while True:
-            r = self._read()
-            if 'return' in r:
-                return r['return']
-            if 'error' in r:
-                raise RuntimeError(f'QMP {name}: {r["error"]}')
-
-    def close(self):
-        for c in (self.f, self.sock):
-            try:
-                c.close()
-            except OSError:
-                pass
-
-
 class Qemu:
     """qemu-system-x86_64 -accel kvm -S under the shim; a context manager."""
 

@@ -4,7 +4,8 @@ The tests import from here, never from one another: a helper lives in one
 place (kvm_vm: VMs of the test process; handoff_oracle: what hand-off VMs
 must look like; standin: a Python hand-off server; net: loopback ports;
 prometheus: a real Prometheus server and its API; web_tls: the exporter
-behind a web config, its PKI, bcrypt hashes and curl).
+behind a web config, its PKI, bcrypt hashes and curl; qemu: QEMU's QMP
+monitor).
 kvm_common (next to the tests) still holds the exporter process, the KVM
 fixture and the translation oracle.
 """

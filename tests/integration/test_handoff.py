@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib.handoff_oracle import (NAME, LABELS, SOURCE, check_copies, check_exact,  # noqa: E402
                                  fixture_args, label_of, self_value)
 from lib.kvm_vm import PyVM  # noqa: E402

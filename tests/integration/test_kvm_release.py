@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 VCPUS = 2
 RESCAN = 0.2           # --kvm.rescan-interval

@@ -29,7 +29,7 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib.prometheus import Prometheus, http_get, series, target_up  # noqa: E402
 
 VMS, VCPUS, HLT = 2, 2, 10

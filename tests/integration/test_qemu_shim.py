@@ -48,7 +48,7 @@ import time
 from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib.qemu import QMP, QemuExited  # noqa: E402
 from lib.standin import StandIn, wait_for  # noqa: E402
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib.web_tls import (PASSWORD, USER, Curl, Exporter, bcrypt_hash, expect_refused,  # noqa: E402
                           expect_status, exporter_help, handoff_off_args, header, make_pki, run)
 

@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 import vhost_backend as vb  # noqa: E402
 
 KiB, MiB = 1 << 10, 1 << 20

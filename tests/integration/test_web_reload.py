@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib import web_tls as ta  # noqa: E402
 
 

@@ -5,7 +5,7 @@ place (kvm_vm: VMs of the test process; handoff_oracle: what hand-off VMs
 must look like; standin: a Python hand-off server; net: loopback ports;
 prometheus: a real Prometheus server and its API; web_tls: the exporter
 behind a web config, its PKI, bcrypt hashes and curl; qemu: QEMU's QMP
-monitor).
-kvm_common (next to the tests) still holds the exporter process, the KVM
-fixture and the translation oracle.
+monitor; kvm_common: the exporter process, the KVM fixture, the exposition
+parser and the translation oracle; fleet: many VMs and the exporters that
+watch them, for the robustness tests and benchmarks).
 """

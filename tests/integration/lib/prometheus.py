@@ -10,7 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 STARTUP_TIMEOUT = 30
 SCRAPE_TIMEOUT = 30

@@ -4,7 +4,7 @@ import json
 import socket
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 
 class QemuExited(Exception):

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 
 # --- the exporter side of docs/handoff.md, in Python ----------------------------

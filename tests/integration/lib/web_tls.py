@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 DATA = os.path.join(os.environ.get('TESTS_SOURCE_DIR', os.path.join(os.path.dirname(
     os.path.abspath(__file__)), '..')), 'data')

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from kvm_common import Exporter, fail, log, readline_within, skip
+from lib.kvm_common import Exporter, fail, log, readline_within, skip
 
 VMS_RE = re.compile(r'^kvmstats_exporter_vms\{source="(\w+)"\} (\d+)', re.M)
 

@@ -22,8 +22,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
-from lib.web_tls import (PASSWORD, USER, Curl, Exporter, bcrypt_hash, expect_refused,  # noqa: E402
-                          expect_status, exporter_help, handoff_off_args, header, make_pki, run)
+from lib.web_tls import (PASSWORD, USER, Curl, bcrypt_hash, expect_refused,  # noqa: E402
+                         expect_status, exporter_help, handoff_off_args, header, make_pki, run,
+                         web_exporter)
 
 
 def main():
@@ -54,8 +55,8 @@ def main():
             'basic_auth_users:\n'
             f'  {USER}: {hashed}\n')
         kc.log('mTLS + basic auth:')
-        with Exporter(d, config, probe=lambda p: curl.get(p, '/-/healthy', cert='client',
-                                                           auth=good)[1] == 200) as ex:
+        with web_exporter(d, config, probe=lambda p: curl.get(p, '/-/healthy', cert='client',
+                                                              auth=good)[1] == 200) as ex:
             expect_status('client cert, no password', curl.get(ex.port, cert='client'), 401)
             rc, code, hdrs, _, _ = curl.get(ex.port, '/-/healthy', cert='client')
             expect_status('client cert, no password, /-/healthy', (rc, code, hdrs, '', ''), 401)
@@ -90,8 +91,8 @@ def main():
                   f'  key_file: {os.path.join(d, "server.key")}\n'
                   '  min_version: TLS13\n')
         kc.log('min_version TLS13:')
-        with Exporter(d, config, extra_args=['--web.max-requests=1'],
-                      probe=lambda p: curl.get(p, '/-/healthy')[1] == 200) as ex:
+        with web_exporter(d, config, extra_args=['--web.max-requests=1'],
+                          probe=lambda p: curl.get(p, '/-/healthy')[1] == 200) as ex:
             expect_status('TLS 1.3 client', curl.get(ex.port, extra=['--tlsv1.3']), 200)
             expect_refused('TLS 1.2 client', curl.get(ex.port, extra=['--tls-max', '1.2']))
             # One scrape at a time is allowed: sequential scrapes all succeed.

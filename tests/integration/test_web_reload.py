@@ -85,7 +85,7 @@ def main():
         old_hash, new_hash = ta.bcrypt_hash(old_pw), ta.bcrypt_hash(new_pw)
         curl = ta.Curl(d)
         probe = (lambda port: curl.get(port, path='/-/healthy')[1] == 200)
-        with ta.Exporter(d, config(d, old_hash), probe=probe) as ex:
+        with ta.web_exporter(d, config(d, old_hash), probe=probe) as ex:
             p = ex.port
             # 1
             ta.expect_status('excluded path without a password', curl.get(p, path='/-/healthy'),

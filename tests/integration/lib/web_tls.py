@@ -5,8 +5,6 @@ import ctypes
 import ctypes.util
 import os
 import subprocess
-import tempfile
-import time
 
 from lib import kvm_common as kc
 
@@ -75,52 +73,14 @@ def bcrypt_hash(password):
     return h.decode()
 
 
-class Exporter:
-    """The exporter with a web config on 127.0.0.1; a context manager."""
-
-    def __init__(self, d, config, extra_args=(), probe=None):
-        self.port = kc.free_port()
-        self.stderr = tempfile.TemporaryFile()
-        path = os.path.join(d, 'web.yml')
-        with open(path, 'w') as f:
-            f.write(config)
-        cmd = [kc.exporter_path(), f'--web.listen-address=127.0.0.1:{self.port}',
-               f'--web.config.file={path}', '--no-kvm.procfs', f'--kvm.stats-file={VM_BLOB}']
-        cmd += handoff_off_args() + list(extra_args)
-        kc.log('  starting: ' + ' '.join(cmd))
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
-        deadline = time.monotonic() + 15
-        while True:
-            if self.proc.poll() is not None:
-                kc.fail(f'exporter exited with {self.proc.returncode}: {self.log_text()}')
-            if probe(self.port):
-                return
-            if time.monotonic() > deadline:
-                self.close()
-                kc.fail(f'exporter not answering on port {self.port}: {self.log_text()}')
-            time.sleep(0.1)
-
-    def log_text(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors='replace')[-4000:]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode in (0, -15)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if not self.close() and exc_type is None:
-            kc.fail(f'exporter exited with {self.proc.returncode} on SIGTERM:\n{self.log_text()}')
+def web_exporter(d, config, extra_args=(), probe=None):
+    """kvm_common.Exporter with the web config `config` (written to d/web.yml) and a saved
+    stats blob; probe(port) says when it answers (plain HTTP is not served with TLS)."""
+    path = os.path.join(d, 'web.yml')
+    with open(path, 'w') as f:
+        f.write(config)
+    args = [f'--web.config.file={path}', '--no-kvm.procfs', f'--kvm.stats-file={VM_BLOB}']
+    return kc.Exporter(args + handoff_off_args() + list(extra_args), probe=probe)
 
 
 _help = None

@@ -50,7 +50,8 @@ from fractions import Fraction
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
 from lib.qemu import QMP, QemuExited  # noqa: E402
-from lib.standin import StandIn, wait_for  # noqa: E402
+from lib.standin import StandIn  # noqa: E402
+from lib.wait import wait_for  # noqa: E402
 
 QEMU = 'qemu-system-x86_64'
 VM_NAME = 'web-1'

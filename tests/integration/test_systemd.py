@@ -371,7 +371,7 @@ class NotifySocket:
         self.messages.append((time.monotonic(), fields))
         return fields
 
-    def wait_for(self, key, timeout):
+    def wait_message(self, key, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = self.receive(deadline - time.monotonic())
@@ -405,7 +405,7 @@ def test_notify():
     port = free_port()
     p = run_notified(ns, port, 'self')
     try:
-        ready = ns.wait_for('READY', 15)
+        ready = ns.wait_message('READY', 15)
         if not ready:
             fail('no READY=1 within 15s')
         # READY=1 means serving: the port answers at once, and says ready.
@@ -451,7 +451,7 @@ def test_notify():
     port = free_port()
     p = run_notified(ns2, port, os.getpid())
     try:
-        if not ns2.wait_for('READY', 15):
+        if not ns2.wait_message('READY', 15):
             fail('no READY=1 within 15s (WATCHDOG_PID of another process)')
         t0 = time.monotonic()
         while time.monotonic() - t0 < 0.6:

@@ -32,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
+from lib.wait import poll  # noqa: E402
 import vhost_backend as vb  # noqa: E402
 
 QSD = 'qemu-storage-daemon'
@@ -64,15 +65,6 @@ def boot_sector():
     return sector
 
 
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 def log_counts(text, proxy):
     """Frontend requests the tap logged as relayed, by request label."""
     pat = re.compile(r'msg="vhost-user message" proxy=' + re.escape(proxy) +
@@ -98,7 +90,7 @@ def main():
                             f'addr.path={backend},writable=off'],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=open(os.path.join(work, 'qsd.err'), 'w'))
-    if not wait_for(lambda: os.path.exists(backend) or qsd.poll() is not None, 15) or \
+    if not poll(lambda: os.path.exists(backend) or qsd.poll() is not None, 15) or \
             qsd.poll() is not None:
         kc.fail(f'{QSD} did not start: {open(os.path.join(work, "qsd.err")).read()}')
     sniffer = vb.Sniffer(sniff, backend)
@@ -110,8 +102,8 @@ def main():
             qemu = vb.Qemu(['-chardev', f'socket,id=c,path={tap}',
                             '-device', 'vhost-user-blk-pci,chardev=c,bootindex=1',
                             '-serial', f'file:{serial}', '-no-reboot'], work)
-            booted = wait_for(lambda: os.path.exists(serial) and
-                              MARKER in open(serial, 'rb').read(), 60)
+            booted = poll(lambda: os.path.exists(serial) and
+                          MARKER in open(serial, 'rb').read(), 60)
             if not booted:
                 qemu.quit()
                 kc.fail(f'no boot marker on the serial port after 60s; QEMU: {qemu.stderr()}\n'
@@ -157,7 +149,7 @@ def main():
             rc = qemu.quit()
             if rc not in (0, None):
                 problems.append(f'QEMU exited with {rc}: {qemu.stderr()}')
-            if not wait_for(lambda: kc.Exposition(exporter.scrape()).samples.get(
+            if not poll(lambda: kc.Exposition(exporter.scrape()).samples.get(
                     ('vhost_user_proxy_connected', (('proxy', 'blk'),)), (None,))[0] == 0, 10):
                 problems.append('vhost_user_proxy_connected is not 0 after QEMU quit')
             expo = kc.Exposition(exporter.scrape())

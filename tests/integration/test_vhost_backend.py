@@ -6,7 +6,7 @@ usage: test_vhost_backend.py [observe|enforce]   (default: both, one after the o
 
 QEMU (KVM or TCG, memfd shared memory, -S: the guest never runs) has two
 vhost-user-blk-pci devices, each through a proxy of the tap to a scripted
-backend (vhost_backend.BlkBackend) that answers QEMU's set-up like a blk
+backend (vhost_user.BlkBackend) that answers QEMU's set-up like a blk
 backend, advertising BACKEND_REQ, so that QEMU passes the backend channel
 (SET_BACKEND_REQ_FD), which the tap interposes. Proxy "t" is trusted=yes
 with regions 0 (1 MiB) and 1 (2 MiB); proxy "u" is untrusted, region 0.
@@ -35,7 +35,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
 
 KiB, MiB = 1 << 10, 1 << 20
 PTR = 0x7f00_0000_0000

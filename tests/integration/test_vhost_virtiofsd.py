@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
 
 VIRTIOFSD = ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/bin/virtiofsd']
 STAY_UP = 3  # seconds QEMU must keep running

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """QEMU 7.2 boots from a vhost-user-blk disk served by qemu-storage-daemon through the tap.
 
-usage: test_vhost_blk.py
+usage: test_vhost_qemu_storage_daemon.py
 
     QEMU --(tap proxy "blk")--> Sniffer --> qemu-storage-daemon (vhost-user-blk export)
 
@@ -14,7 +14,7 @@ and the inflight fd all pass through it), so the marker in QEMU's serial file
 proves the relay works with real peers.
 
 The tap's counters are then held against two independent counts of the same
-relayed messages: the Sniffer (tests/integration/vhost_backend.py), a relay of
+relayed messages: the Sniffer (tests/integration/lib/vhost_user.py), a relay of
 the test's own between the tap and the daemon, and the tap's debug log line
 per relayed message. After QEMU quits: proxy_connected 0, connections_total
 1, and the exporter's fd count back to its baseline.
@@ -33,7 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
 from lib.wait import poll  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
 
 QSD = 'qemu-storage-daemon'
 MARKER = b'VHOST-TAP-BOOT-OK'

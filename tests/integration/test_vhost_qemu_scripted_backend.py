@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """The tap between a real QEMU 7.2 frontend and a scripted backend of ours.
 
-usage: test_vhost_backend.py [observe|enforce]   (default: both, one after the other)
+usage: test_vhost_qemu_scripted_backend.py [observe|enforce]   (default: both)
 
 QEMU (KVM or TCG, memfd shared memory, -S: the guest never runs) has two
 vhost-user-blk-pci devices, each through a proxy of the tap to a scripted

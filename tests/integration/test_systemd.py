@@ -33,6 +33,7 @@ import time
 import http.client
 import urllib.request
 
+from lib.kvm_common import fail, log, skip
 from lib.net import free_port
 
 MAX_EXPOSURE = 2.0
@@ -43,20 +44,6 @@ REQUIRED_SYSCALLS = ('pidfd_open', 'pidfd_getfd', 'kcmp', 'ioctl', 'prlimit64',
                      'socket', 'bind', 'listen', 'accept4', 'sendto', 'recvmsg',
                      'epoll_wait', 'timerfd_create', 'signalfd4', 'eventfd2', 'fchmodat')
 EXPOSURE_RE = re.compile(r'Overall exposure level for \S+: (\d+(?:\.\d+)?)')
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def skip(reason):
-    print('SKIP: ' + reason, file=sys.stderr, flush=True)
-    sys.exit(77)
-
-
-def fail(msg):
-    print('FAIL: ' + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def exporter():

@@ -738,13 +738,7 @@ class Fixture:
         self.dumps = [d for d in self.dumps if d['pid'] != pid]
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # EOF: the fixture kills its children and exits
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_on_eof(self.proc, 10)  # the fixture kills its children and exits
         self.tmp.cleanup()
 
     def __enter__(self):
@@ -752,6 +746,17 @@ class Fixture:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def end_on_eof(proc, timeout):
+    """Ends a child that exits when its stdin closes; killed if not gone after timeout."""
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_once(args, timeout=60):

@@ -7,5 +7,6 @@ prometheus: a real Prometheus server and its API; web_tls: the exporter
 behind a web config, its PKI, bcrypt hashes and curl; qemu: QEMU's QMP
 monitor; kvm_common: the exporter process, the KVM fixture, the exposition
 parser and the translation oracle; fleet: many VMs and the exporters that
-watch them, for the robustness tests and benchmarks; wait: bounded polling).
+watch them, for the robustness tests and benchmarks; wait: bounded polling;
+vhost_user: vhost-user framing and the tests' own frontend and backends).
 """

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import kvm_common as kc  # noqa: E402
 from lib.wait import poll  # noqa: E402
 from lib import vhost_user as vb  # noqa: E402
+from lib.qemu import Qemu, require_qemu  # noqa: E402
 
 QSD = 'qemu-storage-daemon'
 MARKER = b'VHOST-TAP-BOOT-OK'
@@ -73,7 +74,7 @@ def log_counts(text, proxy):
 
 
 def main():
-    vb.require_qemu(kc.skip)
+    require_qemu()
     if not shutil.which(QSD):
         kc.skip(f'{QSD} is not installed (Debian: qemu-system-common)')
     kc.exporter_path()
@@ -99,14 +100,15 @@ def main():
                 '--kvm.handoff-socket=', '--log.level=debug']
         with kc.Exporter(args) as exporter:
             baseline = vb.settled_fds(exporter.pid)
-            qemu = vb.Qemu(['-chardev', f'socket,id=c,path={tap}',
-                            '-device', 'vhost-user-blk-pci,chardev=c,bootindex=1',
-                            '-serial', f'file:{serial}', '-no-reboot'], work)
+            qemu = Qemu(vb.SHARED_MEMORY + [
+                '-chardev', f'socket,id=c,path={tap}',
+                '-device', 'vhost-user-blk-pci,chardev=c,bootindex=1',
+                '-serial', f'file:{serial}', '-no-reboot'], work, connect=False)
             booted = poll(lambda: os.path.exists(serial) and
                           MARKER in open(serial, 'rb').read(), 60)
             if not booted:
                 qemu.quit()
-                kc.fail(f'no boot marker on the serial port after 60s; QEMU: {qemu.stderr()}\n'
+                kc.fail(f'no boot marker on the serial port after 60s; QEMU: {qemu.stderr_text()}\n'
                         f'exporter: {exporter.log_text()}')
             kc.log('  the guest booted from the vhost-user-blk disk through the tap')
 
@@ -148,7 +150,7 @@ def main():
 
             rc = qemu.quit()
             if rc not in (0, None):
-                problems.append(f'QEMU exited with {rc}: {qemu.stderr()}')
+                problems.append(f'QEMU exited with {rc}: {qemu.stderr_text()}')
             if not poll(lambda: kc.Exposition(exporter.scrape()).samples.get(
                     ('vhost_user_proxy_connected', (('proxy', 'blk'),)), (None,))[0] == 0, 10):
                 problems.append('vhost_user_proxy_connected is not 0 after QEMU quit')

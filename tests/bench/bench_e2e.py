@@ -19,8 +19,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
-from kvm_common import fail, log, require_kvm  # noqa: E402
-from fleet_common import Fleet, handoff_exporter, procfs_exporter, wait_vms  # noqa: E402
+from lib.kvm_common import fail, log, require_kvm  # noqa: E402
+from lib.fleet import Fleet, handoff_exporter, procfs_exporter, wait_vms  # noqa: E402
 
 
 def sizes(text):
@@ -68,7 +68,7 @@ def main():
 def wait_at_least(exp, vms):
     """procfs finds every VMM on the host: other VMs may be there besides the fleet's."""
     import time
-    from fleet_common import exporter_vms
+    from lib.fleet import exporter_vms
     deadline = time.monotonic() + 120
     while exporter_vms(exp.scrape()).get('procfs', 0) < vms:
         if time.monotonic() > deadline:

@@ -33,9 +33,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
-from kvm_common import fail, log, require_kvm, skip  # noqa: E402
-from fleet_common import handoff_exporter, http_get, wait_vms  # noqa: E402
-from test_qemu_shim import QMP, QemuExited  # noqa: E402
+from lib.kvm_common import fail, log, require_kvm, skip  # noqa: E402
+from lib.fleet import handoff_exporter, http_get, wait_vms  # noqa: E402
+from lib.qemu import QMP, QemuExited  # noqa: E402
 
 ACCEPT = ('application/openmetrics-text;version=1.0.0;q=0.5,'
           'application/openmetrics-text;version=0.0.1;q=0.4,'

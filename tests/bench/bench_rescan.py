@@ -23,8 +23,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
-from kvm_common import Exporter, fail, log, require_kvm  # noqa: E402
-from fleet_common import Fleet, exporter_vms  # noqa: E402
+from lib.kvm_common import Exporter, fail, log, require_kvm  # noqa: E402
+from lib.fleet import Fleet, exporter_vms  # noqa: E402
 
 TICK = os.sysconf('SC_CLK_TCK')
 

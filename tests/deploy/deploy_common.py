@@ -3,7 +3,7 @@
 scrape of the exporter, and the metric and label names a PromQL expression uses.
 
 stdlib only; the exposition parser and the exporter runner are those of the
-real-kernel tests (tests/integration/kvm_common.py).
+real-kernel tests (tests/integration/lib/kvm_common.py).
 """
 import os
 import re
@@ -14,7 +14,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 
 log, fail, skip, report = kc.log, kc.fail, kc.skip, kc.report
 

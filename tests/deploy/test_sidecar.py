@@ -3,7 +3,7 @@
 """The exporter's container next to real KVM VMs (tests/kvm/kvmtest_vmm)
 running outside it, as the sidecar and as the DaemonSet run it. The image is
 built with deploy/container/build; every value is checked exactly with the
-independent translation in tests/integration/kvm_common.py.
+independent translation in tests/integration/lib/kvm_common.py.
 
 usage: test_sidecar.py KVMTEST_VMM sidecar|daemonset
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 
 DATA = os.path.join(os.environ.get('TESTS_SOURCE_DIR', ''), 'data')
 FILES = [f'--kvm.stats-file={DATA}/x86_64-6.18-vm.bin',

@@ -29,10 +29,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib.handoff_oracle import (NAME, LABELS, SOURCE, check_copies, check_exact,  # noqa: E402
                                  fixture_args, label_of, self_value)
 from lib.kvm_vm import PyVM  # noqa: E402
+from lib.wait import poll  # noqa: E402
 
 VMS, VCPUS, HLT = 3, 4, 20
 
@@ -126,15 +127,6 @@ def vms_seen(ex):
             if k[0] == kc.INFO_FAMILY}
 
 
-def wait_until(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
 def part_dedup(fixture, tmp):
     ok = True
     sock = os.path.join(tmp, 'dedup.sock')
@@ -153,7 +145,7 @@ def part_dedup(fixture, tmp):
         vm = PyVM(2)
         try:
             problems = []
-            if not wait_until(lambda: f'pid-{me}' in vms_seen(ex), 5):
+            if not poll(lambda: f'pid-{me}' in vms_seen(ex), 5):
                 kc.fail(f'procfs never found this process\'s VM (pid-{me}): {ex.log_text()}')
             s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             s.connect(sock)
@@ -170,8 +162,8 @@ def part_dedup(fixture, tmp):
                 problems.append('procfs found the hand-off peer again')
             problems += check_copies(ex, [me], 'procfs VM replaced by its hand-off')
             s.close()
-            if not wait_until(lambda: vms_seen(ex) >= {f'pid-{me}'} and
-                              'py-dedup' not in vms_seen(ex), 5):
+            if not poll(lambda: vms_seen(ex) >= {f'pid-{me}'} and
+                        'py-dedup' not in vms_seen(ex), 5):
                 problems.append(f'after closing, VMs are {sorted(vms_seen(ex))}')
             ok &= kc.report(problems, 'a procfs VM is replaced by its hand-off, and back')
         finally:

@@ -36,7 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 from lib import handoff_oracle as th  # noqa: E402
 from lib.kvm_vm import PyVM  # noqa: E402
 

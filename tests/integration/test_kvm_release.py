@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 VCPUS = 2
 RESCAN = 0.2           # --kvm.rescan-interval
@@ -116,7 +116,7 @@ def check_fds(ex, what, wait=0.0):
             f'(vm, vcpu), expected {want}']
 
 
-def wait_for(ex, labels, timeout):
+def wait_listed(ex, labels, timeout):
     t0 = time.monotonic()
     while True:
         text = ex.scrape()
@@ -138,7 +138,7 @@ def main():
             if mine != (1, VCPUS):
                 kc.fail(f'fixture VM {pid} holds {mine} stats fds, expected (1, {VCPUS})')
         OURS.add(fx)
-        t, _ = wait_for(ex, fx.vm_labels(), 10)
+        t, _ = wait_listed(ex, fx.vm_labels(), 10)
         if t is None:
             kc.fail(f'fixture VMs {sorted(fx.vm_labels())} never appeared: {ex.log_text()}')
         problems += check_fds(ex, 'with 2 VMs (2*(1+vcpus) of ours)')
@@ -160,7 +160,7 @@ def main():
 
         with kc.Fixture(fixture, 1, 1, 3) as fx2:
             OURS.add(fx2)
-            t, _ = wait_for(ex, fx2.vm_labels(), 10)
+            t, _ = wait_listed(ex, fx2.vm_labels(), 10)
             kc.log(f'  new VM appeared after {t if t is None else round(t, 3)}s '
                    f'(rescan interval {RESCAN}s, limit {APPEAR_LIMIT}s)')
             if t is None or t > APPEAR_LIMIT:

@@ -14,7 +14,7 @@ kernel so that the halt-polling and halt-wait histograms are non-zero.
 import sys
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 VMS, VCPUS, HLT = 3, 4, 50
 

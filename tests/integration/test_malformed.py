@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 DATA = os.path.join(os.environ.get('TESTS_SOURCE_DIR', os.path.join(os.path.dirname(
     os.path.abspath(__file__)), '..')), 'data')

@@ -17,7 +17,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 
 DATA = os.path.join(os.environ.get('TESTS_SOURCE_DIR', ''), 'data')
 ARGS = ['--no-kvm.procfs', '--kvm.handoff-socket=',

@@ -21,7 +21,7 @@ import platform
 import sys
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 VMS, VCPUS, HLT = 2, 2, 7
 SYS_PIDFD_GETFD = {'x86_64': 438, 'aarch64': 438}.get(platform.machine())

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 
 def main():

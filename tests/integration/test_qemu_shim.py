@@ -38,24 +38,20 @@ SHIM_PRELOAD_PREFIX to the runtime (e.g. /usr/lib/x86_64-linux-gnu/libasan.so.8)
 it is put first in LD_PRELOAD, and any sanitizer report on QEMU's stderr fails.
 """
 import argparse
-import json
 import os
 import re
-import selectors
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from fractions import Fraction
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-from lib.standin import StandIn, wait_for  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib.qemu import Qemu, require_qemu  # noqa: E402
+from lib.standin import StandIn  # noqa: E402
+from lib.wait import wait_for  # noqa: E402
 
-QEMU = 'qemu-system-x86_64'
 VM_NAME = 'web-1'
 VM_UUID = '0b0e8f1a-7c1e-4c5e-9d2a-2a6f5b0c1d3e'
 VCPUS = 2
@@ -66,101 +62,14 @@ ASSUMED_HANDOFF_SOURCE = 'handoff'  # kvm_vm_info{source} of hand-off VMs
 
 
 # --- QEMU and QMP ---------------------------------------------------------------
-class QemuExited(Exception):
-    pass
-
-
-class QMP:
-    """A QMP client on a unix socket: one command at a time, events skipped."""
-
-    def __init__(self, path, proc, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise QemuExited()
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                break
-            except OSError:
-                s.close()
-                if time.monotonic() > deadline:
-                    kc.fail(f'QMP socket {path} not answering after {timeout}s')
-                time.sleep(0.05)
-        s.settimeout(60)
-        self.sock, self.f = s, s.makefile('rwb')
-        if 'QMP' not in self._read():
-            kc.fail('no QMP greeting')
-        self.cmd('qmp_capabilities')
-
-    def _read(self):
-        line = self.f.readline()
-        if not line:
-            raise EOFError('QMP connection closed')
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = args
-        self.f.write(json.dumps(msg).encode() + b'\n')
-        self.f.flush()
-        while True:
-            r = self._read()
-            if 'return' in r:
-                return r['return']
-            if 'error' in r:
-                raise RuntimeError(f'QMP {name}: {r["error"]}')
-
-    def close(self):
-        for c in (self.f, self.sock):
-            try:
-                c.close()
-            except OSError:
-                pass
-
-
-class Qemu:
-    """qemu-system-x86_64 -accel kvm -S under the shim; a context manager."""
+class ShimQemu(Qemu):
+    """QEMU -accel kvm -S under the shim."""
 
     def __init__(self, tmp, tag, shim, env, smp=VCPUS, debug_threads=False, name=VM_NAME):
-        self.tag = tag
-        qmp_path = os.path.join(tmp, f'{tag}-qmp.sock')
-        self.stderr = open(os.path.join(tmp, f'{tag}.stderr'), 'w+b')
         # debug-threads=on (as libvirt sets it) names vCPU threads "CPU <n>/KVM".
         name = f'guest={name}' + (',debug-threads=on' if debug_threads else '')
-        args = [shutil.which(QEMU), '-accel', 'kvm', '-S', '-name', name,
-                '-uuid', VM_UUID, '-smp', str(smp), '-m', '64', '-display', 'none',
-                '-nodefaults', '-qmp', f'unix:{qmp_path},server=on,wait=off']
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith('KVMSTATS_')}
-        full_env.update(env)
-        if shim:
-            prefix = os.environ.get('SHIM_PRELOAD_PREFIX')
-            full_env['LD_PRELOAD'] = f'{prefix}:{shim}' if prefix else shim
-        else:
-            full_env.pop('LD_PRELOAD', None)
-        shown = ' '.join(f'{k}={v}' for k, v in sorted(env.items()))
-        kc.log(f'  starting: {"LD_PRELOAD=" + shim + " " if shim else ""}{shown} '
-               + ' '.join(args[1:]))
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr,
-                                     env=full_env)
-        self.pid = self.proc.pid
-        try:
-            self.qmp = QMP(qmp_path, self.proc)
-        except QemuExited:
-            text = self.stderr_text()
-            if re.search(r'(Could not access KVM|failed to initialize kvm|KVM.*not supported)',
-                         text, re.I):
-                kc.skip(f'QEMU cannot use KVM here: {text.strip()[-300:]}')
-            kc.fail(f'QEMU exited with {self.proc.returncode} at start:\n{text}')
-        self.qmp_ready = time.monotonic() - self.started
-
-    def stderr_text(self):
-        self.stderr.flush()
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors='replace')
+        super().__init__(['-S', '-name', name, '-uuid', VM_UUID, '-smp', str(smp)], tmp, tag,
+                         accel=('kvm',), env=env, shim=shim)
 
     def shim_lines(self):
         text = self.stderr_text()
@@ -169,41 +78,11 @@ class Qemu:
             kc.fail(f'sanitizer report in QEMU {self.tag}:\n{text[m.start():][:4000]}')
         return [ln for ln in text.splitlines() if ln.startswith(SHIM_PREFIX)]
 
-    def stats_fds(self):
-        return kc.count_stats_fds(self.pid)
-
     def run_for(self, seconds):
         """Lets the guest (SeaBIOS, no OS) run for a moment, then stops it."""
         self.qmp.cmd('cont')
         time.sleep(seconds)
         self.qmp.cmd('stop')
-
-    def quit(self, timeout=15):
-        try:
-            self.qmp.cmd('quit')
-        except (EOFError, OSError):
-            pass  # QEMU may close the socket before answering
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            kc.fail(f'QEMU {self.tag} still running {timeout}s after QMP quit')
-        self.qmp.close()
-        return rc
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if hasattr(self, 'qmp'):
-            self.qmp.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # --- QEMU's own reading of the stats (QMP query-stats), as kvm_common stats ------
@@ -325,7 +204,7 @@ def standin_values(server, qemu, schemas, what, stopped=True):
 def mode_standin(shim, tmp):
     sock = os.path.join(tmp, 'h.sock')
     with StandIn(sock) as server, \
-            Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
+            ShimQemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
         took = wait_for('registration of vm, vcpu:0, vcpu:1',
                         lambda: (server.vm(VM_NAME) or (0, 0, set()))[2] == ROLES, 10)
         pid, uuid, roles, ids = server.vm(VM_NAME)
@@ -483,7 +362,7 @@ def mode_exporter(shim, tmp):
         base = kc.count_stats_fds(exp.pid)
         if base != (0, 0):
             kc.fail(f'exporter holds {base} stats fds before any VM')
-        with Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
+        with ShimQemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock}) as qemu:
             took = wait_for(f'vm="{VM_NAME}" with VM and vCPU stats on /metrics',
                             lambda: registered(exp, VM_NAME), 10,
                             lambda: diagnose(exp, qemu))
@@ -593,7 +472,7 @@ def mode_threads(shim, tmp, from_shim=False):
     name = f'threads-{os.getpid()}'
     ok = True
     with kc.Exporter(args) as exp, \
-            Qemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock},
+            ShimQemu(tmp, 'qemu', shim, {'KVMSTATS_HANDOFF_SOCKET': sock},
                  debug_threads=True, name=name) as qemu:
         if from_shim:
             # Stopped at -S no vCPU has called KVM_RUN: the shim has nothing to say yet.
@@ -651,7 +530,7 @@ QMP_STARTS = []  # how long QEMU took to answer QMP in each robust case
 
 
 def robust_case(shim, tmp, tag, env, want_fds, at_most_lines, wait=3.5, max_start=None):
-    with Qemu(tmp, tag, shim, env) as qemu:
+    with ShimQemu(tmp, tag, shim, env) as qemu:
         kc.log(f'  QMP up {qemu.qmp_ready:.2f}s after start')
         QMP_STARTS.append(qemu.qmp_ready)
         # A VMM thread waiting for the exporter's answer (2 s timeout) would show here.
@@ -712,8 +591,7 @@ def main():
     ap.add_argument('shim')
     ap.add_argument('--mode', choices=['exporter', 'standin', 'robust', 'threads', 'threads_shim'], required=True)
     a = ap.parse_args()
-    if not shutil.which(QEMU):
-        kc.skip(f'{QEMU} is not installed (Debian: qemu-system-x86)')
+    require_qemu()
     kc.require_kvm()
     shim = os.path.abspath(a.shim)
     if not os.path.exists(shim):

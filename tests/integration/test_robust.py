@@ -39,8 +39,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvm_common import Exporter, count_stats_fds, fail, log, require_kvm, skip  # noqa: E402
-from fleet_common import Fleet, handoff_exporter, http_get  # noqa: E402
+from lib.kvm_common import Exporter, count_stats_fds, fail, log, require_kvm, skip  # noqa: E402
+from lib.fleet import Fleet, handoff_exporter, http_get  # noqa: E402
 
 FORMS = [
     ('application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2', True),

@@ -17,7 +17,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.environ.get('TESTS_SOURCE_DIR',
                                                    os.path.join(os.path.dirname(__file__), '..')),

@@ -7,7 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
 
 DATA = os.path.join(os.environ.get('TESTS_SOURCE_DIR', ''), 'data')
 BASE = ['--no-kvm.procfs', '--kvm.handoff-socket=', '--web.disable-exporter-metrics',

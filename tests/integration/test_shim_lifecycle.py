@@ -21,8 +21,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-from lib.standin import StandIn, wait_for  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib.standin import StandIn  # noqa: E402
+from lib.wait import wait_for  # noqa: E402
 
 B_VCPUS = 70
 

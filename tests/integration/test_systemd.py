@@ -33,6 +33,7 @@ import time
 import http.client
 import urllib.request
 
+from lib.kvm_common import fail, log, skip
 from lib.net import free_port
 
 MAX_EXPOSURE = 2.0
@@ -43,20 +44,6 @@ REQUIRED_SYSCALLS = ('pidfd_open', 'pidfd_getfd', 'kcmp', 'ioctl', 'prlimit64',
                      'socket', 'bind', 'listen', 'accept4', 'sendto', 'recvmsg',
                      'epoll_wait', 'timerfd_create', 'signalfd4', 'eventfd2', 'fchmodat')
 EXPOSURE_RE = re.compile(r'Overall exposure level for \S+: (\d+(?:\.\d+)?)')
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def skip(reason):
-    print('SKIP: ' + reason, file=sys.stderr, flush=True)
-    sys.exit(77)
-
-
-def fail(msg):
-    print('FAIL: ' + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def exporter():
@@ -371,7 +358,7 @@ class NotifySocket:
         self.messages.append((time.monotonic(), fields))
         return fields
 
-    def wait_for(self, key, timeout):
+    def wait_message(self, key, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             m = self.receive(deadline - time.monotonic())
@@ -405,7 +392,7 @@ def test_notify():
     port = free_port()
     p = run_notified(ns, port, 'self')
     try:
-        ready = ns.wait_for('READY', 15)
+        ready = ns.wait_message('READY', 15)
         if not ready:
             fail('no READY=1 within 15s')
         # READY=1 means serving: the port answers at once, and says ready.
@@ -451,7 +438,7 @@ def test_notify():
     port = free_port()
     p = run_notified(ns2, port, os.getpid())
     try:
-        if not ns2.wait_for('READY', 15):
+        if not ns2.wait_message('READY', 15):
             fail('no READY=1 within 15s (WATCHDOG_PID of another process)')
         t0 = time.monotonic()
         while time.monotonic() - t0 < 0.6:

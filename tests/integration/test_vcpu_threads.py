@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 VCPUS = 3
 RESCAN = '200ms'

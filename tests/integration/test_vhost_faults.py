@@ -5,8 +5,8 @@
 usage: test_vhost_faults.py
 
 Two proxies: "a" between a frontend and a backend the test drives by hand
-(vhost_backend.Frontend and a raw listening socket), "b" between a frontend of
-the test and vhost_backend.EchoBackend, whose session stays open all along.
+(vhost_user.Frontend and a raw listening socket), "b" between a frontend of
+the test and vhost_user.EchoBackend, whose session stays open all along.
 
 Each case on "a": the backend dies mid-message; the frontend dies
 mid-message; a frontend message above VHOSTMSG_MAX_PAYLOAD; a backend-channel
@@ -34,8 +34,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
 
 V, NR, REPLY = vb.VERSION, vb.NEED_REPLY, vb.REPLY
 MAX_PAYLOAD = 4096

@@ -22,8 +22,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
+from lib.qemu import Qemu, require_qemu  # noqa: E402
 
 VIRTIOFSD = ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', '/usr/bin/virtiofsd']
 STAY_UP = 3  # seconds QEMU must keep running
@@ -49,7 +50,7 @@ def start_virtiofsd(binary, sock, share, work, sandbox):
 
 
 def main():
-    vb.require_qemu(kc.skip)
+    require_qemu()
     binary = find_virtiofsd()
     if not binary:
         kc.skip('virtiofsd is not installed (Debian 12: qemu-system-common)')
@@ -72,12 +73,13 @@ def main():
                 vfs = start_virtiofsd(binary, backend, share, work, sandbox)
                 if vfs.poll() is not None:
                     continue
-                qemu = vb.Qemu(['-chardev', f'socket,id=c,path={tap}',
-                                '-device', 'vhost-user-fs-pci,chardev=c,tag=share'], work)
+                qemu = Qemu(vb.SHARED_MEMORY + [
+                    '-chardev', f'socket,id=c,path={tap}',
+                    '-device', 'vhost-user-fs-pci,chardev=c,tag=share'], work, connect=False)
                 time.sleep(STAY_UP)
                 if qemu.alive() and vfs.poll() is None:
                     break
-                kc.log(f'  QEMU or virtiofsd (sandbox={sandbox}) gave up: {qemu.stderr()}')
+                kc.log(f'  QEMU or virtiofsd (sandbox={sandbox}) gave up: {qemu.stderr_text()}')
                 qemu.quit()
                 vfs.kill()
                 vfs.wait()
@@ -88,7 +90,7 @@ def main():
                 kc.fail('virtiofsd or QEMU did not stay up with either sandbox: ' +
                         open(os.path.join(work, 'virtiofsd-chroot.err')).read() +
                         f'\nexporter: {exporter.log_text()}')
-            status = qemu.qmp('query-status')
+            status = qemu.qmp.cmd('query-status')
             if status.get('status') != 'running':
                 problems.append(f'QEMU status {status}, expected running')
             kc.log(f'  QEMU up {STAY_UP}s with vhost-user-fs-pci through the tap; QMP: {status}')
@@ -116,7 +118,7 @@ def main():
 
             rc = qemu.quit()
             if rc not in (0, None):
-                problems.append(f'QEMU exited with {rc}: {qemu.stderr()}')
+                problems.append(f'QEMU exited with {rc}: {qemu.stderr_text()}')
             try:
                 vfs.wait(10)  # it serves one frontend, then exits
             except subprocess.TimeoutExpired:

@@ -22,14 +22,15 @@ import base64
 import http.client
 import os
 import ssl
+import shutil
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-import test_tls_auth as ta  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib import web_tls as ta  # noqa: E402
 
 
 def config(d, password_hash, cert='server', headers=''):
@@ -68,7 +69,7 @@ def reload_metric(curl, port, password):
 
 def main():
     for tool, pkg in (('curl', 'curl'), ('openssl', 'openssl')):
-        if not ta.shutil.which(tool):
+        if not shutil.which(tool):
             kc.skip(f'{tool} not found (Debian package "{pkg}")')
     old_pw, new_pw = 'first secret', 'second secret'
     with tempfile.TemporaryDirectory(prefix='web-reload-') as d:
@@ -84,7 +85,7 @@ def main():
         old_hash, new_hash = ta.bcrypt_hash(old_pw), ta.bcrypt_hash(new_pw)
         curl = ta.Curl(d)
         probe = (lambda port: curl.get(port, path='/-/healthy')[1] == 200)
-        with ta.Exporter(d, config(d, old_hash), probe=probe) as ex:
+        with ta.web_exporter(d, config(d, old_hash), probe=probe) as ex:
             p = ex.port
             # 1
             ta.expect_status('excluded path without a password', curl.get(p, path='/-/healthy'),

@@ -4,7 +4,7 @@ import ctypes
 import os
 import platform
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 SYS_KCMP = {'x86_64': 312, 'aarch64': 272}.get(platform.machine())
 KCMP_FILE = 0

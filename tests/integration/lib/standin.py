@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-import kvm_common as kc
+from lib import kvm_common as kc
 
 
 # --- the exporter side of docs/handoff.md, in Python ----------------------------
@@ -233,15 +233,3 @@ class StandIn:
     def __exit__(self, *exc):
         if not self.stopping:
             self.stop()
-
-
-def wait_for(what, pred, timeout, diagnose=None):
-    """Polls pred() until true; returns the seconds it took, fails after timeout."""
-    start = time.monotonic()
-    while True:
-        v = pred()
-        if v:
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            kc.fail(f'{what}: not after {timeout}s' + (diagnose() if diagnose else ''))
-        time.sleep(0.05)

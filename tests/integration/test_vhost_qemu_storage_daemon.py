@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """QEMU 7.2 boots from a vhost-user-blk disk served by qemu-storage-daemon through the tap.
 
-usage: test_vhost_blk.py
+usage: test_vhost_qemu_storage_daemon.py
 
     QEMU --(tap proxy "blk")--> Sniffer --> qemu-storage-daemon (vhost-user-blk export)
 
@@ -14,7 +14,7 @@ and the inflight fd all pass through it), so the marker in QEMU's serial file
 proves the relay works with real peers.
 
 The tap's counters are then held against two independent counts of the same
-relayed messages: the Sniffer (tests/integration/vhost_backend.py), a relay of
+relayed messages: the Sniffer (tests/integration/lib/vhost_user.py), a relay of
 the test's own between the tap and the daemon, and the tap's debug log line
 per relayed message. After QEMU quits: proxy_connected 0, connections_total
 1, and the exporter's fd count back to its baseline.
@@ -31,8 +31,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib.wait import poll  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
+from lib.qemu import Qemu, require_qemu  # noqa: E402
 
 QSD = 'qemu-storage-daemon'
 MARKER = b'VHOST-TAP-BOOT-OK'
@@ -64,15 +66,6 @@ def boot_sector():
     return sector
 
 
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 def log_counts(text, proxy):
     """Frontend requests the tap logged as relayed, by request label."""
     pat = re.compile(r'msg="vhost-user message" proxy=' + re.escape(proxy) +
@@ -81,7 +74,7 @@ def log_counts(text, proxy):
 
 
 def main():
-    vb.require_qemu(kc.skip)
+    require_qemu()
     if not shutil.which(QSD):
         kc.skip(f'{QSD} is not installed (Debian: qemu-system-common)')
     kc.exporter_path()
@@ -98,7 +91,7 @@ def main():
                             f'addr.path={backend},writable=off'],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=open(os.path.join(work, 'qsd.err'), 'w'))
-    if not wait_for(lambda: os.path.exists(backend) or qsd.poll() is not None, 15) or \
+    if not poll(lambda: os.path.exists(backend) or qsd.poll() is not None, 15) or \
             qsd.poll() is not None:
         kc.fail(f'{QSD} did not start: {open(os.path.join(work, "qsd.err")).read()}')
     sniffer = vb.Sniffer(sniff, backend)
@@ -107,14 +100,15 @@ def main():
                 '--kvm.handoff-socket=', '--log.level=debug']
         with kc.Exporter(args) as exporter:
             baseline = vb.settled_fds(exporter.pid)
-            qemu = vb.Qemu(['-chardev', f'socket,id=c,path={tap}',
-                            '-device', 'vhost-user-blk-pci,chardev=c,bootindex=1',
-                            '-serial', f'file:{serial}', '-no-reboot'], work)
-            booted = wait_for(lambda: os.path.exists(serial) and
-                              MARKER in open(serial, 'rb').read(), 60)
+            qemu = Qemu(vb.SHARED_MEMORY + [
+                '-chardev', f'socket,id=c,path={tap}',
+                '-device', 'vhost-user-blk-pci,chardev=c,bootindex=1',
+                '-serial', f'file:{serial}', '-no-reboot'], work, connect=False)
+            booted = poll(lambda: os.path.exists(serial) and
+                          MARKER in open(serial, 'rb').read(), 60)
             if not booted:
                 qemu.quit()
-                kc.fail(f'no boot marker on the serial port after 60s; QEMU: {qemu.stderr()}\n'
+                kc.fail(f'no boot marker on the serial port after 60s; QEMU: {qemu.stderr_text()}\n'
                         f'exporter: {exporter.log_text()}')
             kc.log('  the guest booted from the vhost-user-blk disk through the tap')
 
@@ -156,8 +150,8 @@ def main():
 
             rc = qemu.quit()
             if rc not in (0, None):
-                problems.append(f'QEMU exited with {rc}: {qemu.stderr()}')
-            if not wait_for(lambda: kc.Exposition(exporter.scrape()).samples.get(
+                problems.append(f'QEMU exited with {rc}: {qemu.stderr_text()}')
+            if not poll(lambda: kc.Exposition(exporter.scrape()).samples.get(
                     ('vhost_user_proxy_connected', (('proxy', 'blk'),)), (None,))[0] == 0, 10):
                 problems.append('vhost_user_proxy_connected is not 0 after QEMU quit')
             expo = kc.Exposition(exporter.scrape())

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from kvm_common import Exporter, fail, log, readline_within, skip
+from lib.kvm_common import Exporter, end_on_eof, fail, log, readline_within, skip
 
 VMS_RE = re.compile(r'^kvmstats_exporter_vms\{source="(\w+)"\} (\d+)', re.M)
 
@@ -56,13 +56,7 @@ class Fleet:
             return {int(x) for x in f.read().split()}
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # EOF: kvmfleet ends its children and exits
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_on_eof(self.proc, 60)  # kvmfleet ends its children and exits
         self.tmp.cleanup()
 
     def __enter__(self):

@@ -738,13 +738,7 @@ class Fixture:
         self.dumps = [d for d in self.dumps if d['pid'] != pid]
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # EOF: the fixture kills its children and exits
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_on_eof(self.proc, 10)  # the fixture kills its children and exits
         self.tmp.cleanup()
 
     def __enter__(self):
@@ -752,6 +746,17 @@ class Fixture:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def end_on_eof(proc, timeout):
+    """Ends a child that exits when its stdin closes; killed if not gone after timeout."""
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run_once(args, timeout=60):
@@ -777,7 +782,8 @@ def run_in_mount_namespace(script, why):
 class Exporter:
     """The exporter as an HTTP server on 127.0.0.1; a context manager."""
 
-    def __init__(self, args, timeout=15, prefix=()):
+    def __init__(self, args, timeout=15, prefix=(), probe=None):
+        """probe(port): true once the exporter answers; default: a plain scrape succeeds."""
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}/metrics'
         self.stderr = tempfile.TemporaryFile()
@@ -792,14 +798,19 @@ class Exporter:
         while True:
             if self.proc.poll() is not None:
                 fail(f'exporter exited with {self.proc.returncode}: {self.log_text()}')
-            try:
-                self.scrape()
+            if probe(self.port) if probe else self._answers():
                 return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.close()
-                    fail(f'exporter not answering on {self.url}: {self.log_text()}')
-                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                self.close()
+                fail(f'exporter not answering on port {self.port}: {self.log_text()}')
+            time.sleep(0.05)
+
+    def _answers(self):
+        try:
+            self.scrape()
+            return True
+        except OSError:
+            return False
 
     # Loopback must never go through an http_proxy from the environment.
     _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -394,78 +394,9 @@ class EchoBackend:
             os.unlink(self.path)
 
 
-# --- QEMU --------------------------------------------------------------------
-QEMU_BIN = 'qemu-system-x86_64'
-
-
-def require_qemu(skip):
-    """QEMU, or skip(reason). No KVM needed: Qemu falls back to TCG."""
-    import shutil
-    if not shutil.which(QEMU_BIN):
-        skip(f'{QEMU_BIN} is not installed (Debian: qemu-system-x86)')
-
-
-class Qemu:
-    """QEMU 7.2 with shared guest memory (vhost-user needs it), QMP on a socket.
-
-    KVM when it can open /dev/kvm, TCG otherwise (QEMU takes the first
-    accelerator that initialises): the vhost-user protocol is the same."""
-
-    def __init__(self, args, workdir, name='qemu'):
-        import subprocess
-        self.stderr_path = os.path.join(workdir, name + '.err')
-        self.qmp_path = os.path.join(workdir, name + '.qmp')
-        cmd = [QEMU_BIN, '-accel', 'kvm', '-accel', 'tcg', '-m', '64',
-               '-object', 'memory-backend-memfd,id=mem,size=64M,share=on',
-               '-numa', 'node,memdev=mem', '-display', 'none', '-nodefaults',
-               '-qmp', f'unix:{self.qmp_path},server=on,wait=off'] + list(args)
-        print('  starting: ' + ' '.join(cmd), flush=True)
-        with open(self.stderr_path, 'w') as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
-
-    def stderr(self):
-        with open(self.stderr_path, errors='replace') as f:
-            return f.read()
-
-    def qmp(self, command, timeout=10):
-        """Runs one QMP command; returns its 'return' value (raises on error)."""
-        import json
-        s = connect_unix(self.qmp_path, timeout)
-        s.settimeout(timeout)
-        f = s.makefile('rw')
-        try:
-            json.loads(f.readline())  # greeting
-            for cmd in ('qmp_capabilities', command):
-                f.write(json.dumps({'execute': cmd}) + '\n')
-                f.flush()
-                while True:
-                    resp = json.loads(f.readline())
-                    if 'return' in resp or 'error' in resp:
-                        break  # events are skipped
-                if 'error' in resp:
-                    raise RuntimeError(f'QMP {cmd}: {resp["error"]}')
-            return resp['return']
-        finally:
-            f.close()
-            s.close()
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def quit(self, timeout=10):
-        import subprocess
-        if self.proc.poll() is None:
-            try:
-                self.qmp('quit')
-            except (OSError, RuntimeError, ValueError):
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+# QEMU arguments for vhost-user: guest memory the backend can map (memfd, shared).
+SHARED_MEMORY = ['-object', 'memory-backend-memfd,id=mem,size=64M,share=on',
+                 '-numa', 'node,memdev=mem']
 
 
 def exporter_fds(pid):

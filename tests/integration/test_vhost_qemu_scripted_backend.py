@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: MIT
 """The tap between a real QEMU 7.2 frontend and a scripted backend of ours.
 
-usage: test_vhost_backend.py [observe|enforce]   (default: both, one after the other)
+usage: test_vhost_qemu_scripted_backend.py [observe|enforce]   (default: both)
 
 QEMU (KVM or TCG, memfd shared memory, -S: the guest never runs) has two
 vhost-user-blk-pci devices, each through a proxy of the tap to a scripted
-backend (vhost_backend.BlkBackend) that answers QEMU's set-up like a blk
+backend (vhost_user.BlkBackend) that answers QEMU's set-up like a blk
 backend, advertising BACKEND_REQ, so that QEMU passes the backend channel
 (SET_BACKEND_REQ_FD), which the tap interposes. Proxy "t" is trusted=yes
 with regions 0 (1 MiB) and 1 (2 MiB); proxy "u" is untrusted, region 0.
@@ -34,8 +34,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvm_common as kc  # noqa: E402
-import vhost_backend as vb  # noqa: E402
+from lib import kvm_common as kc  # noqa: E402
+from lib import vhost_user as vb  # noqa: E402
+from lib.qemu import Qemu, require_qemu  # noqa: E402
 
 KiB, MiB = 1 << 10, 1 << 20
 PTR = 0x7f00_0000_0000
@@ -249,7 +250,7 @@ def compare_metrics(expo, name, exp, problems):
 def qemu_unknown_counts(qemu):
     """Backend requests QEMU received, by number, from its log."""
     return collections.Counter(int(n) for n in
-                               re.findall(r'Received unexpected msg type: (\d+)\.', qemu.stderr()))
+                               re.findall(r'Received unexpected msg type: (\d+)\.', qemu.stderr_text()))
 
 
 def run(policy):
@@ -267,17 +268,18 @@ def run(policy):
                       '--log.level=debug']
     with kc.Exporter(args) as exporter:
         baseline = vb.settled_fds(exporter.pid)
-        qemu = vb.Qemu(['-S',
-                        '-chardev', f'socket,id=t,path={work}/t-tap.sock',
-                        '-device', 'vhost-user-blk-pci,chardev=t',
-                        '-chardev', f'socket,id=u,path={work}/u-tap.sock',
-                        '-device', 'vhost-user-blk-pci,chardev=u'], work)
+        qemu = Qemu(vb.SHARED_MEMORY + [
+            '-S',
+            '-chardev', f'socket,id=t,path={work}/t-tap.sock',
+            '-device', 'vhost-user-blk-pci,chardev=t',
+            '-chardev', f'socket,id=u,path={work}/u-tap.sock',
+            '-device', 'vhost-user-blk-pci,chardev=u'], work, connect=False)
         for name, b in backends.items():
             if not (b.channel_ready.wait(30) and b.config_done.wait(30)):
                 qemu.quit()
                 kc.fail(f'{name}: QEMU never finished the device set-up (backend saw '
-                        f'{b.requests}); QEMU: {qemu.stderr()}\nexporter: {exporter.log_text()}')
-        if qemu.qmp('query-status')['status'] != 'prelaunch':
+                        f'{b.requests}); QEMU: {qemu.stderr_text()}\nexporter: {exporter.log_text()}')
+        if qemu.qmp.cmd('query-status')['status'] != 'prelaunch':
             problems.append('QEMU is not paused in prelaunch')
 
         extra_syncs = {'t': 0, 'u': 0}
@@ -305,7 +307,7 @@ def run(policy):
 
         rc = qemu.quit()
         if rc not in (0, None):
-            problems.append(f'QEMU exited with {rc}: {qemu.stderr()}')
+            problems.append(f'QEMU exited with {rc}: {qemu.stderr_text()}')
         for b in backends.values():
             b.closed.wait(10)
         n = vb.wait_fds(exporter.pid, baseline)
@@ -326,7 +328,7 @@ def run(policy):
 
 
 def main():
-    vb.require_qemu(kc.skip)
+    require_qemu()
     kc.exporter_path()
     policies = sys.argv[1:] or ['observe', 'enforce']
     ok = all([run(p) for p in policies])

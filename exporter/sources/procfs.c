@@ -23,6 +23,7 @@
 
 #include "log/log.h"
 #include "macro.h"
+#include "util/array.h"
 #include "util/clock.h"
 #include "util/samefile.h"
 #include "sources/procfs.h"
@@ -269,16 +270,9 @@ static int list_candidates(int proc_fd, const char *pid_name, struct candidate *
 			vcpu = atoi(link + strlen(LINK_VCPU));
 		else
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct candidate *c = reallocarray(cands, ncap, sizeof(*c));
-
-			if (!c) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			cands = c;
-			cap = ncap;
+		if (array_make_room((void **)&cands, &cap, n, sizeof(*cands), 8) < 0) {
+			closedir(d);
+			return -ENOMEM;
 		}
 		cands[n++] = (struct candidate){ .fd = atoi(de->d_name), .vcpu = vcpu };
 	}

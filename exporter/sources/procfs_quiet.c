@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "sources/procfs_quiet.h"
+#include "util/array.h"
 
 int procfs_process_cpu_ns(pid_t pid, uint64_t *ret_ns)
 {
@@ -22,15 +23,8 @@ int procfs_process_cpu_ns(pid_t pid, uint64_t *ret_ns)
 
 bool procfs_quiet_add(struct procfs_quiet_list *l, pid_t pid, bool vmm, uint64_t cpu_ns)
 {
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 256;
-		struct procfs_quiet *q = reallocarray(l->items, ncap, sizeof(*q));
-
-		if (!q)
-			return false;
-		l->items = q;
-		l->cap = ncap;
-	}
+	if (array_make_room((void **)&l->items, &l->cap, l->n, sizeof(*l->items), 256) < 0)
+		return false;
 	l->items[l->n++] = (struct procfs_quiet){ .pid = pid, .vmm = vmm, .cpu_ns = cpu_ns };
 	return true;
 }

@@ -28,6 +28,7 @@
 #include "log/log.h"
 #include "macro.h"
 #include "sources/vcpu_map.h"
+#include "util/array.h"
 #include "util/taskfiles.h"
 
 #define MAX_TASKS   4096 /* threads looked at per process and pass */
@@ -123,16 +124,9 @@ static int list_tasks(int task_dir, struct task **ret)
 
 		if (tid <= 0)
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			struct task *p = reallocarray(tasks, ncap, sizeof(*p));
-
-			if (!p) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			tasks = p;
-			cap = ncap;
+		if (array_make_room((void **)&tasks, &cap, n, sizeof(*tasks), 32) < 0) {
+			closedir(d);
+			return -ENOMEM;
 		}
 		tasks[n] = (struct task){ .tid = (pid_t)tid, .vcpu_pos = -1 };
 		tasks[n].worker = is_worker(task_dir, tasks[n].tid);
